@@ -1,0 +1,59 @@
+//! Command-line front end: flags → resolved options → library call → rendering.
+//!
+//! Nothing here decides anything a library user could not: it parses, resolves
+//! and renders. Exit codes come from [`shiftlog::ExitStatus`] in one place
+//! ([`main`]).
+
+mod args;
+mod context;
+mod demo;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use shiftlog::ExitStatus;
+
+pub use args::{Cli, Command, GlobalArgs};
+
+/// Parses the command line, runs the command, prints errors, returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => ExitStatus::Usage.code(),
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    output::init_tracing(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(ExitStatus::Failed.code());
+        }
+    };
+    let global = cli.global.clone();
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(err) => {
+            let status = err
+                .downcast_ref::<shiftlog::Error>()
+                .map(shiftlog::Error::exit_status)
+                .unwrap_or(ExitStatus::Failed);
+            output::print_error(&global, &err, status);
+            ExitCode::from(status.code())
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::Demo(args) => demo::exec(&cli.global, args).await,
+    }
+}

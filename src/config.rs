@@ -1,0 +1,221 @@
+//! `shiftlog.toml`, the optional project configuration: where migrations and
+//! backfills live, the ledger schema, defaults, and named environments.
+//!
+//! ```toml
+//! ledger_schema = "shiftlog"        # default
+//! migrations_dir = "migrations"     # default
+//! backfills_dir = "backfills"       # default
+//! default_env = "dev"               # used when nothing else names a database
+//! lock_timeout = "5s"               # default for every migration transaction
+//! lock_retries = 5                  # tries after a lock timeout
+//!
+//! [environments.dev]
+//! url = "postgres://localhost/app_dev"
+//! [environments.staging]
+//! url = "${STAGING_DATABASE_URL}"   # ${VAR} is read from the environment
+//! ```
+//!
+//! Unknown keys are errors naming the line, so a typo never silently falls
+//! back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// The file name looked up in the project root.
+pub const FILE_NAME: &str = "shiftlog.toml";
+
+/// Parsed `shiftlog.toml` (all defaults when the file does not exist).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// Schema holding the ledger.
+    #[serde(default = "default_schema")]
+    pub ledger_schema: String,
+    /// Migrations directory, relative to the project root.
+    #[serde(default = "default_migrations")]
+    pub migrations_dir: PathBuf,
+    /// Backfill definitions directory, relative to the project root.
+    #[serde(default = "default_backfills")]
+    pub backfills_dir: PathBuf,
+    /// Environment used when no other source names a database.
+    #[serde(default)]
+    pub default_env: Option<String>,
+    /// Default `lock_timeout` of migration transactions, e.g. `"5s"`.
+    #[serde(default)]
+    pub lock_timeout: Option<String>,
+    /// Tries after a lock timeout before giving up.
+    #[serde(default)]
+    pub lock_retries: Option<u32>,
+    /// Named environments.
+    #[serde(default)]
+    pub environments: BTreeMap<String, Environment>,
+    /// Where the file was read from, if it exists.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+}
+
+/// One `[environments.NAME]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// Connection URL or keyword/value string; `${VAR}` is expanded.
+    pub url: String,
+}
+
+fn default_schema() -> String {
+    "shiftlog".to_owned()
+}
+fn default_migrations() -> PathBuf {
+    PathBuf::from("migrations")
+}
+fn default_backfills() -> PathBuf {
+    PathBuf::from("backfills")
+}
+
+impl Default for ProjectConfig {
+    fn default() -> Self {
+        Self {
+            ledger_schema: default_schema(),
+            migrations_dir: default_migrations(),
+            backfills_dir: default_backfills(),
+            default_env: None,
+            lock_timeout: None,
+            lock_retries: None,
+            environments: BTreeMap::new(),
+            path: None,
+        }
+    }
+}
+
+impl ProjectConfig {
+    /// Reads `shiftlog.toml` from `root`; defaults when it does not exist.
+    pub fn load(root: &Path) -> Result<Self, Error> {
+        let path = root.join(FILE_NAME);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(Error::Config {
+                    path: Some(path),
+                    line: None,
+                    message: format!("cannot read the file: {e}"),
+                });
+            }
+        };
+        Self::parse(&text, &path)
+    }
+
+    /// Parses the text of a `shiftlog.toml` found at `path` (used in messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
+        let mut config: Self = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            Error::Config {
+                path: Some(path.to_owned()),
+                line: line.map(|l| l as u32),
+                message: e.message().to_owned(),
+            }
+        })?;
+        config.path = Some(path.to_owned());
+        if let Some(name) = &config.default_env
+            && !config.environments.contains_key(name)
+        {
+            return Err(Error::Config {
+                path: Some(path.to_owned()),
+                line: None,
+                message: format!("default_env `{name}` is not defined under [environments]"),
+            });
+        }
+        crate::ident::QualifiedName::parse(&config.ledger_schema).map_err(|m| Error::Config {
+            path: Some(path.to_owned()),
+            line: None,
+            message: format!("ledger_schema: {m}"),
+        })?;
+        Ok(config)
+    }
+
+    /// The expanded URL of environment `name`.
+    pub fn environment_url(
+        &self,
+        name: &str,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, Error> {
+        let env = self.environments.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+            Error::Config {
+                path: self.path.clone(),
+                line: None,
+                message: if known.is_empty() {
+                    format!(
+                        "environment `{name}` is not defined: add [environments.{name}] with a url to {FILE_NAME}"
+                    )
+                } else {
+                    format!("environment `{name}` is not defined (known: {})", known.join(", "))
+                },
+            }
+        })?;
+        expand_vars(&env.url, var).map_err(|message| Error::Config {
+            path: self.path.clone(),
+            line: None,
+            message: format!("environment `{name}`: {message}"),
+        })
+    }
+}
+
+/// Expands `${VAR}` from `var`; an unset variable is an error naming it.
+pub fn expand_vars(text: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| "`${` without a closing `}`".to_owned())?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`${{{name}}}` is not a valid variable reference"));
+        }
+        let value = var(name).ok_or_else(|| format!("variable {name} is not set"))?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_environments_and_expands_variables() {
+        let c = ProjectConfig::parse(
+            "default_env = \"dev\"\n[environments.dev]\nurl = \"postgres://h/${DB}\"\n",
+            Path::new("shiftlog.toml"),
+        )
+        .unwrap();
+        let var = |k: &str| (k == "DB").then(|| "app".to_owned());
+        assert_eq!(c.environment_url("dev", &var).unwrap(), "postgres://h/app");
+        let err = c.environment_url("dev", &|_| None).unwrap_err().to_string();
+        assert!(err.contains("variable DB is not set"), "{err}");
+        let err = c.environment_url("prod", &var).unwrap_err().to_string();
+        assert!(err.contains("environment `prod` is not defined (known: dev)"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line() {
+        let err = ProjectConfig::parse("ledger_schema = \"x\"\nlock_timout = \"1s\"\n", Path::new("p/shiftlog.toml"))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("p/shiftlog.toml:2:"), "{msg}");
+        assert!(msg.contains("lock_timout"), "{msg}");
+    }
+
+    #[test]
+    fn default_env_must_exist() {
+        let err = ProjectConfig::parse("default_env = \"x\"\n", Path::new("shiftlog.toml")).unwrap_err();
+        assert!(err.to_string().contains("default_env `x` is not defined"));
+    }
+}

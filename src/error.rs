@@ -1,0 +1,175 @@
+//! The library's error type and the one mapping from errors to process exit
+//! codes (DESIGN.md §4).
+//!
+//! Every variant carries what it concerns — the file and line, the migration
+//! version, the connection target — and its message says what to do next.
+//! Messages are lowercase; they never contain a password.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::conn::ConnectErrorKind;
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in shiftlog.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad flags or a missing required input.
+    #[error("{message}")]
+    Usage {
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+
+    /// A malformed `shiftlog.toml` or other configuration file.
+    #[error("{}{message}", location(path, line))]
+    Config {
+        /// The file, when there is one.
+        path: Option<PathBuf>,
+        /// 1-based line, when known.
+        line: Option<u32>,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A connection string that cannot be parsed. The string itself is never
+    /// included: it may hold a password.
+    #[error("invalid connection string: {message}")]
+    InvalidConnectionString {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// The server could not be reached or refused the connection.
+    #[error("could not connect to {target}: {message}")]
+    Connect {
+        /// `user@host:port/dbname`.
+        target: String,
+        /// Why.
+        kind: ConnectErrorKind,
+        /// Message with a hint.
+        message: String,
+    },
+
+    /// A statement failed outside any migration script.
+    #[error("{context}: {}", crate::conn::redact(&db_error_text(source)))]
+    Db {
+        /// What shiftlog was doing.
+        context: String,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The throwaway server could not be started or used.
+    #[error("throwaway PostgreSQL: {message}")]
+    Scratch {
+        /// What went wrong and what to install or check.
+        message: String,
+    },
+
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps a driver error with what shiftlog was doing.
+    pub fn db(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
+        Self::Db { context: context.into(), source }
+    }
+
+    /// The process exit status this error maps to (DESIGN.md §4).
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Self::Usage { .. } | Self::Config { .. } | Self::InvalidConnectionString { .. } => {
+                ExitStatus::Usage
+            }
+            Self::Connect { .. } | Self::Db { .. } | Self::Scratch { .. } | Self::Io { .. } => {
+                ExitStatus::Failed
+            }
+        }
+    }
+}
+
+/// Exit codes of the `shiftlog` binary (DESIGN.md §4). Stable: scripts rely on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// 0: success.
+    Success,
+    /// 1: a migration, backfill or database operation failed.
+    Failed,
+    /// 2: usage or configuration error.
+    Usage,
+    /// 3: a check found a problem (lint, drift, verify, stale sum, modified migration).
+    CheckFailed,
+    /// 4: the lease could not be taken in time.
+    LeaseUnavailable,
+    /// 130: interrupted, after a clean stop.
+    Interrupted,
+}
+
+impl ExitStatus {
+    /// The numeric process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Success => 0,
+            Self::Failed => 1,
+            Self::Usage => 2,
+            Self::CheckFailed => 3,
+            Self::LeaseUnavailable => 4,
+            Self::Interrupted => 130,
+        }
+    }
+}
+
+fn location(path: &Option<PathBuf>, line: &Option<u32>) -> String {
+    match (path, line) {
+        (Some(p), Some(l)) => format!("{}:{l}: ", p.display()),
+        (Some(p), None) => format!("{}: ", p.display()),
+        _ => String::new(),
+    }
+}
+
+/// The server's message (with detail and hint) when there is one, else the
+/// driver's description.
+pub fn db_error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut s = db.message().to_owned();
+            if let Some(d) = db.detail() {
+                s.push_str(" (");
+                s.push_str(d);
+                s.push(')');
+            }
+            if let Some(h) = db.hint() {
+                s.push_str("; hint: ");
+                s.push_str(h);
+            }
+            s
+        }
+        None => {
+            let mut s = e.to_string();
+            if let Some(src) = std::error::Error::source(e) {
+                s.push_str(": ");
+                s.push_str(&src.to_string());
+            }
+            s
+        }
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}

@@ -1,0 +1,377 @@
+//! The layout of the migrations directory: which files form which migration.
+//!
+//! Owns the naming rules of DESIGN.md §2 "Files": single-file migrations,
+//! phased migration directories, `shiftlog.sum`, ignored dotfiles, and every
+//! structural problem (unexpected files, malformed names, down or verify
+//! scripts without their up script, versions used twice). Lists directories
+//! and reads metadata only; script *contents* are read by `source`, so that
+//! `shiftlog new` can work in a directory whose scripts are still unfinished.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::error::{Problem, SourceError};
+use super::sumfile::FILE_NAME as SUM_FILE;
+use super::version::{Version, parse_name};
+
+const UP: &str = ".sql";
+const DOWN: &str = ".down.sql";
+const VERIFY: &str = ".verify.sql";
+
+const EXPECTED_FILES: &str = "expected `<version>_<description>.sql` (with optional \
+     `.down.sql` and `.verify.sql`), a phased migration directory \
+     `<version>_<description>/`, or `shiftlog.sum`; rename the file or move it out of the \
+     migrations directory";
+
+const EXPECTED_PHASE_FILES: &str = "a phased migration directory holds only expand.sql, \
+     expand.down.sql, expand.verify.sql, contract.sql, contract.down.sql and \
+     contract.verify.sql; rename it or move it out";
+
+/// The migrations directory, classified but not yet read.
+#[derive(Debug, Default)]
+pub(crate) struct Layout {
+    /// Well-formed migrations, sorted by version.
+    pub(crate) entries: Vec<Entry>,
+    /// Structural problems, in directory order.
+    pub(crate) problems: Vec<Problem>,
+}
+
+/// One migration's files, with paths relative to the project root.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub(crate) version: Version,
+    pub(crate) description: String,
+    /// The up script (simple) or the directory (phased).
+    pub(crate) path: PathBuf,
+    pub(crate) kind: EntryKind,
+}
+
+#[derive(Debug)]
+pub(crate) enum EntryKind {
+    Simple(Files),
+    /// At least one of the two is present.
+    Phased {
+        expand: Option<Files>,
+        contract: Option<Files>,
+    },
+}
+
+/// The files of one phase.
+#[derive(Debug)]
+pub(crate) struct Files {
+    pub(crate) up: PathBuf,
+    pub(crate) down: Option<PathBuf>,
+    pub(crate) verify: Option<PathBuf>,
+}
+
+impl Files {
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        std::iter::once(&self.up)
+            .chain(self.down.as_ref())
+            .chain(self.verify.as_ref())
+    }
+}
+
+impl Entry {
+    /// Every file, in `shiftlog.sum` order: up, down, verify; expand before contract.
+    pub(crate) fn paths(&self) -> Vec<&PathBuf> {
+        match &self.kind {
+            EntryKind::Simple(files) => files.paths().collect(),
+            EntryKind::Phased { expand, contract } => expand
+                .iter()
+                .chain(contract.iter())
+                .flat_map(Files::paths)
+                .collect(),
+        }
+    }
+}
+
+/// The migrations directory as it should appear in messages and script
+/// paths: relative to the project root when it lies inside it.
+pub(crate) fn relative_dir(project_root: &Path, migrations_dir: &Path) -> PathBuf {
+    if migrations_dir.is_relative() {
+        return migrations_dir.to_path_buf();
+    }
+    migrations_dir
+        .strip_prefix(project_root)
+        .unwrap_or(migrations_dir)
+        .to_path_buf()
+}
+
+/// Classifies the files of `migrations_dir` (relative to `project_root`, or
+/// absolute). Fails outright only when the directory itself is missing or
+/// unreadable; everything else is collected in [`Layout::problems`].
+pub(crate) fn scan(project_root: &Path, migrations_dir: &Path) -> Result<Layout, SourceError> {
+    let abs = project_root.join(migrations_dir);
+    let rel = relative_dir(project_root, migrations_dir);
+    match fs::metadata(&abs) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(SourceError::MissingDir { path: rel });
+        }
+        Err(source) => return Err(SourceError::Read { path: rel, source }),
+        Ok(meta) if !meta.is_dir() => return Err(SourceError::NotADirectory { path: rel }),
+        Ok(_) => {}
+    }
+    let names = list_dir(&abs).map_err(|source| SourceError::Read {
+        path: rel.clone(),
+        source,
+    })?;
+
+    let mut layout = Layout::default();
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    for raw in names {
+        let path = rel.join(&raw);
+        let Some(name) = raw.to_str() else {
+            layout.problems.push(Problem::new(
+                path,
+                "file name is not valid UTF-8; rename it",
+            ));
+            continue;
+        };
+        // Dotfiles (`.gitkeep`, editor swap files) are never migrations.
+        if name.starts_with('.') {
+            continue;
+        }
+        let meta = match fs::metadata(abs.join(name)) {
+            Ok(meta) => meta,
+            Err(e) => {
+                layout.problems.push(Problem::new(
+                    path,
+                    format!("cannot read: {e}; fix or remove this entry"),
+                ));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            if let Some(entry) = scan_phased(&abs.join(name), path, name, &mut layout.problems) {
+                layout.entries.push(entry);
+            }
+        } else if !meta.is_file() {
+            layout.problems.push(Problem::new(
+                path,
+                "not a regular file or directory; remove it from the migrations directory",
+            ));
+        } else if name != SUM_FILE {
+            classify_file(name, path, &mut groups, &mut layout.problems);
+        }
+    }
+
+    for (stem, group) in groups {
+        match group.up {
+            Some(up) => layout.entries.push(Entry {
+                version: group.version,
+                description: group.description,
+                path: up.clone(),
+                kind: EntryKind::Simple(Files {
+                    up,
+                    down: group.down,
+                    verify: group.verify,
+                }),
+            }),
+            None => {
+                for orphan in group.down.into_iter().chain(group.verify) {
+                    layout.problems.push(Problem::new(
+                        orphan,
+                        format!(
+                            "has no up script `{stem}.sql`; add the up script or remove this file"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    layout
+        .entries
+        .sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.path.cmp(&b.path)));
+    for same in layout.entries.chunk_by(|a, b| a.version == b.version) {
+        if let Some((first, rest)) = same.split_first() {
+            for other in rest {
+                layout.problems.push(Problem::new(
+                    other.path.clone(),
+                    format!(
+                        "version {} is used twice: `{}` and `{}`; give one of them a new version",
+                        other.version,
+                        first.path.display(),
+                        other.path.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(layout)
+}
+
+/// The files of one single-file migration name, gathered across the listing.
+#[derive(Debug)]
+struct Group {
+    version: Version,
+    description: String,
+    up: Option<PathBuf>,
+    down: Option<PathBuf>,
+    verify: Option<PathBuf>,
+}
+
+fn classify_file(
+    name: &str,
+    path: PathBuf,
+    groups: &mut BTreeMap<String, Group>,
+    problems: &mut Vec<Problem>,
+) {
+    // Longest suffix first: `x.down.sql` also ends in `.sql`.
+    let (stem, role) = if let Some(stem) = name.strip_suffix(DOWN) {
+        (stem, DOWN)
+    } else if let Some(stem) = name.strip_suffix(VERIFY) {
+        (stem, VERIFY)
+    } else if let Some(stem) = name.strip_suffix(UP) {
+        (stem, UP)
+    } else {
+        problems.push(Problem::new(
+            path,
+            format!("unexpected file; {EXPECTED_FILES}"),
+        ));
+        return;
+    };
+    let (version, description) = match parse_name(stem) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            problems.push(Problem::new(path, format!("malformed migration name: {e}")));
+            return;
+        }
+    };
+    let group = groups.entry(stem.to_owned()).or_insert_with(|| Group {
+        version,
+        description,
+        up: None,
+        down: None,
+        verify: None,
+    });
+    let slot = match role {
+        DOWN => &mut group.down,
+        VERIFY => &mut group.verify,
+        _ => &mut group.up,
+    };
+    *slot = Some(path);
+}
+
+/// The files of one phase of a phased migration directory.
+#[derive(Debug, Default)]
+struct Slots {
+    up: Option<PathBuf>,
+    down: Option<PathBuf>,
+    verify: Option<PathBuf>,
+}
+
+fn scan_phased(abs: &Path, rel: PathBuf, name: &str, problems: &mut Vec<Problem>) -> Option<Entry> {
+    let (version, description) = match parse_name(name) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            problems.push(Problem::new(
+                rel,
+                format!(
+                    "malformed phased migration directory name: {e}; or move this directory \
+                     out of the migrations directory"
+                ),
+            ));
+            return None;
+        }
+    };
+    let names = match list_dir(abs) {
+        Ok(names) => names,
+        Err(e) => {
+            problems.push(Problem::new(rel, format!("cannot read the directory: {e}")));
+            return None;
+        }
+    };
+    let mut expand = Slots::default();
+    let mut contract = Slots::default();
+    for raw in names {
+        let path = rel.join(&raw);
+        let Some(file) = raw.to_str() else {
+            problems.push(Problem::new(
+                path,
+                "file name is not valid UTF-8; rename it",
+            ));
+            continue;
+        };
+        if file.starts_with('.') {
+            continue;
+        }
+        if fs::metadata(abs.join(file)).is_ok_and(|meta| !meta.is_file()) {
+            problems.push(Problem::new(
+                path,
+                format!("unexpected entry; {EXPECTED_PHASE_FILES}"),
+            ));
+            continue;
+        }
+        let slot = match file {
+            "expand.sql" => &mut expand.up,
+            "expand.down.sql" => &mut expand.down,
+            "expand.verify.sql" => &mut expand.verify,
+            "contract.sql" => &mut contract.up,
+            "contract.down.sql" => &mut contract.down,
+            "contract.verify.sql" => &mut contract.verify,
+            _ => {
+                problems.push(Problem::new(
+                    path,
+                    format!("unexpected file; {EXPECTED_PHASE_FILES}"),
+                ));
+                continue;
+            }
+        };
+        *slot = Some(path);
+    }
+
+    let neither = expand.up.is_none() && contract.up.is_none();
+    let before = problems.len();
+    let expand = phase_files(expand, "expand", problems);
+    let contract = phase_files(contract, "contract", problems);
+    if neither {
+        // Orphaned down/verify files already say what is missing.
+        if problems.len() == before {
+            problems.push(Problem::new(
+                rel,
+                "phased migration has neither expand.sql nor contract.sql; add at least one \
+                 or remove the directory",
+            ));
+        }
+        return None;
+    }
+    Some(Entry {
+        version,
+        description,
+        path: rel,
+        kind: EntryKind::Phased { expand, contract },
+    })
+}
+
+fn phase_files(slots: Slots, phase: &str, problems: &mut Vec<Problem>) -> Option<Files> {
+    match slots.up {
+        Some(up) => Some(Files {
+            up,
+            down: slots.down,
+            verify: slots.verify,
+        }),
+        None => {
+            for orphan in slots.down.into_iter().chain(slots.verify) {
+                problems.push(Problem::new(
+                    orphan,
+                    format!("has no up script `{phase}.sql`; add {phase}.sql or remove this file"),
+                ));
+            }
+            None
+        }
+    }
+}
+
+/// The names in `dir`, sorted so that scans and their problems are stable.
+fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
+    let mut names = fs::read_dir(dir)?
+        .map(|entry| entry.map(|e| e.file_name()))
+        .collect::<io::Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
+}

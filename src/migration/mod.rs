@@ -1,0 +1,30 @@
+//! A project's migration files on disk: discovering, parsing, checksumming
+//! and creating them (DESIGN.md §2 "Files").
+//!
+//! Everything here is pure file handling: no database, no async. It must not
+//! know the ledger's layout or open connections; planning what to apply
+//! against what is recorded happens elsewhere, from the [`MigrationSet`]
+//! built here.
+
+mod checksum;
+mod directive;
+mod error;
+mod layout;
+mod requires;
+mod script;
+mod set;
+mod source;
+pub mod sumfile;
+mod template;
+mod version;
+
+pub use checksum::{ALGORITHM, Checksum, normalize};
+pub use directive::{DirectiveError, Directives, header_lines, parse_duration};
+pub use error::{ParseError, Problem, SourceError};
+pub use requires::validate_requires;
+pub use script::Script;
+pub use set::{Migration, MigrationBody, MigrationSet, Phase, PhaseScripts};
+pub use source::load;
+pub use sumfile::SumStatus;
+pub use template::new_migration;
+pub use version::{Version, normalize_description, parse_name, validate_description};

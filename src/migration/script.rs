@@ -1,0 +1,229 @@
+//! One SQL script file: its normalized text, checksum and directives.
+//!
+//! Owns turning a file's bytes into a [`Script`]: UTF-8 validation (with the
+//! offset and line of the first bad byte), normalization, the "has SQL" check
+//! and directive parsing. Reading the bytes is the only I/O here; which files
+//! are scripts is decided by the layout scan, not here.
+
+use std::path::{Path, PathBuf};
+
+use super::checksum::{Checksum, normalize};
+use super::directive::{Directives, header_lines};
+use super::error::Problem;
+
+/// A migration script, read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The file, relative to the project root (e.g. `migrations/20261101090000_x.sql`).
+    pub path: PathBuf,
+    /// The text, normalized: BOM stripped, LF line endings.
+    pub text: String,
+    /// The checksum of `text`.
+    pub checksum: Checksum,
+    /// The `-- shiftlog:` directives from the header.
+    pub directives: Directives,
+    /// How many lines the header (leading comments and blank lines) spans.
+    pub header_lines: usize,
+}
+
+impl Script {
+    /// Reads the script at `path` (relative to `project_root`), returning
+    /// every problem found in it.
+    pub fn read(project_root: &Path, path: PathBuf) -> Result<Script, Vec<Problem>> {
+        match std::fs::read(project_root.join(&path)) {
+            Ok(bytes) => Script::parse(path, &bytes),
+            Err(e) => Err(vec![Problem::new(
+                path,
+                format!("cannot read the file: {e}; check that it is readable"),
+            )]),
+        }
+    }
+
+    /// Builds a script from the file's bytes; `path` is only used to name
+    /// the file in problems.
+    pub fn parse(path: PathBuf, bytes: &[u8]) -> Result<Script, Vec<Problem>> {
+        let raw = match std::str::from_utf8(bytes) {
+            Ok(raw) => raw,
+            Err(e) => return Err(vec![not_utf8(path, bytes, e.valid_up_to())]),
+        };
+        let text = normalize(raw).into_owned();
+        if text.trim().is_empty() {
+            return Err(vec![Problem::new(
+                path,
+                "script is empty; write the migration's SQL or delete the file",
+            )]);
+        }
+        if !has_sql(&text) {
+            return Err(vec![Problem::new(
+                path,
+                "script holds only comments; write the migration's SQL or delete the file",
+            )]);
+        }
+        let directives = Directives::parse(&text).map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| Problem::at_line(path.clone(), e.line, e.message))
+                .collect::<Vec<_>>()
+        })?;
+        Ok(Script {
+            checksum: Checksum::of(&text),
+            header_lines: header_lines(&text),
+            path,
+            text,
+            directives,
+        })
+    }
+}
+
+fn not_utf8(path: PathBuf, bytes: &[u8], offset: usize) -> Problem {
+    let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+    // A UTF-16 file (as some Windows editors save) fails on its first byte;
+    // name the likely cause rather than only the offset.
+    let hint = if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        "it looks like UTF-16; re-save it as UTF-8"
+    } else {
+        "re-save it as UTF-8"
+    };
+    Problem::at_line(
+        path,
+        line,
+        format!("file is not valid UTF-8 (first invalid byte at offset {offset}); {hint}"),
+    )
+}
+
+/// Whether `text` has anything besides whitespace, `--` comments and
+/// (nested, as PostgreSQL allows) `/* */` comments.
+fn has_sql(text: &str) -> bool {
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start();
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.find('\n').map_or("", |i| &after[i..]);
+        } else if rest.starts_with("/*") {
+            match skip_block_comment(rest) {
+                Some(after) => rest = after,
+                // An unterminated block comment hides everything after it.
+                None => return false,
+            }
+        } else {
+            return !rest.is_empty();
+        }
+    }
+}
+
+/// The text after the block comment that `text` starts with, or `None` if it
+/// never closes.
+fn skip_block_comment(text: &str) -> Option<&str> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    let bytes = text.as_bytes();
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return Some(&text[i..]);
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(bytes: &[u8]) -> Result<Script, Vec<Problem>> {
+        Script::parse(PathBuf::from("migrations/1_a.sql"), bytes)
+    }
+
+    fn single_problem(bytes: &[u8]) -> Problem {
+        let mut problems = parse(bytes).expect_err("expected a problem");
+        assert_eq!(problems.len(), 1, "expected one problem: {problems:?}");
+        problems.remove(0)
+    }
+
+    #[test]
+    fn parse_normalizes_and_reads_directives() {
+        let script = parse(b"\xef\xbb\xbf-- shiftlog:no-transaction\r\n\r\nSELECT 1;\r\n")
+            .expect("valid script");
+        assert_eq!(script.text, "-- shiftlog:no-transaction\n\nSELECT 1;\n");
+        assert!(script.directives.no_transaction);
+        assert_eq!(script.header_lines, 2);
+        assert_eq!(
+            script.checksum,
+            Checksum::of("-- shiftlog:no-transaction\n\nSELECT 1;\n")
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_names_offset_and_line() {
+        let problem = single_problem(b"SELECT 1;\nSELECT '\xff';\n");
+        assert_eq!(problem.path, PathBuf::from("migrations/1_a.sql"));
+        assert_eq!(problem.line, Some(2));
+        assert!(problem.message.contains("offset 18"), "{}", problem.message);
+    }
+
+    #[test]
+    fn utf16_gets_a_hint() {
+        let problem = single_problem(b"\xff\xfeS\x00");
+        assert!(problem.message.contains("UTF-16"), "{}", problem.message);
+    }
+
+    #[test]
+    fn empty_and_comment_only_scripts_are_errors() {
+        assert!(single_problem(b"").message.contains("empty"));
+        assert!(single_problem(b" \n\t\r\n").message.contains("empty"));
+        assert!(
+            single_problem(b"-- todo\n\n-- later\n")
+                .message
+                .contains("only comments")
+        );
+        assert!(
+            single_problem(b"/* a /* nested */ b */\n-- x")
+                .message
+                .contains("only comments")
+        );
+        assert!(
+            single_problem(b"/* never closed\nSELECT 1;")
+                .message
+                .contains("only comments")
+        );
+    }
+
+    #[test]
+    fn sql_after_comments_counts() {
+        assert!(parse(b"/* a */ SELECT 1;").is_ok());
+        assert!(parse(b"-- a\nSELECT 1;").is_ok());
+    }
+
+    #[test]
+    fn directive_errors_carry_the_line() {
+        let problem = single_problem(b"-- intro\n-- shiftlog:sometimes\nSELECT 1;\n");
+        assert_eq!(problem.line, Some(2));
+        assert!(
+            problem.message.contains("unknown directive"),
+            "{}",
+            problem.message
+        );
+    }
+
+    #[test]
+    fn read_reports_missing_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let problems =
+            Script::read(dir.path(), PathBuf::from("migrations/1_a.sql")).expect_err("missing");
+        assert!(
+            problems[0].message.contains("cannot read"),
+            "{:?}",
+            problems
+        );
+    }
+}

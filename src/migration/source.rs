@@ -1,0 +1,388 @@
+//! Loading a project's migrations: [`load`] turns the migrations directory
+//! into a [`MigrationSet`] or the full list of problems in it.
+//!
+//! "Scan, then read": the layout scan decides which files form which
+//! migration, then every script is read and checked. Problems from both steps
+//! are collected, not returned at the first, so `shiftlog check` can list
+//! every finding in one run. No database, no async.
+
+use std::path::{Path, PathBuf};
+
+use super::directive::line_of;
+use super::error::{Problem, SourceError};
+use super::layout::{EntryKind, Files, scan};
+use super::script::Script;
+use super::set::{Migration, MigrationBody, MigrationSet, PhaseScripts};
+
+/// Loads every migration in `migrations_dir` (relative to `project_root`,
+/// or absolute).
+///
+/// Fails with [`SourceError::MissingDir`] when the directory does not exist,
+/// and with [`SourceError::Problems`] listing every problem found (sorted by
+/// path and line) when any file is misnamed, misplaced, unreadable, not
+/// UTF-8, empty, or has a bad directive. Whether `requires` directives point
+/// at real, earlier versions is checked separately by
+/// [`validate_requires`](super::validate_requires).
+pub fn load(project_root: &Path, migrations_dir: &Path) -> Result<MigrationSet, SourceError> {
+    let layout = scan(project_root, migrations_dir)?;
+    let mut problems = layout.problems;
+    let mut migrations = Vec::new();
+    for entry in layout.entries {
+        let body = match entry.kind {
+            EntryKind::Simple(files) => {
+                read_phase(project_root, files, &mut problems).map(MigrationBody::Simple)
+            }
+            EntryKind::Phased { expand, contract } => {
+                let expand = expand.map(|files| read_phase(project_root, files, &mut problems));
+                let contract = contract.map(|files| read_phase(project_root, files, &mut problems));
+                match (expand, contract) {
+                    (Some(None), _) | (_, Some(None)) => None,
+                    (expand, contract) => Some(MigrationBody::Phased {
+                        expand: expand.flatten(),
+                        contract: contract.flatten(),
+                    }),
+                }
+            }
+        };
+        if let Some(body) = body {
+            migrations.push(Migration {
+                version: entry.version,
+                description: entry.description,
+                path: entry.path,
+                body,
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(MigrationSet::new(migrations))
+    } else {
+        problems.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
+        Err(SourceError::Problems(problems))
+    }
+}
+
+/// Reads the scripts of one phase; `None` when any of them has a problem
+/// (all of which are pushed to `problems`).
+fn read_phase(root: &Path, files: Files, problems: &mut Vec<Problem>) -> Option<PhaseScripts> {
+    let before = problems.len();
+    let up = read(root, files.up.clone(), problems);
+    let down = files.down.and_then(|path| read(root, path, problems));
+    let verify = files.verify.and_then(|path| read(root, path, problems));
+    for script in down.iter().chain(verify.iter()) {
+        if !script.directives.requires.is_empty() {
+            let message = format!(
+                "`requires` only applies to up scripts; move it to `{}`",
+                files.up.display()
+            );
+            problems.push(match line_of(&script.text, "requires") {
+                Some(line) => Problem::at_line(script.path.clone(), line, message),
+                None => Problem::new(script.path.clone(), message),
+            });
+        }
+    }
+    if problems.len() > before {
+        return None;
+    }
+    Some(PhaseScripts {
+        up: up?,
+        down,
+        verify,
+    })
+}
+
+fn read(root: &Path, path: PathBuf, problems: &mut Vec<Problem>) -> Option<Script> {
+    Script::read(root, path)
+        .map_err(|found| problems.extend(found))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::{Phase, Version};
+    use std::fs;
+    use tempfile::TempDir;
+
+    /// A throwaway project directory with a `migrations/` folder.
+    struct Project {
+        root: TempDir,
+    }
+
+    impl Project {
+        fn new() -> Project {
+            let root = tempfile::tempdir().expect("create a temp dir");
+            fs::create_dir(root.path().join("migrations")).expect("create migrations/");
+            Project { root }
+        }
+
+        /// Writes `migrations/<path>`, creating parent directories.
+        fn file(&self, path: &str, contents: impl AsRef<[u8]>) -> &Project {
+            let full = self.root.path().join("migrations").join(path);
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent).expect("create parent directories");
+            }
+            fs::write(full, contents).expect("write a migration file");
+            self
+        }
+
+        fn load(&self) -> Result<MigrationSet, SourceError> {
+            load(self.root.path(), Path::new("migrations"))
+        }
+
+        fn loaded(&self) -> MigrationSet {
+            self.load()
+                .unwrap_or_else(|e| panic!("expected the project to load, got:\n{e}"))
+        }
+
+        /// Every problem, rendered as `path:line: message`.
+        fn problems(&self) -> Vec<String> {
+            match self.load() {
+                Ok(set) => panic!("expected problems, but {} migrations loaded", set.len()),
+                Err(SourceError::Problems(problems)) => {
+                    problems.iter().map(Problem::to_string).collect()
+                }
+                Err(other) => panic!("expected SourceError::Problems, got {other:?}"),
+            }
+        }
+
+        /// The single problem, which must mention every one of `needles`.
+        fn single_problem(&self, needles: &[&str]) -> String {
+            let problems = self.problems();
+            assert_eq!(
+                problems.len(),
+                1,
+                "expected exactly one problem: {problems:#?}"
+            );
+            for needle in needles {
+                assert!(
+                    problems[0].contains(needle),
+                    "`{needle}` not in: {}",
+                    problems[0]
+                );
+            }
+            problems[0].clone()
+        }
+    }
+
+    const SQL: &str = "SELECT 1;\n";
+
+    #[test]
+    fn loads_simple_migrations_in_version_order() {
+        let project = Project::new();
+        project
+            .file("20261102090000_add_email.sql", SQL)
+            .file("20261101090000_create_users.sql", SQL)
+            .file(
+                "20261101090000_create_users.down.sql",
+                "DROP TABLE users;\n",
+            )
+            .file("20261101090000_create_users.verify.sql", SQL)
+            .file(".gitkeep", "")
+            .file("shiftlog.sum", "whatever");
+        let set = project.loaded();
+        assert_eq!(set.len(), 2);
+        let first = &set.migrations[0];
+        assert_eq!(first.name(), "20261101090000_create_users");
+        assert_eq!(
+            first.path,
+            Path::new("migrations/20261101090000_create_users.sql")
+        );
+        let MigrationBody::Simple(scripts) = &first.body else {
+            panic!("expected simple")
+        };
+        assert_eq!(
+            scripts.down.as_ref().map(|s| s.path.clone()),
+            Some(PathBuf::from(
+                "migrations/20261101090000_create_users.down.sql"
+            ))
+        );
+        assert!(scripts.verify.is_some());
+        assert_eq!(set.migrations[1].description, "add_email");
+    }
+
+    #[test]
+    fn loads_phased_migrations_expand_then_contract() {
+        let project = Project::new();
+        project
+            .file("20261105120000_users_email_lower/expand.sql", SQL)
+            .file("20261105120000_users_email_lower/expand.down.sql", SQL)
+            .file("20261105120000_users_email_lower/expand.verify.sql", SQL)
+            .file("20261105120000_users_email_lower/contract.sql", SQL)
+            .file("20261105120000_users_email_lower/.gitkeep", "")
+            .file("001_init.sql", SQL);
+        let set = project.loaded();
+        let units: Vec<_> = set
+            .units()
+            .map(|(v, phase, _, _)| format!("{v}:{phase}"))
+            .collect();
+        assert_eq!(
+            units,
+            [
+                "001:main",
+                "20261105120000:expand",
+                "20261105120000:contract"
+            ]
+        );
+        let phased = &set.migrations[1];
+        assert!(phased.is_phased());
+        assert_eq!(
+            phased.path,
+            Path::new("migrations/20261105120000_users_email_lower")
+        );
+        let contract = phased.phase(Phase::Contract).expect("contract phase");
+        assert!(contract.down.is_none());
+    }
+
+    #[test]
+    fn contract_only_phased_migration_is_fine() {
+        let project = Project::new();
+        project.file("2_drop_old/contract.sql", SQL);
+        let set = project.loaded();
+        let phases: Vec<_> = set.migrations[0].phases().map(|(p, _)| p).collect();
+        assert_eq!(phases, [Phase::Contract]);
+    }
+
+    #[test]
+    fn empty_directory_loads_as_empty_set() {
+        assert!(Project::new().loaded().is_empty());
+    }
+
+    #[test]
+    fn missing_directory_says_how_to_create_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let err = load(root.path(), Path::new("migrations")).expect_err("missing dir");
+        assert!(matches!(err, SourceError::MissingDir { .. }), "{err:?}");
+        assert!(err.to_string().contains("shiftlog new NAME"), "{err}");
+    }
+
+    #[test]
+    fn migrations_path_that_is_a_file_is_an_error() {
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::write(root.path().join("migrations"), "").expect("write");
+        let err = load(root.path(), Path::new("migrations")).expect_err("not a dir");
+        assert!(matches!(err, SourceError::NotADirectory { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unexpected_file_names_the_expected_names() {
+        let project = Project::new();
+        project.file("1_a.sql", SQL).file("README.md", "notes");
+        project.single_problem(&["migrations/README.md: unexpected file", "shiftlog.sum"]);
+    }
+
+    #[test]
+    fn malformed_names_are_reported() {
+        let project = Project::new();
+        project
+            .file("create_users.sql", SQL)
+            .file("20261101_CreateUsers.sql", SQL)
+            .file("20261101-create.sql", SQL)
+            .file("3_Phased/expand.sql", SQL);
+        let problems = project.problems();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(
+            problems.iter().all(|p| p.contains("malformed")),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn down_and_verify_without_up_are_errors() {
+        let project = Project::new();
+        project
+            .file("1_a.down.sql", SQL)
+            .file("1_a.verify.sql", SQL);
+        let problems = project.problems();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems[0].starts_with("migrations/1_a.down.sql: has no up script `1_a.sql`"));
+        assert!(problems[1].starts_with("migrations/1_a.verify.sql: has no up script"));
+    }
+
+    #[test]
+    fn phased_down_without_up_is_an_error() {
+        let project = Project::new();
+        project
+            .file("2_x/expand.sql", SQL)
+            .file("2_x/contract.down.sql", SQL);
+        project.single_problem(&["migrations/2_x/contract.down.sql", "add contract.sql"]);
+    }
+
+    #[test]
+    fn phased_directory_rejects_other_files_and_subdirectories() {
+        let project = Project::new();
+        project
+            .file("2_x/expand.sql", SQL)
+            .file("2_x/backfill.sql", SQL)
+            .file("2_x/nested/contract.sql", SQL);
+        let problems = project.problems();
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(problems[0].starts_with("migrations/2_x/backfill.sql: unexpected file"));
+        assert!(problems[1].starts_with("migrations/2_x/nested: unexpected entry"));
+    }
+
+    #[test]
+    fn phased_directory_without_up_scripts_is_an_error() {
+        let project = Project::new();
+        project.file("2_x/.gitkeep", "");
+        project.single_problem(&["migrations/2_x: phased migration has neither"]);
+    }
+
+    #[test]
+    fn version_used_twice_names_both_paths() {
+        let project = Project::new();
+        project.file("001_a.sql", SQL).file("1_b/expand.sql", SQL);
+        project.single_problem(&[
+            "version 1 is used twice",
+            "`migrations/001_a.sql`",
+            "`migrations/1_b`",
+        ]);
+    }
+
+    #[test]
+    fn content_problems_are_all_collected() {
+        let project = Project::new();
+        project
+            .file("1_empty.sql", "")
+            .file("2_comments.sql", "-- todo\n")
+            .file("3_latin1.sql", b"SELECT 'caf\xe9';\n")
+            .file(
+                "4_directive.sql",
+                "-- shiftlog:lock-timeout=soon\nSELECT 1;\n",
+            )
+            .file("5_x/expand.sql", "-- shiftlog:nope\nSELECT 1;\n")
+            .file("6_fine.sql", SQL);
+        let problems = project.problems();
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        assert!(problems[0].starts_with("migrations/1_empty.sql: script is empty"));
+        assert!(problems[1].starts_with("migrations/2_comments.sql: script holds only comments"));
+        assert!(problems[2].starts_with("migrations/3_latin1.sql:1: file is not valid UTF-8"));
+        assert!(problems[3].starts_with("migrations/4_directive.sql:1: `lock-timeout`"));
+        assert!(problems[4].starts_with("migrations/5_x/expand.sql:1: unknown directive"));
+    }
+
+    #[test]
+    fn requires_on_a_down_script_is_an_error() {
+        let project = Project::new();
+        project.file("1_a.sql", SQL).file("2_b.sql", SQL).file(
+            "2_b.down.sql",
+            "-- undo\n-- shiftlog:requires=1\nSELECT 1;\n",
+        );
+        project.single_problem(&[
+            "migrations/2_b.down.sql:2:",
+            "move it to `migrations/2_b.sql`",
+        ]);
+    }
+
+    #[test]
+    fn absolute_migrations_dir_inside_the_root_gives_relative_paths() {
+        let project = Project::new();
+        project.file("1_a.sql", SQL);
+        let set =
+            load(project.root.path(), &project.root.path().join("migrations")).expect("loads");
+        assert_eq!(set.migrations[0].path, Path::new("migrations/1_a.sql"));
+        assert!(
+            set.get(&Version::parse("1").expect("valid version"))
+                .is_some()
+        );
+    }
+}

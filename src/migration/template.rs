@@ -1,0 +1,357 @@
+//! `shiftlog new`: creating the files of a new migration from templates.
+//!
+//! Owns the templates and the steps of creating a migration: normalize and
+//! validate the description, pick a version above every existing one, write
+//! the files (never overwriting), and refresh `shiftlog.sum`.
+//!
+//! The templates hold only comments, so the new scripts fail `shiftlog check`
+//! ("script holds only comments") until someone writes the SQL: an unedited
+//! migration must never apply as a silent no-op. That is also why the sum
+//! file is refreshed from the layout and raw file contents rather than from
+//! [`load`](super::load), which would reject the fresh templates.
+
+use std::fs;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use super::checksum::Checksum;
+use super::error::SourceError;
+use super::layout::{Layout, relative_dir, scan};
+use super::sumfile::{entry_name, render_entries, write_text};
+use super::version::{Version, normalize_description, validate_description};
+
+/// Creates a new migration in `migrations_dir` (relative to `project_root`,
+/// or absolute) and returns the files created, relative to the project root.
+///
+/// `description` is trimmed, lowercased, and has spaces and dashes turned
+/// into underscores before it is validated as lowercase snake case. The
+/// version is the UTC timestamp of `now`, or one more than the greatest
+/// existing version when that is not below it. A simple migration gets
+/// `<version>_<description>.sql` and `.down.sql`; a `phased` one gets a
+/// `<version>_<description>/` directory with `expand.sql`, `expand.down.sql`,
+/// `contract.sql` and `contract.down.sql`. The migrations directory is
+/// created if missing, and `shiftlog.sum` is rewritten to include the new
+/// files.
+///
+/// Refuses (and writes nothing) when the directory has structural problems
+/// such as misnamed files or duplicate versions; unfinished script contents
+/// elsewhere do not block it.
+pub fn new_migration(
+    project_root: &Path,
+    migrations_dir: &Path,
+    description: &str,
+    phased: bool,
+    now: OffsetDateTime,
+) -> Result<Vec<PathBuf>, SourceError> {
+    let normalized = normalize_description(description);
+    validate_description(&normalized).map_err(|reason| SourceError::InvalidDescription {
+        description: description.to_owned(),
+        reason,
+    })?;
+
+    let abs_dir = project_root.join(migrations_dir);
+    let rel_dir = relative_dir(project_root, migrations_dir);
+    fs::create_dir_all(&abs_dir).map_err(|source| SourceError::Write {
+        path: rel_dir.clone(),
+        source,
+    })?;
+
+    let layout = scan(project_root, migrations_dir)?;
+    if !layout.problems.is_empty() {
+        return Err(SourceError::Problems(layout.problems));
+    }
+    let version = match layout.entries.iter().map(|e| &e.version).max() {
+        Some(max) => Version::next(now, [max])
+            .ok_or_else(|| SourceError::NoNextVersion { max: max.clone() })?,
+        None => Version::new_timestamp(now),
+    };
+    let name = format!("{version}_{normalized}");
+
+    let files: Vec<(PathBuf, String)> = if phased {
+        let dir = rel_dir.join(&name);
+        let dir_abs = project_root.join(&dir);
+        fs::create_dir(&dir_abs).map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => SourceError::AlreadyExists { path: dir.clone() },
+            _ => SourceError::Write {
+                path: dir.clone(),
+                source,
+            },
+        })?;
+        vec![
+            (dir.join("expand.sql"), expand_up(&name)),
+            (dir.join("expand.down.sql"), expand_down(&name)),
+            (dir.join("contract.sql"), contract_up(&name)),
+            (dir.join("contract.down.sql"), contract_down(&name)),
+        ]
+    } else {
+        vec![
+            (rel_dir.join(format!("{name}.sql")), simple_up(&name)),
+            (rel_dir.join(format!("{name}.down.sql")), simple_down(&name)),
+        ]
+    };
+    for (path, text) in &files {
+        create_new(project_root, path, text)?;
+    }
+
+    let layout = scan(project_root, migrations_dir)?;
+    write_text(
+        project_root,
+        migrations_dir,
+        &render_entries(&raw_entries(project_root, &layout)?),
+    )?;
+    Ok(files.into_iter().map(|(path, _)| path).collect())
+}
+
+/// Sum entries from the files as they are, valid or not: the checksum of
+/// each file's text (invalid UTF-8 replaced), which is what `shiftlog sum`
+/// will record once the scripts are valid.
+fn raw_entries(
+    project_root: &Path,
+    layout: &Layout,
+) -> Result<Vec<(String, Checksum)>, SourceError> {
+    let mut entries = Vec::new();
+    for entry in &layout.entries {
+        for path in entry.paths() {
+            let bytes = fs::read(project_root.join(path)).map_err(|source| SourceError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            entries.push((
+                entry_name(&entry.path, path),
+                Checksum::of(&String::from_utf8_lossy(&bytes)),
+            ));
+        }
+    }
+    Ok(entries)
+}
+
+fn create_new(project_root: &Path, path: &Path, text: &str) -> Result<(), SourceError> {
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(project_root.join(path))
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => SourceError::AlreadyExists {
+                path: path.to_path_buf(),
+            },
+            _ => SourceError::Write {
+                path: path.to_path_buf(),
+                source,
+            },
+        })?;
+    file.write_all(text.as_bytes())
+        .map_err(|source| SourceError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+const DIRECTIVES_HELP: &str = "\
+-- Optional directives go in this comment header, before the first SQL line:
+--   -- shiftlog:lock-timeout=2s          give up rather than queue behind long locks
+--   -- shiftlog:statement-timeout=5min
+--   -- shiftlog:no-transaction           needed for CREATE INDEX CONCURRENTLY
+--   -- shiftlog:requires=<version>       another migration that must be applied first
+--   -- shiftlog:allow-lint=<rule>        a reviewed exception to a lint rule
+--
+-- `shiftlog check` fails until this file holds SQL.
+";
+
+fn simple_up(name: &str) -> String {
+    format!("-- {name}: up\n--\n-- Write the schema change below.\n{DIRECTIVES_HELP}\n")
+}
+
+fn simple_down(name: &str) -> String {
+    format!(
+        "-- {name}: down\n--\n\
+         -- Undo the up script exactly (`shiftlog rollback` runs this). If the change\n\
+         -- cannot be undone, delete this file rather than leave it empty.\n\
+         --\n\
+         -- `shiftlog check` fails until this file holds SQL.\n\n"
+    )
+}
+
+fn expand_up(name: &str) -> String {
+    format!(
+        "-- {name}: expand (phase 1 of 3)\n--\n\
+         -- Additive, backward-compatible changes only: new tables, nullable columns,\n\
+         -- indexes, triggers keeping old and new columns in sync. The application\n\
+         -- version running now must keep working after this runs.\n\
+         --\n\
+         -- Phase 2, the backfill, is defined in backfills/{name}.toml.\n\
+         {DIRECTIVES_HELP}\n"
+    )
+}
+
+fn expand_down(name: &str) -> String {
+    format!(
+        "-- {name}: expand down\n--\n\
+         -- Undo expand.sql: drop what it added. Runs only while contract.sql is not applied.\n\
+         --\n\
+         -- `shiftlog check` fails until this file holds SQL.\n\n"
+    )
+}
+
+fn contract_up(name: &str) -> String {
+    format!(
+        "-- {name}: contract (phase 3 of 3)\n--\n\
+         -- Destructive changes that finish the migration: drop old columns and sync\n\
+         -- triggers, add NOT NULL and constraints. Runs only after the backfill is\n\
+         -- complete and no deployed application version uses the old schema.\n\
+         {DIRECTIVES_HELP}\n"
+    )
+}
+
+fn contract_down(name: &str) -> String {
+    format!(
+        "-- {name}: contract down\n--\n\
+         -- Undo contract.sql where possible: re-create dropped columns and triggers.\n\
+         -- Data that contract.sql dropped cannot come back; say so here if that applies.\n\
+         --\n\
+         -- `shiftlog check` fails until this file holds SQL.\n\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migration::directive::Directives;
+    use crate::migration::sumfile::{self, SumStatus};
+    use crate::migration::{Script, load};
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-01 09:00:00 UTC);
+    const SQL: &str = "SELECT 1;\n";
+
+    fn migrations() -> &'static Path {
+        Path::new("migrations")
+    }
+
+    /// Replaces the comment-only template at `path` with real SQL.
+    fn fill(root: &Path, path: &Path) {
+        let template = fs::read_to_string(root.join(path)).expect("read template");
+        fs::write(root.join(path), format!("{template}{SQL}")).expect("fill template");
+    }
+
+    #[test]
+    fn creates_a_simple_migration_and_its_sum() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let created = new_migration(root.path(), migrations(), "Create users", false, NOW)
+            .expect("creates the migration");
+        assert_eq!(
+            created,
+            [
+                PathBuf::from("migrations/20261101090000_create_users.sql"),
+                PathBuf::from("migrations/20261101090000_create_users.down.sql"),
+            ]
+        );
+        // Fresh templates are only comments, so loading rejects them …
+        assert!(load(root.path(), migrations()).is_err());
+        for path in &created {
+            let text = fs::read_to_string(root.path().join(path)).expect("read");
+            // … but their comment headers hold no accidental directives.
+            assert_eq!(Directives::parse(&text), Ok(Directives::default()));
+            fill(root.path(), path);
+        }
+        // Once filled, `shiftlog sum` must rewrite the stale sum file.
+        let set = load(root.path(), migrations()).expect("loads once filled");
+        let existing = sumfile::read(root.path(), migrations()).expect("read sum");
+        assert!(matches!(check_sum(&set, existing), SumStatus::Stale { .. }));
+    }
+
+    fn check_sum(set: &crate::migration::MigrationSet, existing: Option<String>) -> SumStatus {
+        sumfile::check(set, existing.as_deref())
+    }
+
+    #[test]
+    fn sum_after_new_matches_the_files_as_written() {
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(root.path().join("migrations")).expect("mkdir");
+        fs::write(root.path().join("migrations/001_init.sql"), SQL).expect("write");
+        new_migration(root.path(), migrations(), "add-email", false, NOW).expect("creates");
+        let sum = sumfile::read(root.path(), migrations())
+            .expect("read")
+            .expect("sum exists");
+        let up = Script::parse(PathBuf::from("x"), SQL.as_bytes()).expect("valid");
+        assert!(
+            sum.contains(&format!("001_init.sql {}", up.checksum)),
+            "{sum}"
+        );
+        assert!(sum.contains("20261101090000_add_email.sql b3n1:"), "{sum}");
+        assert!(
+            sum.contains("20261101090000_add_email.down.sql b3n1:"),
+            "{sum}"
+        );
+    }
+
+    #[test]
+    fn creates_a_phased_migration_directory() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let created = new_migration(root.path(), migrations(), "users email lower", true, NOW)
+            .expect("creates the migration");
+        let names: Vec<_> = created.iter().map(|p| p.display().to_string()).collect();
+        let dir = "migrations/20261101090000_users_email_lower";
+        assert_eq!(
+            names,
+            [
+                format!("{dir}/expand.sql"),
+                format!("{dir}/expand.down.sql"),
+                format!("{dir}/contract.sql"),
+                format!("{dir}/contract.down.sql"),
+            ]
+        );
+        for path in &created {
+            fill(root.path(), path);
+        }
+        let set = load(root.path(), migrations()).expect("loads once filled");
+        assert!(set.migrations[0].is_phased());
+    }
+
+    #[test]
+    fn version_is_above_existing_ones_even_with_an_early_clock() {
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(root.path().join("migrations")).expect("mkdir");
+        fs::write(
+            root.path().join("migrations/20300101000000_future.sql"),
+            SQL,
+        )
+        .expect("write");
+        let created =
+            new_migration(root.path(), migrations(), "next", false, NOW).expect("creates");
+        assert_eq!(
+            created[0],
+            PathBuf::from("migrations/20300101000001_next.sql")
+        );
+        // Two in the same second do not collide either.
+        let again = new_migration(root.path(), migrations(), "after", false, NOW).expect("creates");
+        assert_eq!(
+            again[0],
+            PathBuf::from("migrations/20300101000002_after.sql")
+        );
+    }
+
+    #[test]
+    fn invalid_description_is_rejected_before_writing() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for bad in ["", "café", "add__x", "_x", "drop table;"] {
+            let err = new_migration(root.path(), migrations(), bad, false, NOW)
+                .expect_err("invalid description");
+            assert!(
+                matches!(err, SourceError::InvalidDescription { .. }),
+                "{bad}: {err:?}"
+            );
+        }
+        assert!(!root.path().join("migrations").exists());
+    }
+
+    #[test]
+    fn structural_problems_block_new() {
+        let root = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(root.path().join("migrations")).expect("mkdir");
+        fs::write(root.path().join("migrations/notes.txt"), "x").expect("write");
+        let err = new_migration(root.path(), migrations(), "x", false, NOW).expect_err("blocked");
+        assert!(err.to_string().contains("notes.txt"), "{err}");
+    }
+}

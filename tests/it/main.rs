@@ -1,0 +1,7 @@
+//! The one integration-test binary: every test talks to a real PostgreSQL
+//! server through `support`, each in a database of its own, in parallel.
+
+mod support;
+
+mod connection;
+mod scratch;
