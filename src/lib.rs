@@ -11,6 +11,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod ident;
+pub mod ledger;
 pub mod migration;
 pub mod scratch;
 pub mod sql;

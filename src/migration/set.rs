@@ -13,7 +13,9 @@ use super::script::Script;
 use super::version::Version;
 
 /// The part of a migration that is applied (and recorded) as one unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     /// The only phase of a simple migration.

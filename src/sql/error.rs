@@ -7,9 +7,11 @@
 //!
 //! - A lexical error (unterminated quote, dollar quote or comment, trailing
 //!   junk after a number) makes `pg_query::scan` fail too. PostgreSQL's
-//!   message ends with `at or near "<text>"`, where `<text>` is the script from
-//!   the bad token on; the occurrence of `<text>` whose prefix reproduces the
-//!   same error is the spot.
+//!   message ends with `at or near "<text>"`, where `<text>` is the bad token
+//!   (for an unterminated one, the rest of the script); the first occurrence
+//!   of `<text>` whose prefix reproduces the same error is the spot. If the
+//!   parser failed earlier than the lexer, the search below runs on the part
+//!   of the script before the lexical error.
 //! - A syntax error leaves the scanner happy, and a LALR parser reports an
 //!   error at the first token it cannot accept. So the error token is the
 //!   first token `t` such that parsing the script up to and including `t`
@@ -92,9 +94,20 @@ fn message_of(err: &pg_query::Error) -> String {
 }
 
 fn locate_error(script: &str, message: &str) -> Found {
-    match pg_query::scan(script) {
-        Err(_) => locate_lexical_error(script, message),
+    let scan_err = match pg_query::scan(script) {
+        Ok(scan) => return locate_syntax_error(script, message, &scan.tokens),
+        Err(err) => message_of(&err),
+    };
+    let lexical = locate_lexical_error(script, &scan_err);
+    if scan_err == message {
+        return lexical;
+    }
+    // The parser stopped at a syntax error before the lexer reached its own
+    // error further on: look for the syntax error in the part that lexes.
+    let (Found::Exact(lexes_up_to) | Found::Approximate(lexes_up_to)) = lexical;
+    match pg_query::scan(&script[..lexes_up_to]) {
         Ok(scan) => locate_syntax_error(script, message, &scan.tokens),
+        Err(_) => Found::Approximate(lexes_up_to),
     }
 }
 
@@ -285,6 +298,14 @@ mod tests {
             "{message}"
         );
         assert_eq!((line, column), (2, 8));
+    }
+
+    #[test]
+    fn syntax_error_before_a_later_lexical_error_is_found() {
+        let script = "SELECT 1;\nCREAT TABLE t ();\nSELECT 'never closed;\n";
+        let (line, column, message) = error_of(script);
+        assert_eq!(message, r#"syntax error at or near "CREAT""#);
+        assert_eq!((line, column), (2, 1));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! `pg_query::parse` (libpg_query, PostgreSQL's grammar compiled as a
 //! library), whose `RawStmt`s carry each statement's byte range, and through
 //! `pg_query::scan` to trim comments from those ranges. The parse tree of each
-//! statement is kept so that [`crate::sql::classify`](super) questions need
+//! statement is kept so that the helpers in `classify` need
 //! no second parse.
 //!
 //! Owns no I/O: callers pass the script's text and get statements back.

@@ -1,0 +1,2 @@
+//! The ledger (placeholder while being built).
+pub mod event;
