@@ -71,6 +71,82 @@ pub enum Error {
         message: String,
     },
 
+    /// A schema of the ledger's name exists but is not a shiftlog ledger.
+    #[error("schema \"{schema}\" exists but is not a shiftlog ledger ({reason}): set ledger_schema in shiftlog.toml to another schema")]
+    NotALedger {
+        /// The schema.
+        schema: String,
+        /// What is missing.
+        reason: String,
+    },
+
+    /// The ledger was written by a newer shiftlog.
+    #[error("the ledger in schema \"{schema}\" has layout version {found}, newer than this shiftlog understands ({supported}): upgrade shiftlog")]
+    LedgerTooNew {
+        /// The schema.
+        schema: String,
+        /// Layout version found.
+        found: u32,
+        /// Newest this build supports.
+        supported: u32,
+    },
+
+    /// The ledger's stored data is inconsistent.
+    #[error("ledger event {seq}: {message}; run `shiftlog ledger verify` for a full report")]
+    LedgerCorrupt {
+        /// The sequence number concerned.
+        seq: u64,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Another runner holds the lease.
+    #[error("another shiftlog runner holds the lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; wait for it to finish, or retry with --wait 5m")]
+    LeaseUnavailable {
+        /// Operator of the holder.
+        holder: String,
+        /// Its host.
+        host: String,
+        /// Its process id.
+        pid: i32,
+        /// Seconds since its last heartbeat.
+        heartbeat_secs_ago: i64,
+    },
+
+    /// This runner's lease expired and another runner took it over; nothing
+    /// was committed after that.
+    #[error("this runner lost its lease (it expired and another runner took over); the current step was rolled back — run the command again")]
+    LeaseLost,
+
+    /// Problems in the migration files (every one listed).
+    #[error("{0}")]
+    Source(#[from] crate::migration::SourceError),
+
+    /// `migrations/shiftlog.sum` does not match the files.
+    #[error("{}", sum_message(path, status))]
+    SumFile {
+        /// The sum file.
+        path: PathBuf,
+        /// What is wrong.
+        status: crate::migration::SumStatus,
+    },
+
+    /// The plan found problems; nothing was run.
+    #[error("{}", plan_message(problems))]
+    Plan {
+        /// Every problem found.
+        problems: Vec<crate::plan::PlanProblem>,
+    },
+
+    /// A migration script failed; its transaction was rolled back (or, for a
+    /// non-transactional script, the statements before it stay applied).
+    #[error("{}", failure_message(.0))]
+    MigrationFailed(Box<crate::ops::exec::ScriptFailure>),
+
+    /// Interrupted (Ctrl-C) after a clean stop.
+    #[error("interrupted; stopped cleanly after the step in flight")]
+    Interrupted,
+
     /// A file could not be read or written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -94,9 +170,17 @@ impl Error {
             Self::Usage { .. } | Self::Config { .. } | Self::InvalidConnectionString { .. } => {
                 ExitStatus::Usage
             }
-            Self::Connect { .. } | Self::Db { .. } | Self::Scratch { .. } | Self::Io { .. } => {
-                ExitStatus::Failed
-            }
+            Self::Connect { .. }
+            | Self::Db { .. }
+            | Self::Scratch { .. }
+            | Self::Io { .. }
+            | Self::LedgerCorrupt { .. }
+            | Self::LeaseLost => ExitStatus::Failed,
+            Self::NotALedger { .. } | Self::LedgerTooNew { .. } | Self::Source(_) => ExitStatus::Usage,
+            Self::SumFile { .. } | Self::Plan { .. } => ExitStatus::CheckFailed,
+            Self::MigrationFailed(_) => ExitStatus::Failed,
+            Self::Interrupted => ExitStatus::Interrupted,
+            Self::LeaseUnavailable { .. } => ExitStatus::LeaseUnavailable,
         }
     }
 }
@@ -130,6 +214,37 @@ impl ExitStatus {
             Self::Interrupted => 130,
         }
     }
+}
+
+fn sum_message(path: &std::path::Path, status: &crate::migration::SumStatus) -> String {
+    use crate::migration::SumStatus;
+    let p = path.display();
+    match status {
+        SumStatus::Fresh => format!("{p} is up to date"),
+        SumStatus::Missing => format!("{p} is missing: run `shiftlog sum` and commit it"),
+        SumStatus::Conflict => format!(
+            "{p} has merge conflict markers: after reviewing both branches' migrations, run `shiftlog sum` and commit it"
+        ),
+        SumStatus::Stale { differences } => format!(
+            "{p} does not match the migration files ({}): if the change was reviewed, run `shiftlog sum` and commit it",
+            differences.join("; ")
+        ),
+    }
+}
+
+fn plan_message(problems: &[crate::plan::PlanProblem]) -> String {
+    let mut out = String::new();
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+fn failure_message(f: &crate::ops::exec::ScriptFailure) -> String {
+    f.to_string()
 }
 
 fn location(path: &Option<PathBuf>, line: &Option<u32>) -> String {

@@ -13,6 +13,10 @@ pub mod error;
 pub mod ident;
 pub mod ledger;
 pub mod migration;
+pub mod ops;
+pub mod plan;
+pub mod project;
+pub mod report;
 pub mod scratch;
 pub mod sql;
 

@@ -66,6 +66,20 @@ pub enum Format {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create a migration (or a phased migration directory) with the next version.
+    New(NewArgs),
+    /// Rewrite migrations/shiftlog.sum from the files (after a reviewed change or merge).
+    Sum,
+    /// Show every migration and phase: pending, applied, failed, modified, missing, out of order.
+    Status,
+    /// Apply pending migrations in order, each with its ledger event.
+    Apply(ApplyArgs),
+    /// Run down scripts of applied migrations, most recent first.
+    Rollback(RollbackArgs),
+    /// Record an explicit fix: accept an edited file's checksum, or a failure resolved by hand.
+    Repair(RepairArgs),
+    /// Record migrations up to a version as applied without running them (adopting a database).
+    Baseline(BaselineArgs),
     /// Start a throwaway PostgreSQL, run the sample project against it, show
     /// what happened, and stop it.
     Demo(DemoArgs),
@@ -77,4 +91,92 @@ pub struct DemoArgs {
     /// Keep the throwaway server running until Ctrl-C (prints its URL).
     #[arg(long)]
     pub keep: bool,
+}
+
+/// `new` flags.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// Description in lowercase snake case, e.g. `create_users` (spaces and dashes become `_`).
+    pub name: String,
+    /// Create a phased migration: a directory with expand and contract phases.
+    #[arg(long)]
+    pub phased: bool,
+}
+
+/// Shared timeout flags.
+#[derive(Debug, Clone, Args)]
+pub struct TimeoutArgs {
+    /// lock_timeout of each migration transaction (a script's lock-timeout directive wins).
+    /// Default: shiftlog.toml's lock_timeout, else 5s.
+    #[arg(long, value_name = "DURATION")]
+    pub lock_timeout: Option<String>,
+    /// Retries after a lock timeout, with exponential back-off and jitter. Default: 5.
+    #[arg(long, value_name = "N")]
+    pub lock_retries: Option<u32>,
+}
+
+/// `apply` flags.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Apply up to and including this version.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Which phases: expand (simple migrations and expand phases), contract, or all.
+    #[arg(long, value_name = "PHASE", default_value = "all", value_parser = ["expand", "contract", "all"])]
+    pub phase: String,
+    /// Print the exact SQL, transaction boundaries and ledger writes; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow these pending versions to run although older than applied ones.
+    #[arg(long, value_name = "VERSION", num_args = 1..)]
+    pub allow_out_of_order: Vec<String>,
+    /// Apply everything in one transaction: all or nothing.
+    #[arg(long)]
+    pub single_transaction: bool,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+}
+
+/// `rollback` flags.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Revert every applied migration newer than this version.
+    #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
+    pub to: Option<String>,
+    /// Revert this many units (a simple migration or one phase each). Default: 1.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Which phases: expand, contract, or all.
+    #[arg(long, value_name = "PHASE", default_value = "all", value_parser = ["expand", "contract", "all"])]
+    pub phase: String,
+    /// Print the exact SQL, transaction boundaries and ledger writes; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+}
+
+/// `repair` flags.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("fix").required(true).args(["accept_checksum", "resolve_failure"])))]
+pub struct RepairArgs {
+    /// The migration version.
+    pub version: String,
+    /// Accept the edited file's checksum for an applied migration.
+    #[arg(long)]
+    pub accept_checksum: bool,
+    /// Record that a failure was handled by hand; the migration becomes pending again.
+    #[arg(long)]
+    pub resolve_failure: bool,
+    /// Only this phase (main, expand or contract).
+    #[arg(long, value_name = "PHASE", value_parser = ["main", "expand", "contract"])]
+    pub phase: Option<String>,
+}
+
+/// `baseline` flags.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Record every migration up to and including this version as applied.
+    #[arg(long, value_name = "VERSION")]
+    pub version: String,
 }

@@ -1,21 +1,117 @@
-//! Resolves global flags into the library's inputs: project configuration and
-//! connection parameters.
+//! Resolves global flags into the library's inputs: project, connection,
+//! session, lease timing, progress reporter, Ctrl-C flag.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use shiftlog::config::ProjectConfig;
 use shiftlog::conn::{self, ConnInfo, ConnectRequest};
+use shiftlog::ledger::LeaseOptions;
+use shiftlog::migration::{Version, parse_duration};
+use shiftlog::ops::Session;
+use shiftlog::ops::exec::ExecSettings;
+use shiftlog::project::Project;
+use shiftlog::report::{Action, Progress, Reporter};
 
-use super::args::GlobalArgs;
+use super::args::{GlobalArgs, TimeoutArgs};
 
 /// The project configuration under `--dir`.
 pub fn project_config(global: &GlobalArgs) -> shiftlog::Result<ProjectConfig> {
     ProjectConfig::load(&global.dir)
 }
 
+/// The project (configuration and migrations) under `--dir`.
+pub fn project(global: &GlobalArgs) -> shiftlog::Result<Project> {
+    Project::load(&global.dir)
+}
+
 /// Connection parameters from the flags, the configuration and the process environment.
-#[allow(dead_code)] // used by the database commands
 pub fn conn_info(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<ConnInfo> {
     let request = ConnectRequest { database_url: global.database_url.clone(), env: global.env.clone() };
     let info = conn::resolve(&request, config, &|k| std::env::var(k).ok())?;
     tracing::debug!(target = %info, source = %info.source, "connection resolved");
     Ok(info)
+}
+
+/// Connects and identifies the actor.
+pub async fn session(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<Session> {
+    let info = conn_info(global, config)?;
+    Session::open(&info, &config.ledger_schema, global.actor.as_deref()).await
+}
+
+/// Parses a duration flag, naming the flag in the error.
+pub fn duration(flag: &str, value: &str) -> shiftlog::Result<Duration> {
+    parse_duration(value).map_err(|e| shiftlog::Error::Usage { message: format!("{flag}: {e}") })
+}
+
+/// Parses a version flag.
+pub fn version(flag: &str, value: &str) -> shiftlog::Result<Version> {
+    Version::parse(value).map_err(|e| shiftlog::Error::Usage { message: format!("{flag}: {e}") })
+}
+
+/// Lease timing from `--wait`.
+pub fn lease(global: &GlobalArgs) -> shiftlog::Result<LeaseOptions> {
+    Ok(LeaseOptions { wait: duration("--wait", &global.wait)?, ..LeaseOptions::default() })
+}
+
+/// Timeouts: flags, then shiftlog.toml, then defaults.
+pub fn exec_settings(args: &TimeoutArgs, config: &ProjectConfig) -> shiftlog::Result<ExecSettings> {
+    let mut s = ExecSettings::default();
+    if let Some(t) = args.lock_timeout.as_deref().or(config.lock_timeout.as_deref()) {
+        s.lock_timeout = duration("lock_timeout", t)?;
+    }
+    if let Some(r) = args.lock_retries.or(config.lock_retries) {
+        s.lock_retries = r;
+    }
+    Ok(s)
+}
+
+/// Sets a flag on the first Ctrl-C so the library stops after the step in flight.
+pub fn interrupt_flag(quiet: bool) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            f.store(true, Ordering::SeqCst);
+            if !quiet {
+                eprintln!("interrupted: stopping after the step in flight (Ctrl-C again to abort at once)");
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    flag
+}
+
+/// Progress lines on stderr.
+#[derive(Debug)]
+pub struct StderrReporter {
+    /// Print nothing.
+    pub quiet: bool,
+}
+
+impl Reporter for StderrReporter {
+    fn report(&self, progress: &Progress<'_>) {
+        if self.quiet {
+            return;
+        }
+        match progress {
+            Progress::UnitStarted { version, phase, path, action } => {
+                let verb = if *action == Action::Apply { "applying" } else { "reverting" };
+                eprintln!("{verb} {version} ({phase}) {}", path.display());
+            }
+            Progress::UnitFinished { version, phase, duration, .. } => {
+                eprintln!("  done {version} ({phase}) in {} ms", duration.as_millis());
+            }
+            Progress::LockRetry { version, phase, attempt, backoff } => {
+                eprintln!("  {version} ({phase}): lock timeout on attempt {attempt}; retrying in {} ms", backoff.as_millis());
+            }
+            Progress::StatementDone { version, phase, index, total } => {
+                eprintln!("  {version} ({phase}): statement {}/{total} done", index + 1);
+            }
+            _ => {}
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! ([`main`]).
 
 mod args;
+mod commands;
 mod context;
 mod demo;
 mod output;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use shiftlog::ExitStatus;
 
-pub use args::{Cli, Command, GlobalArgs};
+pub use args::{Cli, Command};
 
 /// Parses the command line, runs the command, prints errors, returns the exit code.
 pub fn main() -> ExitCode {
@@ -54,6 +55,13 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
+        Command::New(args) => commands::new::exec(&cli.global, args),
+        Command::Sum => commands::sum::exec(&cli.global),
+        Command::Status => commands::status::exec(&cli.global).await,
+        Command::Apply(args) => commands::apply::exec(&cli.global, args).await,
+        Command::Rollback(args) => commands::rollback::exec(&cli.global, args).await,
+        Command::Repair(args) => commands::repair::exec(&cli.global, args).await,
+        Command::Baseline(args) => commands::baseline::exec(&cli.global, args).await,
         Command::Demo(args) => demo::exec(&cli.global, args).await,
     }
 }

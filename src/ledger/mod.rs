@@ -1,2 +1,20 @@
-//! The ledger (placeholder while being built).
+//! The ledger: an append-only, blake3 hash-chained table of events inside the
+//! target database, and the state folded from it.
+//!
+//! - [`event`]: event fields, kinds, canonical encoding and hash (pure);
+//! - [`payload`]: typed payloads of migration events (pure);
+//! - [`fold`]: state as a fold over events (pure);
+//! - [`store`]: the tables — the only module that knows their layout;
+//! - [`lease`]: one runner at a time, fenced appends.
+
+pub mod backfill_fold;
 pub mod event;
+pub mod fold;
+pub mod lease;
+pub mod payload;
+pub mod store;
+
+pub use event::{Actor, Event, EventKind, Hash};
+pub use fold::{LedgerState, SubjectState, UnitState, UnitStatus};
+pub use lease::{Holder, Lease, LeaseOptions};
+pub use store::{EventDraft, Ledger, Presence};

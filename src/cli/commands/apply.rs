@@ -1,0 +1,49 @@
+//! `shiftlog apply`.
+
+use shiftlog::ExitStatus;
+use shiftlog::ops::ApplyOptions;
+use shiftlog::plan::{ApplyPlanOptions, PhaseFilter};
+
+use crate::cli::args::{ApplyArgs, Format, GlobalArgs};
+use crate::cli::context::{self, StderrReporter};
+
+pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
+    let project = context::project(global)?;
+    let options = ApplyOptions {
+        plan: ApplyPlanOptions {
+            to: args.to.as_deref().map(|v| context::version("--to", v)).transpose()?,
+            phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
+            allow_out_of_order: args
+                .allow_out_of_order
+                .iter()
+                .map(|v| context::version("--allow-out-of-order", v))
+                .collect::<Result<_, _>>()?,
+        },
+        dry_run: args.dry_run,
+        single_transaction: args.single_transaction,
+        exec: context::exec_settings(&args.timeouts, &project.config)?,
+        lease: context::lease(global)?,
+        interrupt: Some(context::interrupt_flag(global.quiet)),
+    };
+    let session = context::session(global, &project.config).await?;
+    let reporter = StderrReporter { quiet: global.quiet || global.format == Format::Json };
+    let report = shiftlog::ops::apply(&project, &session, &options, &reporter).await?;
+    match global.format {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Human => {
+            if let Some(dry) = &report.dry_run {
+                print!("{}", dry.render(&project.config.ledger_schema));
+            } else if report.applied.is_empty() {
+                println!("nothing to apply (ledger at event {})", report.head_seq);
+            } else {
+                println!(
+                    "applied {} unit(s); ledger head {}:{}",
+                    report.applied.len(),
+                    report.head_seq,
+                    report.head_hash.as_deref().unwrap_or("")
+                );
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,18 @@
+//! `shiftlog baseline --version V`.
+
+use shiftlog::ExitStatus;
+
+use crate::cli::args::{BaselineArgs, Format, GlobalArgs};
+use crate::cli::context;
+
+pub async fn exec(global: &GlobalArgs, args: BaselineArgs) -> anyhow::Result<ExitStatus> {
+    let project = context::project(global)?;
+    let version = context::version("--version", &args.version)?;
+    let session = context::session(global, &project.config).await?;
+    let report = shiftlog::ops::baseline(&project, &session, &version, context::lease(global)?).await?;
+    match global.format {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Human => println!("recorded {} unit(s) as applied up to {version} (baseline)", report.units.len()),
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,10 @@
+//! One file per subcommand: each turns its flags into library options, calls
+//! the library, and renders the report.
+
+pub mod apply;
+pub mod baseline;
+pub mod new;
+pub mod repair;
+pub mod rollback;
+pub mod status;
+pub mod sum;

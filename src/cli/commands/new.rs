@@ -1,0 +1,30 @@
+//! `shiftlog new NAME [--phased]`.
+
+use shiftlog::ExitStatus;
+
+use crate::cli::args::{Format, GlobalArgs, NewArgs};
+use crate::cli::context;
+
+pub fn exec(global: &GlobalArgs, args: NewArgs) -> anyhow::Result<ExitStatus> {
+    let config = context::project_config(global)?;
+    let created = shiftlog::migration::new_migration(
+        &global.dir,
+        &config.migrations_dir,
+        &args.name,
+        args.phased,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(shiftlog::Error::from)?;
+    match global.format {
+        Format::Json => println!("{}", serde_json::json!({ "ok": true, "created": created })),
+        Format::Human => {
+            for p in &created {
+                println!("created {}", p.display());
+            }
+            if !global.quiet {
+                eprintln!("write the SQL, then run `shiftlog sum` to record it in shiftlog.sum");
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}

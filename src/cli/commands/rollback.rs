@@ -1,0 +1,39 @@
+//! `shiftlog rollback`.
+
+use shiftlog::ExitStatus;
+use shiftlog::ops::RollbackOptions;
+use shiftlog::plan::{PhaseFilter, RollbackPlanOptions};
+
+use crate::cli::args::{Format, GlobalArgs, RollbackArgs};
+use crate::cli::context::{self, StderrReporter};
+
+pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<ExitStatus> {
+    let project = context::project(global)?;
+    let options = RollbackOptions {
+        plan: RollbackPlanOptions {
+            to: args.to.as_deref().map(|v| context::version("--to", v)).transpose()?,
+            steps: args.steps,
+            phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
+        },
+        dry_run: args.dry_run,
+        exec: context::exec_settings(&args.timeouts, &project.config)?,
+        lease: context::lease(global)?,
+        interrupt: Some(context::interrupt_flag(global.quiet)),
+    };
+    let session = context::session(global, &project.config).await?;
+    let reporter = StderrReporter { quiet: global.quiet || global.format == Format::Json };
+    let report = shiftlog::ops::rollback(&project, &session, &options, &reporter).await?;
+    match global.format {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Human => {
+            if let Some(dry) = &report.dry_run {
+                print!("{}", dry.render(&project.config.ledger_schema));
+            } else if report.reverted.is_empty() {
+                println!("nothing to roll back");
+            } else {
+                println!("reverted {} unit(s); ledger at event {}", report.reverted.len(), report.head_seq);
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}

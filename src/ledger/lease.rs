@@ -1,0 +1,237 @@
+//! The runner's lease: one runner at a time per database.
+//!
+//! A lease is a row (holder, host, pid, heartbeat, expiry), not a session
+//! advisory lock, because session locks vanish behind PgBouncer transaction
+//! pooling. A background task renews it with short autocommit statements on
+//! its own connection — never an open transaction, which would make
+//! `CREATE INDEX CONCURRENTLY` wait on us (Flyway's deadlock). Every append by
+//! the runner is fenced on the lease token (see `Ledger::append`), so a runner
+//! that lost its lease cannot commit. A lapsed lease taken over is recorded as
+//! a `lease_taken_over` event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_postgres::Client;
+
+use super::event::{EventKind, LEDGER_SUBJECT, canonical_json};
+use super::store::{EventDraft, Ledger};
+use crate::conn::{ConnInfo, connect};
+use crate::error::Error;
+
+/// Lease timing.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseOptions {
+    /// How long a lease lasts without a heartbeat.
+    pub ttl: Duration,
+    /// How long to wait for another holder before giving up.
+    pub wait: Duration,
+}
+
+impl Default for LeaseOptions {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(30), wait: Duration::ZERO }
+    }
+}
+
+/// Who is asking for the lease.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// Operator name.
+    pub name: String,
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: i32,
+    /// Canonical actor JSON for the takeover event.
+    pub actor: String,
+}
+
+/// A held lease. Renewed in the background until [`Lease::release`] or drop.
+#[derive(Debug)]
+pub struct Lease {
+    token: String,
+    lost: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Lease {
+    /// Takes the lease, waiting up to `options.wait` for a live holder to
+    /// finish. Runs its own short transactions on `client`.
+    pub async fn acquire(
+        client: &Client,
+        info: &ConnInfo,
+        ledger: &Ledger,
+        holder: &Holder,
+        options: LeaseOptions,
+    ) -> Result<Self, Error> {
+        let token = new_token(holder);
+        let deadline = Instant::now() + options.wait;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match try_take(client, ledger, holder, &token, options.ttl).await? {
+                None => break,
+                Some(busy) => {
+                    if Instant::now() >= deadline {
+                        return Err(busy);
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    tokio::time::sleep(pause.min(left)).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        let lost = Arc::new(AtomicBool::new(false));
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(heartbeat(
+            info.clone(),
+            ledger.clone(),
+            token.clone(),
+            options.ttl,
+            lost.clone(),
+            stop_rx,
+        ));
+        Ok(Self { token, lost, stop, task: Some(task) })
+    }
+
+    /// The fencing token to pass to `Ledger::append`.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// True once the heartbeat found the lease gone (expired and taken over).
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Stops the heartbeat and gives the lease up.
+    pub async fn release(mut self, client: &Client, ledger: &Ledger) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        ledger.release_lease(client, &self.token).await
+    }
+
+    /// Stops the heartbeat without releasing: the lease lapses after its ttl.
+    /// For tests that simulate a runner that hangs.
+    pub async fn abandon(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+fn new_token(holder: &Holder) -> String {
+    let seed = format!("{}:{}:{}:{:?}", holder.host, holder.pid, holder.name, std::time::SystemTime::now());
+    hex::encode(&blake3::hash(seed.as_bytes()).as_bytes()[..16])
+}
+
+/// One attempt. `Ok(None)`: taken. `Ok(Some(err))`: busy, with the error to
+/// report if we stop waiting.
+async fn try_take(
+    client: &Client,
+    ledger: &Ledger,
+    holder: &Holder,
+    token: &str,
+    ttl: Duration,
+) -> Result<Option<Error>, Error> {
+    let ctx = |e| Error::db("taking the lease", e);
+    client.batch_execute("BEGIN").await.map_err(ctx)?;
+    let result = async {
+        let row = ledger.lease_row(client, true).await?;
+        let Some(row) = row else {
+            return Err(Error::LedgerCorrupt { seq: 0, message: "the lease row is missing".into() });
+        };
+        if row.token.is_some() && !row.expired {
+            let age = row
+                .heartbeat_at
+                .map(|h| (time::OffsetDateTime::now_utc() - h).whole_seconds().max(0))
+                .unwrap_or(0);
+            return Ok(Some(Error::LeaseUnavailable {
+                holder: row.holder.unwrap_or_default(),
+                host: row.host.unwrap_or_default(),
+                pid: row.pid.unwrap_or_default(),
+                heartbeat_secs_ago: age,
+            }));
+        }
+        let takeover = row.token.is_some();
+        ledger.take_lease(client, token, &holder.name, &holder.host, holder.pid, ttl).await?;
+        if takeover {
+            let payload = canonical_json(&serde_json::json!({
+                "previous_holder": row.holder,
+                "previous_host": row.host,
+                "previous_pid": row.pid,
+                "previous_expires_at": row.expires_at.map(|t| t.to_string()),
+            }));
+            ledger
+                .append(
+                    client,
+                    Some(token),
+                    EventDraft {
+                        kind: EventKind::LeaseTakenOver,
+                        subject: LEDGER_SUBJECT.into(),
+                        actor: holder.actor.clone(),
+                        payload,
+                    },
+                )
+                .await?;
+        }
+        Ok(None)
+    }
+    .await;
+    match result {
+        Ok(None) => {
+            client.batch_execute("COMMIT").await.map_err(ctx)?;
+            Ok(None)
+        }
+        other => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            other
+        }
+    }
+}
+
+async fn heartbeat(
+    info: ConnInfo,
+    ledger: Ledger,
+    token: String,
+    ttl: Duration,
+    lost: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let every = (ttl / 3).max(Duration::from_millis(100));
+    let mut client: Option<Client> = None;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            client = connect(&info).await.ok();
+        }
+        let Some(c) = client.as_ref() else { continue };
+        match ledger.renew_lease(c, &token, ttl).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("the lease was lost (expired and taken over); stopping");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not renew the lease; retrying");
+                client = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Typed payloads of the migration event kinds. Field names are part of the
+//! documented, stable ledger format (docs/ledger.md).
+//!
+//! Payloads are serialized as canonical JSON (sorted keys, no whitespace) and
+//! stored as text; the hash covers that text.
+
+use serde::{Deserialize, Serialize};
+
+use crate::migration::{Checksum, Phase, Version};
+
+/// `migration_applied`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedPayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase applied.
+    pub phase: Phase,
+    /// Checksum of the up script.
+    pub checksum: Checksum,
+    /// Up script path, relative to the project root.
+    pub path: String,
+    /// Wall time of the unit, in milliseconds.
+    pub duration_ms: u64,
+    /// Ran in one transaction with this event.
+    pub transactional: bool,
+    /// Lock-timeout retries before it succeeded.
+    #[serde(default)]
+    pub lock_retries: u32,
+    /// Lint rules accepted by `allow-lint` in the script.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_lints: Vec<String>,
+    /// Statements executed.
+    pub statements: u32,
+}
+
+/// `migration_reverted`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertedPayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase reverted.
+    pub phase: Phase,
+    /// Checksum of the down script that ran.
+    pub down_checksum: Checksum,
+    /// Down script path.
+    pub path: String,
+    /// Wall time, ms.
+    pub duration_ms: u64,
+}
+
+/// `migration_failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedPayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// Checksum of the script that failed.
+    pub checksum: Checksum,
+    /// Script that failed.
+    pub path: String,
+    /// `up`, `down` or `verify`.
+    pub script: String,
+    /// 1-based line of the failing statement in the file.
+    pub line: Option<u32>,
+    /// 0-based index of the failing statement.
+    pub statement_index: Option<u32>,
+    /// SQLSTATE.
+    pub sqlstate: Option<String>,
+    /// Error message (with detail and hint).
+    pub error: String,
+    /// Whether the unit ran in a transaction (then nothing of it remains).
+    pub transactional: bool,
+}
+
+/// `migration_started` (non-transactional units).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartedPayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// Checksum of the up script.
+    pub checksum: Checksum,
+    /// Script path.
+    pub path: String,
+    /// Number of statements in the script.
+    pub statements: u32,
+    /// Index of the first statement this run executes (resume point).
+    pub resume_from: u32,
+}
+
+/// `statement_done` (non-transactional units).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementDonePayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// 0-based statement index.
+    pub index: u32,
+    /// 1-based line in the file.
+    pub line: u32,
+    /// `b3:` hash of the statement text.
+    pub statement_hash: String,
+    /// Wall time, ms.
+    pub duration_ms: u64,
+}
+
+/// `lock_retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRetryPayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// 1-based attempt that hit the timeout.
+    pub attempt: u32,
+    /// Back-off before the next attempt, ms.
+    pub backoff_ms: u64,
+    /// The server's message.
+    pub error: String,
+}
+
+/// `baseline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaselinePayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// Checksum of the up script recorded as applied.
+    pub checksum: Checksum,
+    /// Script path.
+    pub path: String,
+}
+
+/// What a `repaired` event fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RepairAction {
+    /// The edited file's checksum is accepted for an applied unit.
+    AcceptChecksum,
+    /// A failure (or half-done non-transactional unit) was handled by hand;
+    /// the unit is pending again.
+    ResolveFailure,
+}
+
+/// `repaired`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairedPayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// What was fixed.
+    pub action: RepairAction,
+    /// Checksum recorded before.
+    pub old_checksum: Option<Checksum>,
+    /// Checksum accepted.
+    pub new_checksum: Option<Checksum>,
+    /// Script path.
+    pub path: Option<String>,
+}
+
+/// Serializes a payload as canonical JSON text.
+pub fn to_canonical<T: Serialize>(payload: &T) -> String {
+    super::event::canonical_json(&serde_json::to_value(payload).unwrap_or(serde_json::Value::Null))
+}

@@ -1,0 +1,516 @@
+//! The ledger's tables — the only code that knows their layout. Everything
+//! else goes through [`Ledger`]: install, read state, append, read events,
+//! and the lease row.
+//!
+//! Layout (version 1), in the ledger schema (default `shiftlog`):
+//! - `meta(key, value)`: `layout_version`, `ledger_id`;
+//! - `events(seq, at, kind, subject, actor, payload, prev_hash, hash)`:
+//!   append-only (a trigger refuses UPDATE, DELETE, TRUNCATE);
+//! - `head(seq, hash)`: one row, the latest event; locking it serializes appends;
+//! - `state(subject, last_seq, state)`: the projection — each subject's folded
+//!   state, written in the same transaction as the event that changed it, and
+//!   checked against a fresh fold by `ledger verify`;
+//! - `lease(token, holder, host, pid, acquired_at, heartbeat_at, expires_at)`:
+//!   one row, the runner's lease.
+
+use time::OffsetDateTime;
+use tokio_postgres::Client;
+
+use super::event::{Event, EventKind, Hash, canonical_json};
+use super::fold::{LedgerState, SubjectState, step};
+use crate::error::Error;
+use crate::ident::{quote_ident, quote_literal};
+
+/// The layout version this code writes and reads.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// An event to append: the fields the caller chooses. Sequence number, time
+/// and hashes are assigned by [`Ledger::append`].
+#[derive(Debug, Clone)]
+pub struct EventDraft {
+    /// Kind.
+    pub kind: EventKind,
+    /// Subject.
+    pub subject: String,
+    /// Canonical actor JSON.
+    pub actor: String,
+    /// Canonical payload JSON.
+    pub payload: String,
+}
+
+/// Handle on the ledger tables in one schema. Cheap to clone; holds SQL text only.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    schema: String,
+    q: String,
+}
+
+/// Whether a database holds a ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    /// No ledger schema.
+    Absent,
+    /// A ledger of this layout version.
+    Present(u32),
+}
+
+impl Ledger {
+    /// A handle on the ledger in `schema`.
+    pub fn new(schema: &str) -> Self {
+        Self { schema: schema.to_owned(), q: quote_ident(schema) }
+    }
+
+    /// The schema name.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    fn t(&self, table: &str) -> String {
+        format!("{}.{}", self.q, quote_ident(table))
+    }
+
+    /// Checks whether the ledger exists, and refuses a schema of that name that
+    /// is not a ledger (or a layout newer than this version understands).
+    pub async fn presence(&self, client: &Client) -> Result<Presence, Error> {
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
+                        to_regclass(format('%I.%I', $1::text, 'meta')) IS NOT NULL,
+                        (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                          WHERE n.nspname = $1)",
+                &[&self.schema],
+            )
+            .await
+            .map_err(|e| Error::db("checking for the ledger", e))?;
+        let (schema_exists, has_meta, objects): (bool, bool, i64) = (row.get(0), row.get(1), row.get(2));
+        if !schema_exists {
+            return Ok(Presence::Absent);
+        }
+        if !has_meta {
+            if objects == 0 {
+                return Ok(Presence::Absent);
+            }
+            return Err(self.not_a_ledger("it has tables but no meta table"));
+        }
+        let version: Option<String> = client
+            .query_opt(&format!("SELECT value FROM {} WHERE key = 'layout_version'", self.t("meta")), &[])
+            .await
+            .map_err(|e| Error::db("reading the ledger layout version", e))?
+            .map(|r| r.get(0));
+        let version = version
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| self.not_a_ledger("its meta table has no layout_version"))?;
+        if version > LAYOUT_VERSION {
+            return Err(Error::LedgerTooNew { schema: self.schema.clone(), found: version, supported: LAYOUT_VERSION });
+        }
+        Ok(Presence::Present(version))
+    }
+
+    fn not_a_ledger(&self, why: &str) -> Error {
+        Error::NotALedger { schema: self.schema.clone(), reason: why.to_owned() }
+    }
+
+    /// Creates the ledger if it does not exist (or upgrades an older layout),
+    /// appending `ledger_created` as event 1. Safe to race: concurrent callers
+    /// serialize on a transaction-scoped advisory lock (which, unlike a session
+    /// lock, works through PgBouncer transaction pooling).
+    pub async fn install(&self, client: &Client, actor: &str) -> Result<(), Error> {
+        if let Presence::Present(_) = self.presence(client).await? {
+            return Ok(());
+        }
+        let ctx = |e| Error::db(format!("creating the ledger in schema {}", self.schema), e);
+        client.batch_execute("BEGIN").await.map_err(ctx)?;
+        let result = async {
+            client
+                .execute("SELECT pg_advisory_xact_lock(hashtext('shiftlog ledger install ' || $1))", &[&self.schema])
+                .await
+                .map_err(ctx)?;
+            if let Presence::Present(_) = self.presence(client).await? {
+                return Ok(());
+            }
+            let ledger_id = hex::encode(blake3::hash(format!("{:?}{}", OffsetDateTime::now_utc(), std::process::id()).as_bytes()).as_bytes())[..32].to_owned();
+            let ddl = format!(
+                r#"
+CREATE SCHEMA IF NOT EXISTS {q};
+CREATE TABLE {meta} (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE {events} (
+    seq       bigint PRIMARY KEY CHECK (seq > 0),
+    at        timestamptz NOT NULL,
+    kind      text NOT NULL,
+    subject   text NOT NULL,
+    actor     text NOT NULL,
+    payload   text NOT NULL,
+    prev_hash bytea NOT NULL CHECK (length(prev_hash) = 32),
+    hash      bytea NOT NULL CHECK (length(hash) = 32)
+);
+CREATE INDEX ON {events} (subject, seq);
+CREATE INDEX ON {events} (at);
+CREATE TABLE {head} (
+    id   boolean PRIMARY KEY DEFAULT true CHECK (id),
+    seq  bigint NOT NULL,
+    hash bytea NOT NULL
+);
+CREATE TABLE {state} (
+    subject  text PRIMARY KEY,
+    last_seq bigint NOT NULL,
+    state    text NOT NULL
+);
+CREATE TABLE {lease} (
+    id           boolean PRIMARY KEY DEFAULT true CHECK (id),
+    token        text,
+    holder       text,
+    host         text,
+    pid          integer,
+    acquired_at  timestamptz,
+    heartbeat_at timestamptz,
+    expires_at   timestamptz
+);
+CREATE FUNCTION {q}.refuse_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'the shiftlog ledger is append-only: % on %.% refused', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'history is never edited; record a correction with shiftlog repair';
+END
+$fn$;
+CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON {events}
+    FOR EACH ROW EXECUTE FUNCTION {q}.refuse_change();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {events}
+    FOR EACH STATEMENT EXECUTE FUNCTION {q}.refuse_change();
+INSERT INTO {head} (seq, hash) VALUES (0, '\x{zero}');
+INSERT INTO {lease} DEFAULT VALUES;
+INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
+"#,
+                q = self.q,
+                meta = self.t("meta"),
+                events = self.t("events"),
+                head = self.t("head"),
+                state = self.t("state"),
+                lease = self.t("lease"),
+                zero = "0".repeat(64),
+                layout = quote_literal(&LAYOUT_VERSION.to_string()),
+                id = quote_literal(&ledger_id),
+            );
+            client.batch_execute(&ddl).await.map_err(ctx)?;
+            let payload = canonical_json(&serde_json::json!({
+                "layout_version": LAYOUT_VERSION,
+                "ledger_id": ledger_id,
+                "schema": self.schema,
+            }));
+            self.append(
+                client,
+                None,
+                EventDraft { kind: EventKind::LedgerCreated, subject: super::event::LEDGER_SUBJECT.into(), actor: actor.to_owned(), payload },
+            )
+            .await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => client.batch_execute("COMMIT").await.map_err(ctx),
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends one event inside the caller's open transaction, updating the
+    /// head and the subject's projection row in the same statement.
+    ///
+    /// With `lease_token`, the append is fenced: it fails with
+    /// [`Error::LeaseLost`] unless that token still holds an unexpired lease,
+    /// and it keeps the lease row share-locked until commit so no takeover
+    /// can slip in between the check and the commit.
+    ///
+    /// # Warning
+    /// Must run inside a transaction (`BEGIN` issued by the caller): the head
+    /// row stays locked until the caller commits, serializing appenders.
+    pub async fn append(&self, client: &Client, lease_token: Option<&str>, draft: EventDraft) -> Result<Event, Error> {
+        let what = format!("appending a {} event to the ledger", draft.kind);
+        let ctx = |e| Error::db(what.clone(), e);
+        let row = client
+            .query_one(
+                &format!(
+                    "WITH l AS (SELECT token, expires_at > clock_timestamp() AS live FROM {lease} WHERE id FOR SHARE)
+                     SELECT h.seq, h.hash, clock_timestamp(),
+                            (SELECT state FROM {state} WHERE subject = $1),
+                            $2::text IS NULL OR coalesce((SELECT token = $2 AND live FROM l), false)
+                       FROM {head} h WHERE h.id FOR UPDATE OF h",
+                    lease = self.t("lease"),
+                    state = self.t("state"),
+                    head = self.t("head"),
+                ),
+                &[&draft.subject, &lease_token],
+            )
+            .await
+            .map_err(ctx)?;
+        let fenced_ok: bool = row.get(4);
+        if !fenced_ok {
+            return Err(Error::LeaseLost);
+        }
+        let head_seq: i64 = row.get(0);
+        let head_hash: Vec<u8> = row.get(1);
+        let at: OffsetDateTime = row.get(2);
+        let prev_state: Option<String> = row.get(3);
+        let prev_hash = Hash::from_slice(&head_hash)
+            .ok_or_else(|| Error::LedgerCorrupt { seq: head_seq as u64, message: "head hash is not 32 bytes".into() })?;
+        let seq = head_seq as u64 + 1;
+        let mut event = Event {
+            seq,
+            at: super::event::truncate_to_micros(at),
+            kind: draft.kind,
+            subject: draft.subject,
+            actor: draft.actor,
+            payload: draft.payload,
+            prev_hash,
+            hash: Hash::GENESIS,
+        };
+        event.hash = event.compute_hash();
+        let prev_state: Option<SubjectState> = match prev_state {
+            Some(text) => Some(serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
+                seq: event.seq,
+                message: format!("projection row of {} is unreadable: {e}", event.subject),
+            })?),
+            None => None,
+        };
+        let next = step(prev_state.as_ref(), &event)
+            .map_err(|e| Error::LedgerCorrupt { seq: event.seq, message: e.to_string() })?;
+        let state_text = next.map(|s| canonical_json(&serde_json::to_value(s).unwrap_or_default()));
+        client
+            .execute(
+                &format!(
+                    "WITH e AS (INSERT INTO {events} (seq, at, kind, subject, actor, payload, prev_hash, hash)
+                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)),
+                          h AS (UPDATE {head} SET seq = $1, hash = $8 WHERE id)
+                     INSERT INTO {state} (subject, last_seq, state)
+                     SELECT $4, $1, $9 WHERE $9::text IS NOT NULL
+                     ON CONFLICT (subject) DO UPDATE SET last_seq = EXCLUDED.last_seq, state = EXCLUDED.state",
+                    events = self.t("events"),
+                    head = self.t("head"),
+                    state = self.t("state"),
+                ),
+                &[
+                    &(event.seq as i64),
+                    &event.at,
+                    &event.kind.as_str(),
+                    &event.subject,
+                    &event.actor,
+                    &event.payload,
+                    &event.prev_hash.0.as_slice(),
+                    &event.hash.0.as_slice(),
+                    &state_text,
+                ],
+            )
+            .await
+            .map_err(ctx)?;
+        Ok(event)
+    }
+
+    /// Reads the state from the projection (one row per subject — fast however
+    /// long the ledger is). `LedgerState::default()` when there is no ledger.
+    pub async fn read_state(&self, client: &Client) -> Result<LedgerState, Error> {
+        if self.presence(client).await? == Presence::Absent {
+            return Ok(LedgerState::default());
+        }
+        self.read_projection(client).await
+    }
+
+    /// Reads the projection rows, assuming the ledger exists.
+    pub async fn read_projection(&self, client: &Client) -> Result<LedgerState, Error> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT subject, state, (SELECT seq FROM {head} WHERE id) FROM {state}",
+                    head = self.t("head"),
+                    state = self.t("state")
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| Error::db("reading the ledger state", e))?;
+        let mut state = LedgerState::default();
+        for row in rows {
+            let subject: String = row.get(0);
+            let text: String = row.get(1);
+            let last: i64 = row.get(2);
+            state.last_seq = last as u64;
+            let parsed: SubjectState = serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
+                seq: last as u64,
+                message: format!("projection row of {subject} is unreadable: {e}"),
+            })?;
+            state.subjects.insert(subject, parsed);
+        }
+        Ok(state)
+    }
+
+    /// Reads events with `seq` in `from..=to` (all when `to` is `None`), in order.
+    pub async fn read_events(&self, client: &Client, from: u64, to: Option<u64>) -> Result<Vec<Event>, Error> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM {events}
+                      WHERE seq >= $1 AND ($2::bigint IS NULL OR seq <= $2) ORDER BY seq",
+                    events = self.t("events")
+                ),
+                &[&(from as i64), &to.map(|t| t as i64)],
+            )
+            .await
+            .map_err(|e| Error::db("reading ledger events", e))?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// Events of one subject, in order.
+    pub async fn subject_events(&self, client: &Client, subject: &str) -> Result<Vec<Event>, Error> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM {events}
+                      WHERE subject = $1 ORDER BY seq",
+                    events = self.t("events")
+                ),
+                &[&subject],
+            )
+            .await
+            .map_err(|e| Error::db("reading ledger events", e))?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// The latest sequence number and hash (`None` when there is no ledger).
+    pub async fn head(&self, client: &Client) -> Result<Option<(u64, Hash)>, Error> {
+        if self.presence(client).await? == Presence::Absent {
+            return Ok(None);
+        }
+        let row = client
+            .query_one(&format!("SELECT seq, hash FROM {} WHERE id", self.t("head")), &[])
+            .await
+            .map_err(|e| Error::db("reading the ledger head", e))?;
+        let seq: i64 = row.get(0);
+        let hash: Vec<u8> = row.get(1);
+        Ok(Some((seq as u64, Hash::from_slice(&hash).unwrap_or_default())))
+    }
+
+    /// Reads the lease row.
+    pub async fn lease_row(&self, client: &Client, for_update: bool) -> Result<Option<LeaseRow>, Error> {
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT token, holder, host, pid, acquired_at, heartbeat_at, expires_at,
+                            coalesce(expires_at <= clock_timestamp(), true)
+                       FROM {} WHERE id {}",
+                    self.t("lease"),
+                    if for_update { "FOR UPDATE" } else { "" }
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| Error::db("reading the lease", e))?;
+        Ok(row.map(|r| LeaseRow {
+            token: r.get(0),
+            holder: r.get(1),
+            host: r.get(2),
+            pid: r.get(3),
+            acquired_at: r.get(4),
+            heartbeat_at: r.get(5),
+            expires_at: r.get(6),
+            expired: r.get(7),
+        }))
+    }
+
+    /// Writes a new lease (inside the caller's transaction, after `lease_row(.., true)`).
+    pub async fn take_lease(
+        &self,
+        client: &Client,
+        token: &str,
+        holder: &str,
+        host: &str,
+        pid: i32,
+        ttl: std::time::Duration,
+    ) -> Result<(), Error> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET token = $1, holder = $2, host = $3, pid = $4,
+                            acquired_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
+                            expires_at = clock_timestamp() + make_interval(secs => $5)
+                      WHERE id",
+                    self.t("lease")
+                ),
+                &[&token, &holder, &host, &pid, &ttl.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| Error::db("taking the lease", e))?;
+        Ok(())
+    }
+
+    /// Extends the lease held by `token`; `false` when it is no longer held.
+    pub async fn renew_lease(&self, client: &Client, token: &str, ttl: std::time::Duration) -> Result<bool, Error> {
+        let n = client
+            .execute(
+                &format!(
+                    "UPDATE {} SET heartbeat_at = clock_timestamp(),
+                            expires_at = clock_timestamp() + make_interval(secs => $2)
+                      WHERE id AND token = $1 AND expires_at > clock_timestamp()",
+                    self.t("lease")
+                ),
+                &[&token, &ttl.as_secs_f64()],
+            )
+            .await
+            .map_err(|e| Error::db("renewing the lease", e))?;
+        Ok(n == 1)
+    }
+
+    /// Gives the lease up (no-op when `token` no longer holds it).
+    pub async fn release_lease(&self, client: &Client, token: &str) -> Result<(), Error> {
+        client
+            .execute(
+                &format!(
+                    "UPDATE {} SET token = NULL, expires_at = NULL, heartbeat_at = clock_timestamp()
+                      WHERE id AND token = $1",
+                    self.t("lease")
+                ),
+                &[&token],
+            )
+            .await
+            .map_err(|e| Error::db("releasing the lease", e))?;
+        Ok(())
+    }
+}
+
+/// The lease row as stored.
+#[derive(Debug, Clone)]
+pub struct LeaseRow {
+    /// Current token (`None` when released).
+    pub token: Option<String>,
+    /// Holder name (operator).
+    pub holder: Option<String>,
+    /// Holder's host.
+    pub host: Option<String>,
+    /// Holder's process id.
+    pub pid: Option<i32>,
+    /// When it was taken.
+    pub acquired_at: Option<OffsetDateTime>,
+    /// Last heartbeat.
+    pub heartbeat_at: Option<OffsetDateTime>,
+    /// When it lapses.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Lapsed (or never taken) by the server's clock.
+    pub expired: bool,
+}
+
+fn row_to_event(r: &tokio_postgres::Row) -> Result<Event, Error> {
+    let seq: i64 = r.get(0);
+    let prev: Vec<u8> = r.get(6);
+    let hash: Vec<u8> = r.get(7);
+    let kind: String = r.get(2);
+    let bad = |what: &str| Error::LedgerCorrupt { seq: seq as u64, message: format!("{what} is not 32 bytes") };
+    Ok(Event {
+        seq: seq as u64,
+        at: r.get(1),
+        kind: kind.parse().unwrap_or(EventKind::Other(kind)),
+        subject: r.get(3),
+        actor: r.get(4),
+        payload: r.get(5),
+        prev_hash: Hash::from_slice(&prev).ok_or_else(|| bad("prev_hash"))?,
+        hash: Hash::from_slice(&hash).ok_or_else(|| bad("hash"))?,
+    })
+}

@@ -1,0 +1,203 @@
+//! `apply`: run pending migration units in order, each with its ledger event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::ident::quote_literal;
+use crate::ledger::payload::{AppliedPayload, to_canonical};
+use crate::ledger::{EventKind, LeaseOptions, Presence};
+use crate::ops::dry_run::{self, DryRun};
+use crate::ops::exec::{ExecSettings, Runner, ScriptKind, outcome, run_batch};
+use crate::ops::session::Session;
+use crate::plan::{ApplyPlanOptions, ApplyStep, plan_apply};
+use crate::project::Project;
+use crate::report::{Action, Progress, Reporter, UnitOutcome};
+
+/// Everything `apply` can be asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// What to apply.
+    pub plan: ApplyPlanOptions,
+    /// Show the SQL and ledger writes; change nothing.
+    pub dry_run: bool,
+    /// Apply every unit in one transaction (all or nothing).
+    pub single_transaction: bool,
+    /// Timeouts and retries.
+    pub exec: ExecSettings,
+    /// Lease timing.
+    pub lease: LeaseOptions,
+    /// Set to stop cleanly after the unit in flight (Ctrl-C).
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ApplyReport {
+    /// Units applied, in order.
+    pub applied: Vec<UnitOutcome>,
+    /// The dry run, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRun>,
+    /// Ledger head after the run: sequence number.
+    pub head_seq: u64,
+    /// Ledger head after the run: hash (hex).
+    pub head_hash: Option<String>,
+}
+
+/// Applies pending units of `project` on `session`'s database.
+///
+/// Refuses (exit 3) before running anything when the sum file is stale or
+/// the plan finds problems (modified or missing applied migrations,
+/// out-of-order pending ones, unmet `requires`).
+pub async fn apply(
+    project: &Project,
+    session: &Session,
+    options: &ApplyOptions,
+    reporter: &dyn Reporter,
+) -> Result<ApplyReport, Error> {
+    project.require_fresh_sum()?;
+    let presence = session.ledger.presence(&session.client).await?;
+    let state = session.ledger.read_state(&session.client).await?;
+    let steps = plan_apply(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
+    check_single_transaction(&steps, options)?;
+    if options.dry_run {
+        let dry = DryRun {
+            creates_ledger: presence == Presence::Absent,
+            steps: steps.iter().map(|s| dry_run::apply_step(s, &options.exec, options.single_transaction)).collect(),
+        };
+        return Ok(ApplyReport { dry_run: Some(dry), head_seq: state.last_seq, ..ApplyReport::default() });
+    }
+    if steps.is_empty() {
+        // Nothing to do: no lease, no writes — a no-op apply is one read.
+        return Ok(ApplyReport { head_seq: state.last_seq, ..ApplyReport::default() });
+    }
+    let mut actor = session.actor.clone();
+    actor.git_commit = project.git_commit();
+    let lease = session.take_lease(options.lease).await?;
+    let result = async {
+        // Re-plan under the lease: another runner may have applied meanwhile.
+        let state = session.ledger.read_projection(&session.client).await?;
+        let steps =
+            plan_apply(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
+        let runner = Runner { session, actor: actor.to_canonical(), lease: &lease, settings: &options.exec, reporter };
+        if options.single_transaction {
+            return apply_single_transaction(&runner, &steps).await;
+        }
+        let mut applied = Vec::with_capacity(steps.len());
+        let last = steps.len().saturating_sub(1);
+        for (i, step) in steps.iter().enumerate() {
+            if options.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+                return Err(Error::Interrupted);
+            }
+            let outcome = if step.unit.scripts.up.directives.no_transaction {
+                runner.apply_non_transactional(&step.unit, step.resume_from).await?
+            } else {
+                runner.apply_transactional(&step.unit, i < last).await?
+            };
+            applied.push(outcome);
+        }
+        Ok(applied)
+    }
+    .await;
+    let released = lease.release(&session.client, &session.ledger).await;
+    let applied = result?;
+    released?;
+    let head = session.ledger.head(&session.client).await?;
+    Ok(ApplyReport {
+        applied,
+        dry_run: None,
+        head_seq: head.map(|h| h.0).unwrap_or(0),
+        head_hash: head.map(|h| h.1.to_hex()),
+    })
+}
+
+fn check_single_transaction(steps: &[ApplyStep<'_>], options: &ApplyOptions) -> Result<(), Error> {
+    if !options.single_transaction {
+        return Ok(());
+    }
+    if let Some(step) = steps.iter().find(|s| s.unit.scripts.up.directives.no_transaction) {
+        return Err(Error::Usage {
+            message: format!(
+                "{}: this migration is no-transaction, so --single-transaction cannot include it; apply without --single-transaction, or --to a version before it",
+                step.unit.scripts.up.path.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Every unit, its verify script and its event in one transaction.
+async fn apply_single_transaction(runner: &Runner<'_>, steps: &[ApplyStep<'_>]) -> Result<Vec<UnitOutcome>, Error> {
+    let client = &runner.session.client;
+    let mut attempt = 1;
+    'attempt: loop {
+        client.batch_execute("BEGIN").await.map_err(|e| Error::db("starting the transaction", e))?;
+        let mut applied = Vec::with_capacity(steps.len());
+        for step in steps {
+            let unit = &step.unit;
+            let up = &unit.scripts.up;
+            runner.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &up.path, action: Action::Apply });
+            let t0 = Instant::now();
+            let lock = up.directives.lock_timeout.unwrap_or(runner.settings.lock_timeout);
+            let ms = |d: std::time::Duration| quote_literal(&format!("{}ms", d.as_millis()));
+            let mut prelude = format!("SET LOCAL lock_timeout = {}; ", ms(lock));
+            prelude.push_str(&match up.directives.statement_timeout {
+                Some(st) => format!("SET LOCAL statement_timeout = {}", ms(st)),
+                None => "SET LOCAL statement_timeout = 0".to_owned(),
+            });
+            client.batch_execute(&prelude).await.map_err(|e| Error::db("setting timeouts", e))?;
+            let statements = match run_batch(client, &up.text).await {
+                Ok(n) => n,
+                Err(err) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    if err.is_lock_timeout() && attempt <= runner.settings.lock_retries {
+                        runner.lock_retry(unit, attempt, &err).await?;
+                        attempt += 1;
+                        continue 'attempt;
+                    }
+                    return Err(runner.fail_script(unit, up, ScriptKind::Up, &err).await);
+                }
+            };
+            if let Some(verify) = &unit.scripts.verify
+                && let Err(err) = run_batch(client, &verify.text).await
+            {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(runner.fail_script(unit, verify, ScriptKind::Verify, &err).await);
+            }
+            let duration = t0.elapsed();
+            let payload = to_canonical(&AppliedPayload {
+                version: unit.version().clone(),
+                phase: unit.phase,
+                checksum: up.checksum.clone(),
+                path: up.path.display().to_string(),
+                duration_ms: duration.as_millis() as u64,
+                transactional: true,
+                lock_retries: attempt - 1,
+                allowed_lints: up.directives.allow_lint.clone(),
+                statements,
+            });
+            let event = match runner.append(EventKind::MigrationApplied, unit.subject(), payload).await {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    return Err(e);
+                }
+            };
+            applied.push(outcome(unit, up, Action::Apply, duration, statements, attempt - 1, event.seq));
+        }
+        client.batch_execute("COMMIT").await.map_err(|e| Error::db("committing", e))?;
+        for o in &applied {
+            runner.reporter.report(&Progress::UnitFinished {
+                version: &o.version,
+                phase: o.phase,
+                action: Action::Apply,
+                duration: std::time::Duration::from_millis(o.duration_ms),
+            });
+        }
+        return Ok(applied);
+    }
+}

@@ -1,0 +1,149 @@
+//! `--dry-run`: the exact SQL each step would send, where transactions begin
+//! and end, and the ledger writes — computed from the same plan and the same
+//! prelude the runner uses, and changing nothing.
+
+use serde::Serialize;
+
+use crate::ident::quote_literal;
+use crate::migration::{Phase, Script, Version};
+use crate::ops::exec::ExecSettings;
+use crate::plan::{ApplyStep, Unit};
+
+/// One step of a dry run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DryRunStep {
+    /// Version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// Script that would run.
+    pub path: String,
+    /// Whether it runs in one transaction with its ledger event.
+    pub transactional: bool,
+    /// The exact SQL, with ledger writes shown as comments.
+    pub sql: String,
+}
+
+/// A whole dry run.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, Default)]
+pub struct DryRun {
+    /// The ledger schema would be created first.
+    pub creates_ledger: bool,
+    /// Steps in order.
+    pub steps: Vec<DryRunStep>,
+}
+
+impl DryRun {
+    /// Renders the plan as an SQL-like transcript.
+    pub fn render(&self, ledger_schema: &str) -> String {
+        let mut out = String::new();
+        if self.creates_ledger {
+            out.push_str(&format!("-- ledger: create schema \"{ledger_schema}\" with its tables and append ledger_created (first use)\n\n"));
+        }
+        out.push_str("-- ledger: take the runner lease (renewed in the background)\n\n");
+        for step in &self.steps {
+            out.push_str(&format!("-- {} ({}) — {}\n", step.version, step.phase, step.path));
+            out.push_str(&step.sql);
+            out.push('\n');
+        }
+        out.push_str("-- ledger: release the runner lease\n");
+        if self.steps.is_empty() {
+            out.push_str("-- nothing to do\n");
+        }
+        out
+    }
+}
+
+fn timeouts(script: &Script, settings: &ExecSettings, scope: &str) -> String {
+    let lock = script.directives.lock_timeout.unwrap_or(settings.lock_timeout);
+    let mut s = format!("{scope} lock_timeout = {};\n", quote_literal(&format!("{}ms", lock.as_millis())));
+    if let Some(st) = script.directives.statement_timeout {
+        s.push_str(&format!("{scope} statement_timeout = {};\n", quote_literal(&format!("{}ms", st.as_millis()))));
+    }
+    s
+}
+
+fn body(text: &str) -> String {
+    let mut t = text.trim_end().to_owned();
+    t.push('\n');
+    t
+}
+
+/// The dry-run step for applying `step`.
+pub fn apply_step(step: &ApplyStep<'_>, settings: &ExecSettings, single_transaction: bool) -> DryRunStep {
+    let unit = &step.unit;
+    let up = &unit.scripts.up;
+    let subject = unit.subject();
+    let transactional = !up.directives.no_transaction;
+    let mut sql = String::new();
+    if transactional {
+        if !single_transaction {
+            sql.push_str("BEGIN;\n");
+        }
+        sql.push_str(&timeouts(up, settings, "SET LOCAL"));
+        sql.push_str(&body(&up.text));
+        if let Some(verify) = &unit.scripts.verify {
+            sql.push_str(&format!("-- verify: {}\n", verify.path.display()));
+            sql.push_str(&body(&verify.text));
+        }
+        sql.push_str(&format!(
+            "-- ledger: append migration_applied {subject} (checksum {}), fenced on the lease\n",
+            up.checksum
+        ));
+        if !single_transaction {
+            sql.push_str("COMMIT;\n");
+        }
+    } else {
+        sql.push_str("-- no-transaction: every statement commits on its own\n");
+        sql.push_str(&format!("-- ledger: append migration_started {subject} (resume from statement {})\n", step.resume_from));
+        sql.push_str(&timeouts(up, settings, "SET"));
+        match crate::sql::split(&up.text) {
+            Ok(statements) => {
+                for (i, s) in statements.iter().enumerate().skip(step.resume_from as usize) {
+                    sql.push_str(&format!("{};\n", s.text));
+                    sql.push_str(&format!("-- ledger: append statement_done {subject} #{i} (line {})\n", s.line));
+                }
+            }
+            Err(e) => sql.push_str(&format!("-- cannot split the script: {e}\n")),
+        }
+        sql.push_str("RESET lock_timeout;\nRESET statement_timeout;\n");
+        sql.push_str("BEGIN;\n");
+        if let Some(verify) = &unit.scripts.verify {
+            sql.push_str(&format!("-- verify: {}\n", verify.path.display()));
+            sql.push_str(&body(&verify.text));
+        }
+        sql.push_str(&format!("-- ledger: append migration_applied {subject} (checksum {}), fenced on the lease\nCOMMIT;\n", up.checksum));
+    }
+    DryRunStep {
+        version: unit.version().clone(),
+        phase: unit.phase,
+        path: up.path.display().to_string(),
+        transactional,
+        sql,
+    }
+}
+
+/// The dry-run step for reverting `unit`.
+pub fn revert_step(unit: &Unit<'_>, settings: &ExecSettings) -> DryRunStep {
+    let subject = unit.subject();
+    let mut sql = String::new();
+    let (path, transactional) = match &unit.scripts.down {
+        Some(down) => {
+            let transactional = !down.directives.no_transaction;
+            if transactional {
+                sql.push_str("BEGIN;\n");
+                sql.push_str(&timeouts(down, settings, "SET LOCAL"));
+                sql.push_str(&body(&down.text));
+            } else {
+                sql.push_str("-- no-transaction: every statement commits on its own\n");
+                sql.push_str(&timeouts(down, settings, "SET"));
+                sql.push_str(&body(&down.text));
+                sql.push_str("RESET lock_timeout;\nRESET statement_timeout;\nBEGIN;\n");
+            }
+            sql.push_str(&format!("-- ledger: append migration_reverted {subject} (down checksum {}), fenced on the lease\nCOMMIT;\n", down.checksum));
+            (down.path.display().to_string(), transactional)
+        }
+        None => (String::new(), true),
+    };
+    DryRunStep { version: unit.version().clone(), phase: unit.phase, path, transactional, sql }
+}

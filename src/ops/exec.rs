@@ -1,0 +1,576 @@
+//! Running migration scripts: one transactional unit with its ledger event, or
+//! a non-transactional unit statement by statement with progress events;
+//! lock-timeout retries with backoff and jitter; failures mapped to the file
+//! and line of the failing statement and recorded in the ledger.
+//!
+//! Why `lock_timeout` on every migration transaction: an `ALTER TABLE` waiting
+//! for its lock makes every later query on that table queue behind it, so a
+//! migration stuck behind one long transaction can stall all traffic. With a
+//! short `lock_timeout` the migration gives up instead, and retries later.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+use tokio_postgres::error::{ErrorPosition, SqlState};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::error::{Error, db_error_text};
+use crate::ident::quote_literal;
+use crate::ledger::event::Event;
+use crate::ledger::payload::{
+    AppliedPayload, FailedPayload, LockRetryPayload, RevertedPayload, StartedPayload, StatementDonePayload,
+    to_canonical,
+};
+use crate::ledger::{EventDraft, EventKind, Lease};
+use crate::migration::{Phase, Script, Version};
+use crate::ops::session::Session;
+use crate::plan::{Unit, statement_hash};
+use crate::report::{Action, Progress, Reporter, UnitOutcome};
+
+/// How scripts run.
+#[derive(Debug, Clone)]
+pub struct ExecSettings {
+    /// `lock_timeout` of every migration transaction unless the script sets its own.
+    pub lock_timeout: Duration,
+    /// Retries after a lock timeout.
+    pub lock_retries: u32,
+    /// First back-off; doubles each retry (with ±25% jitter), capped at 30 s.
+    pub retry_base: Duration,
+}
+
+impl Default for ExecSettings {
+    fn default() -> Self {
+        Self { lock_timeout: Duration::from_secs(5), lock_retries: 5, retry_base: Duration::from_millis(500) }
+    }
+}
+
+/// Which script of a unit failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScriptKind {
+    /// The up script.
+    Up,
+    /// The down script.
+    Down,
+    /// The verify script.
+    Verify,
+}
+
+impl ScriptKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Up => "up",
+            Self::Down => "down",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+/// A script that failed: where, why, and what was left behind.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptFailure {
+    /// Version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// The script.
+    pub path: PathBuf,
+    /// Its checksum.
+    pub checksum: crate::migration::Checksum,
+    /// Which script of the unit.
+    pub script: ScriptKind,
+    /// 1-based line in the file of the failing statement (or error position).
+    pub line: Option<u32>,
+    /// 1-based column, when the server gave a position.
+    pub column: Option<u32>,
+    /// 0-based index of the failing statement.
+    pub statement_index: Option<u32>,
+    /// SQLSTATE.
+    pub sqlstate: Option<String>,
+    /// The server's message.
+    pub message: String,
+    /// Ran in a transaction (so nothing of it remains).
+    pub transactional: bool,
+    /// Statements of a non-transactional unit that completed before the failure.
+    pub statements_done: u32,
+    /// What to do about it, when known (e.g. the INVALID index to drop).
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ScriptFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        write!(f, ": migration {} ({}) {} script failed: {}", self.version, self.phase, self.script.as_str(), self.message)?;
+        if let Some(code) = &self.sqlstate {
+            write!(f, " [SQLSTATE {code}]")?;
+        }
+        if self.transactional {
+            write!(f, "; its transaction was rolled back, nothing of it was applied")?;
+        } else {
+            write!(
+                f,
+                "; {} statement(s) before it stay applied — fix the cause and run apply again to resume from the failed statement",
+                self.statements_done
+            )?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "; {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A statement that failed while running a script.
+#[derive(Debug)]
+pub(crate) struct StatementError {
+    /// Statements that completed before it.
+    pub completed: u32,
+    /// The driver's error.
+    pub error: tokio_postgres::Error,
+}
+
+impl StatementError {
+    pub fn is_lock_timeout(&self) -> bool {
+        self.error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+    }
+}
+
+/// Runs `text` as one simple-query batch (inside whatever transaction is
+/// open), returning the number of statements completed. PostgreSQL reports
+/// one CommandComplete per statement, so on failure the count tells which
+/// statement failed — no need to send statements one by one.
+pub(crate) async fn run_batch(client: &Client, text: &str) -> Result<u32, StatementError> {
+    let mut completed = 0;
+    let stream = client.simple_query_raw(text).await.map_err(|error| StatementError { completed, error })?;
+    futures::pin_mut!(stream);
+    while let Some(msg) = stream.next().await {
+        match msg {
+            Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
+            Ok(_) => {}
+            Err(error) => return Err(StatementError { completed, error }),
+        }
+    }
+    Ok(completed)
+}
+
+/// Maps an error in `script` to (line, column, statement index).
+fn locate_error(text: &str, offset_in: Option<(usize, u32)>, err: &StatementError) -> (Option<u32>, Option<u32>, Option<u32>) {
+    // `offset_in`: the statement was sent alone, starting at this byte offset
+    // (with its index); otherwise the whole script was sent.
+    let (base, index) = match offset_in {
+        Some((offset, index)) => (offset, Some(index)),
+        None => (0, None),
+    };
+    let statements = crate::sql::split(text).ok();
+    let index = index.or(Some(err.completed));
+    if let Some(ErrorPosition::Original(pos)) = err.error.as_db_error().and_then(|d| d.position()) {
+        let sent = &text[base..];
+        let byte = sent.char_indices().nth((*pos as usize).saturating_sub(1)).map(|(b, _)| b).unwrap_or(sent.len());
+        let (line, col) = crate::sql::line_col(text, base + byte);
+        return (Some(line), Some(col), index);
+    }
+    let line = statements.as_ref().and_then(|s| index.and_then(|i| s.get(i as usize)).map(|s| s.line));
+    (line, None, index)
+}
+
+/// Executes units for `apply` and `rollback`, appending their events fenced on the lease.
+pub(crate) struct Runner<'a> {
+    pub session: &'a Session,
+    /// Canonical actor JSON for this run's events (with the git commit).
+    pub actor: String,
+    pub lease: &'a Lease,
+    pub settings: &'a ExecSettings,
+    pub reporter: &'a dyn Reporter,
+}
+
+impl Runner<'_> {
+    fn client(&self) -> &Client {
+        &self.session.client
+    }
+
+    async fn exec(&self, sql: &str, what: &str) -> Result<(), Error> {
+        self.client().batch_execute(sql).await.map_err(|e| Error::db(what.to_owned(), e))
+    }
+
+    async fn rollback_quietly(&self) {
+        let _ = self.client().batch_execute("ROLLBACK").await;
+    }
+
+    /// Appends an event in the open transaction, fenced on our lease.
+    pub async fn append(&self, kind: EventKind, subject: String, payload: String) -> Result<Event, Error> {
+        if self.lease.is_lost() {
+            return Err(Error::LeaseLost);
+        }
+        self.session
+            .ledger
+            .append(self.client(), Some(self.lease.token()), EventDraft { kind, subject, actor: self.actor.clone(), payload })
+            .await
+    }
+
+    /// Appends an event in a transaction of its own.
+    pub async fn append_alone(&self, kind: EventKind, subject: String, payload: String) -> Result<Event, Error> {
+        self.exec("BEGIN", "starting a ledger transaction").await?;
+        match self.append(kind, subject, payload).await {
+            Ok(e) => {
+                self.exec("COMMIT", "committing a ledger event").await?;
+                Ok(e)
+            }
+            Err(e) => {
+                self.rollback_quietly().await;
+                Err(e)
+            }
+        }
+    }
+
+    fn prelude(&self, script: &Script, local: bool, defer_durability: bool) -> String {
+        let scope = if local { "SET LOCAL" } else { "SET" };
+        let lock = script.directives.lock_timeout.unwrap_or(self.settings.lock_timeout);
+        let mut sql = format!("{scope} lock_timeout = {}; ", quote_literal(&format!("{}ms", lock.as_millis())));
+        if let Some(st) = script.directives.statement_timeout {
+            sql.push_str(&format!("{scope} statement_timeout = {}; ", quote_literal(&format!("{}ms", st.as_millis()))));
+        }
+        if defer_durability && local {
+            // Safe: the DDL and its ledger event commit together, so a crash
+            // loses both or neither; the run's last commit is synchronous and
+            // flushes every earlier one (WAL is flushed in order).
+            sql.push_str("SET LOCAL synchronous_commit = off; ");
+        }
+        sql
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.settings.retry_base.saturating_mul(1 << (attempt - 1).min(16));
+        let base = base.min(Duration::from_secs(30));
+        // ±25% jitter so retrying runners don't synchronize.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
+        base.mul_f64(factor)
+    }
+
+    /// Records a lock-timeout retry (own transaction) and sleeps the back-off.
+    pub async fn lock_retry(&self, unit: &Unit<'_>, attempt: u32, err: &StatementError) -> Result<(), Error> {
+        self.record_lock_retry(unit, attempt, self.backoff(attempt), err).await
+    }
+
+    /// Records the failure of a transactional script and returns its error.
+    pub async fn fail_script(&self, unit: &Unit<'_>, script: &Script, kind: ScriptKind, err: &StatementError) -> Error {
+        self.fail(self.failure(unit, script, kind, err, None, true, 0)).await
+    }
+
+    async fn record_lock_retry(&self, unit: &Unit<'_>, attempt: u32, backoff: Duration, err: &StatementError) -> Result<(), Error> {
+        self.reporter.report(&Progress::LockRetry { version: unit.version(), phase: unit.phase, attempt, backoff });
+        let payload = to_canonical(&LockRetryPayload {
+            version: unit.version().clone(),
+            phase: unit.phase,
+            attempt,
+            backoff_ms: backoff.as_millis() as u64,
+            error: db_error_text(&err.error),
+        });
+        self.append_alone(EventKind::LockRetry, unit.subject(), payload).await?;
+        tokio::time::sleep(backoff).await;
+        Ok(())
+    }
+
+    /// Records a failure in its own transaction and returns the error to report.
+    async fn fail(&self, failure: ScriptFailure) -> Error {
+        let payload = to_canonical(&FailedPayload {
+            version: failure.version.clone(),
+            phase: failure.phase,
+            checksum: failure.checksum.clone(),
+            path: failure.path.display().to_string(),
+            script: failure.script.as_str().to_owned(),
+            line: failure.line,
+            statement_index: failure.statement_index,
+            sqlstate: failure.sqlstate.clone(),
+            error: failure.message.clone(),
+            transactional: failure.transactional,
+        });
+        let subject = crate::ledger::event::migration_subject(&failure.version, failure.phase);
+        if let Err(e) = self.append_alone(EventKind::MigrationFailed, subject, payload).await {
+            tracing::warn!(error = %e, "could not record the failure in the ledger");
+        }
+        Error::MigrationFailed(Box::new(failure))
+    }
+
+    fn failure(&self, unit: &Unit<'_>, script: &Script, kind: ScriptKind, err: &StatementError, sent_alone: Option<(usize, u32)>, transactional: bool, done: u32) -> ScriptFailure {
+        let (line, column, index) = locate_error(&script.text, sent_alone, err);
+        ScriptFailure {
+            version: unit.version().clone(),
+            phase: unit.phase,
+            path: script.path.clone(),
+            checksum: script.checksum.clone(),
+            script: kind,
+            line,
+            column,
+            statement_index: index,
+            sqlstate: err.error.code().map(|c| c.code().to_owned()),
+            message: crate::conn::redact(&db_error_text(&err.error)),
+            transactional,
+            statements_done: done,
+            hint: None,
+        }
+    }
+
+    /// Applies a transactional unit: its up script, its verify script and its
+    /// `migration_applied` event in one transaction, retrying lock timeouts.
+    pub async fn apply_transactional(&self, unit: &Unit<'_>, defer_durability: bool) -> Result<UnitOutcome, Error> {
+        let up = &unit.scripts.up;
+        self.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &up.path, action: Action::Apply });
+        let started = Instant::now();
+        let mut attempt = 1;
+        loop {
+            self.exec(&format!("BEGIN; {}", self.prelude(up, true, defer_durability)), "starting a migration transaction").await?;
+            let statements = match run_batch(self.client(), &up.text).await {
+                Ok(n) => n,
+                Err(err) => {
+                    self.rollback_quietly().await;
+                    if err.is_lock_timeout() && attempt <= self.settings.lock_retries {
+                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err).await?;
+                        attempt += 1;
+                        continue;
+                    }
+                    return Err(self.fail(self.failure(unit, up, ScriptKind::Up, &err, None, true, 0)).await);
+                }
+            };
+            if let Some(verify) = &unit.scripts.verify
+                && let Err(err) = run_batch(self.client(), &verify.text).await
+            {
+                self.rollback_quietly().await;
+                return Err(self.fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, true, 0)).await);
+            }
+            let duration = started.elapsed();
+            let payload = to_canonical(&AppliedPayload {
+                version: unit.version().clone(),
+                phase: unit.phase,
+                checksum: up.checksum.clone(),
+                path: up.path.display().to_string(),
+                duration_ms: duration.as_millis() as u64,
+                transactional: true,
+                lock_retries: attempt - 1,
+                allowed_lints: up.directives.allow_lint.clone(),
+                statements,
+            });
+            let event = match self.append(EventKind::MigrationApplied, unit.subject(), payload).await {
+                Ok(e) => e,
+                Err(e) => {
+                    self.rollback_quietly().await;
+                    return Err(e);
+                }
+            };
+            self.exec("COMMIT", "committing a migration").await?;
+            self.reporter.report(&Progress::UnitFinished { version: unit.version(), phase: unit.phase, action: Action::Apply, duration });
+            return Ok(outcome(unit, up, Action::Apply, duration, statements, attempt - 1, event.seq));
+        }
+    }
+
+    /// Applies a non-transactional unit statement by statement, recording
+    /// each completed statement, resuming after `resume_from` statements.
+    pub async fn apply_non_transactional(&self, unit: &Unit<'_>, resume_from: u32) -> Result<UnitOutcome, Error> {
+        let up = &unit.scripts.up;
+        self.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &up.path, action: Action::Apply });
+        let started = Instant::now();
+        let statements = crate::sql::split(&up.text).map_err(|e| {
+            Error::Config { path: Some(up.path.clone()), line: Some(e.line), message: format!("column {}: {}", e.column, e.message) }
+        })?;
+        let total = statements.len() as u32;
+        let payload = to_canonical(&StartedPayload {
+            version: unit.version().clone(),
+            phase: unit.phase,
+            checksum: up.checksum.clone(),
+            path: up.path.display().to_string(),
+            statements: total,
+            resume_from,
+        });
+        self.append_alone(EventKind::MigrationStarted, unit.subject(), payload).await?;
+        self.exec(&self.prelude(up, false, false), "setting timeouts").await?;
+        let mut retries = 0;
+        for (i, stmt) in statements.iter().enumerate().skip(resume_from as usize) {
+            let i = i as u32;
+            let t0 = Instant::now();
+            let mut attempt = 1;
+            loop {
+                match run_batch(self.client(), &stmt.text).await {
+                    Ok(_) => break,
+                    Err(err) if err.is_lock_timeout() && attempt <= self.settings.lock_retries => {
+                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err).await?;
+                        attempt += 1;
+                        retries += 1;
+                    }
+                    Err(err) => {
+                        let _ = self.client().batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+                        let mut failure = self.failure(unit, up, ScriptKind::Up, &err, Some((stmt.offset, i)), false, i);
+                        failure.hint = self.invalid_index_hint(stmt).await;
+                        return Err(self.fail(failure).await);
+                    }
+                }
+            }
+            let payload = to_canonical(&StatementDonePayload {
+                version: unit.version().clone(),
+                phase: unit.phase,
+                index: i,
+                line: stmt.line,
+                statement_hash: statement_hash(&stmt.text),
+                duration_ms: t0.elapsed().as_millis() as u64,
+            });
+            self.append_alone(EventKind::StatementDone, unit.subject(), payload).await?;
+            self.reporter.report(&Progress::StatementDone { version: unit.version(), phase: unit.phase, index: i, total });
+        }
+        self.exec("RESET lock_timeout; RESET statement_timeout", "resetting timeouts").await?;
+        self.exec("BEGIN", "starting the final ledger transaction").await?;
+        if let Some(verify) = &unit.scripts.verify
+            && let Err(err) = run_batch(self.client(), &verify.text).await
+        {
+            self.rollback_quietly().await;
+            return Err(self.fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, false, total)).await);
+        }
+        let duration = started.elapsed();
+        let payload = to_canonical(&AppliedPayload {
+            version: unit.version().clone(),
+            phase: unit.phase,
+            checksum: up.checksum.clone(),
+            path: up.path.display().to_string(),
+            duration_ms: duration.as_millis() as u64,
+            transactional: false,
+            lock_retries: retries,
+            allowed_lints: up.directives.allow_lint.clone(),
+            statements: total,
+        });
+        let event = match self.append(EventKind::MigrationApplied, unit.subject(), payload).await {
+            Ok(e) => e,
+            Err(e) => {
+                self.rollback_quietly().await;
+                return Err(e);
+            }
+        };
+        self.exec("COMMIT", "committing the migration's ledger event").await?;
+        self.reporter.report(&Progress::UnitFinished { version: unit.version(), phase: unit.phase, action: Action::Apply, duration });
+        Ok(outcome(unit, up, Action::Apply, duration, total, retries, event.seq))
+    }
+
+    /// After a failed `CREATE INDEX CONCURRENTLY`, PostgreSQL leaves an INVALID
+    /// index behind; name it and the exact fix.
+    async fn invalid_index_hint(&self, stmt: &crate::sql::Statement) -> Option<String> {
+        let (schema, name) = crate::sql::created_index(stmt)?;
+        let row = self
+            .client()
+            .query_opt(
+                "SELECT n.nspname::text, c.relname::text FROM pg_index i
+                   JOIN pg_class c ON c.oid = i.indexrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE NOT i.indisvalid AND c.relname = $1
+                    AND ($2::text IS NULL OR n.nspname = $2)
+                    AND pg_table_is_visible(c.oid) = ($2::text IS NULL OR pg_table_is_visible(c.oid))
+                  LIMIT 1",
+                &[&name, &schema],
+            )
+            .await
+            .ok()??;
+        let (s, n): (String, String) = (row.get(0), row.get(1));
+        let qualified = format!("{}.{}", crate::ident::quote_ident(&s), crate::ident::quote_ident(&n));
+        Some(format!(
+            "the failed CREATE INDEX CONCURRENTLY left the INVALID index {qualified}: run `DROP INDEX CONCURRENTLY {qualified};`, fix the cause, then run apply again"
+        ))
+    }
+
+    /// Reverts a unit: its down script and `migration_reverted` event in one
+    /// transaction (or statement by statement for a `no-transaction` down script).
+    pub async fn revert(&self, unit: &Unit<'_>, defer_durability: bool) -> Result<UnitOutcome, Error> {
+        let Some(down) = &unit.scripts.down else {
+            return Err(Error::Plan {
+                problems: vec![crate::plan::PlanProblem::MissingDown {
+                    version: unit.version().clone(),
+                    phase: unit.phase,
+                    expected: crate::plan::expected_down_path(&unit.scripts.up.path),
+                }],
+            });
+        };
+        self.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &down.path, action: Action::Revert });
+        let started = Instant::now();
+        let transactional = !down.directives.no_transaction;
+        let mut attempt = 1;
+        let statements = loop {
+            let result = if transactional {
+                self.exec(&format!("BEGIN; {}", self.prelude(down, true, defer_durability)), "starting a rollback transaction").await?;
+                run_batch(self.client(), &down.text).await.map_err(|e| (e, None))
+            } else {
+                self.exec(&self.prelude(down, false, false), "setting timeouts").await?;
+                let stmts = crate::sql::split(&down.text).map_err(|e| Error::Config {
+                    path: Some(down.path.clone()),
+                    line: Some(e.line),
+                    message: format!("column {}: {}", e.column, e.message),
+                })?;
+                let mut n = 0;
+                let mut res = Ok(0);
+                for (i, s) in stmts.iter().enumerate() {
+                    if let Err(e) = run_batch(self.client(), &s.text).await {
+                        res = Err((e, Some((s.offset, i as u32))));
+                        break;
+                    }
+                    n += 1;
+                    res = Ok(n);
+                }
+                let _ = self.client().batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+                if res.is_ok() {
+                    self.exec("BEGIN", "starting the ledger transaction").await?;
+                }
+                res
+            };
+            match result {
+                Ok(n) => break n,
+                Err((err, alone)) => {
+                    if transactional {
+                        self.rollback_quietly().await;
+                    }
+                    if transactional && err.is_lock_timeout() && attempt <= self.settings.lock_retries {
+                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err).await?;
+                        attempt += 1;
+                        continue;
+                    }
+                    let done = alone.map(|(_, i)| i).unwrap_or(0);
+                    return Err(self.fail(self.failure(unit, down, ScriptKind::Down, &err, alone, transactional, done)).await);
+                }
+            }
+        };
+        let duration = started.elapsed();
+        let payload = to_canonical(&RevertedPayload {
+            version: unit.version().clone(),
+            phase: unit.phase,
+            down_checksum: down.checksum.clone(),
+            path: down.path.display().to_string(),
+            duration_ms: duration.as_millis() as u64,
+        });
+        let event = match self.append(EventKind::MigrationReverted, unit.subject(), payload).await {
+            Ok(e) => e,
+            Err(e) => {
+                self.rollback_quietly().await;
+                return Err(e);
+            }
+        };
+        self.exec("COMMIT", "committing a rollback").await?;
+        self.reporter.report(&Progress::UnitFinished { version: unit.version(), phase: unit.phase, action: Action::Revert, duration });
+        Ok(outcome(unit, down, Action::Revert, duration, statements, attempt - 1, event.seq))
+    }
+}
+
+pub(crate) fn outcome(unit: &Unit<'_>, script: &Script, action: Action, duration: Duration, statements: u32, lock_retries: u32, seq: u64) -> UnitOutcome {
+    UnitOutcome {
+        version: unit.version().clone(),
+        phase: unit.phase,
+        description: unit.migration.description.clone(),
+        path: script.path.display().to_string(),
+        action,
+        duration_ms: duration.as_millis() as u64,
+        statements,
+        lock_retries,
+        seq,
+    }
+}

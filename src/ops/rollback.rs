@@ -1,0 +1,87 @@
+//! `rollback`: run down scripts of applied units, most recently applied
+//! first, each with its `migration_reverted` event in the same transaction.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::ledger::LeaseOptions;
+use crate::ops::dry_run::{self, DryRun};
+use crate::ops::exec::{ExecSettings, Runner};
+use crate::ops::session::Session;
+use crate::plan::{RollbackPlanOptions, plan_rollback};
+use crate::project::Project;
+use crate::report::{Reporter, UnitOutcome};
+
+/// Everything `rollback` can be asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// What to revert.
+    pub plan: RollbackPlanOptions,
+    /// Show the SQL and ledger writes; change nothing.
+    pub dry_run: bool,
+    /// Timeouts and retries.
+    pub exec: ExecSettings,
+    /// Lease timing.
+    pub lease: LeaseOptions,
+    /// Set to stop cleanly after the unit in flight.
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// What `rollback` did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RollbackReport {
+    /// Units reverted, in order.
+    pub reverted: Vec<UnitOutcome>,
+    /// The dry run, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<DryRun>,
+    /// Ledger head after the run.
+    pub head_seq: u64,
+}
+
+/// Reverts applied units. Refuses (exit 3, naming the file) when a chosen
+/// unit has no down script, or its up script changed since it was applied.
+pub async fn rollback(
+    project: &Project,
+    session: &Session,
+    options: &RollbackOptions,
+    reporter: &dyn Reporter,
+) -> Result<RollbackReport, Error> {
+    project.require_fresh_sum()?;
+    let state = session.ledger.read_state(&session.client).await?;
+    let units = plan_rollback(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
+    if options.dry_run {
+        let dry = DryRun { creates_ledger: false, steps: units.iter().map(|u| dry_run::revert_step(u, &options.exec)).collect() };
+        return Ok(RollbackReport { dry_run: Some(dry), head_seq: state.last_seq, ..RollbackReport::default() });
+    }
+    if units.is_empty() {
+        return Ok(RollbackReport { head_seq: state.last_seq, ..RollbackReport::default() });
+    }
+    let mut actor = session.actor.clone();
+    actor.git_commit = project.git_commit();
+    let lease = session.take_lease(options.lease).await?;
+    let result = async {
+        let state = session.ledger.read_projection(&session.client).await?;
+        let units =
+            plan_rollback(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
+        let runner = Runner { session, actor: actor.to_canonical(), lease: &lease, settings: &options.exec, reporter };
+        let mut reverted = Vec::with_capacity(units.len());
+        let last = units.len().saturating_sub(1);
+        for (i, unit) in units.iter().enumerate() {
+            if options.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+                return Err(Error::Interrupted);
+            }
+            reverted.push(runner.revert(unit, i < last).await?);
+        }
+        Ok(reverted)
+    }
+    .await;
+    let released = lease.release(&session.client, &session.ledger).await;
+    let reverted = result?;
+    released?;
+    let head = session.ledger.head(&session.client).await?;
+    Ok(RollbackReport { reverted, dry_run: None, head_seq: head.map(|h| h.0).unwrap_or(0) })
+}

@@ -1,0 +1,74 @@
+//! A working session against one database: the connection, the ledger handle
+//! and who is acting. Opening one never writes anything.
+
+use tokio_postgres::Client;
+
+use crate::conn::{ConnInfo, connect};
+use crate::error::Error;
+use crate::ledger::lease::{Holder, Lease, LeaseOptions};
+use crate::ledger::{Actor, Ledger};
+
+/// Connection, ledger and actor for one command.
+#[derive(Debug)]
+pub struct Session {
+    /// The connection DDL and appends run on.
+    pub client: Client,
+    /// Where it points (for the heartbeat's own connection).
+    pub info: ConnInfo,
+    /// The ledger.
+    pub ledger: Ledger,
+    /// Who acts.
+    pub actor: Actor,
+}
+
+impl Session {
+    /// Connects and identifies the actor (`operator`: `--actor`/`$SHIFTLOG_ACTOR`;
+    /// defaults to the OS user).
+    pub async fn open(info: &ConnInfo, ledger_schema: &str, operator: Option<&str>) -> Result<Self, Error> {
+        let client = connect(info).await?;
+        let db_user: String = client
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .map_err(|e| Error::db("reading current_user", e))?
+            .get(0);
+        let operator = operator
+            .map(str::to_owned)
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| db_user.clone());
+        let actor = Actor {
+            db_user,
+            operator,
+            host: host_name(),
+            tool: format!("shiftlog/{}", env!("CARGO_PKG_VERSION")),
+            git_commit: None,
+        };
+        Ok(Self { client, info: info.clone(), ledger: Ledger::new(ledger_schema), actor })
+    }
+
+    /// Canonical actor JSON for events.
+    pub fn actor_json(&self) -> String {
+        self.actor.to_canonical()
+    }
+
+    /// Creates the ledger if needed and takes the lease.
+    pub async fn take_lease(&self, options: LeaseOptions) -> Result<Lease, Error> {
+        self.ledger.install(&self.client, &self.actor_json()).await?;
+        let holder = Holder {
+            name: self.actor.operator.clone(),
+            host: self.actor.host.clone(),
+            pid: std::process::id() as i32,
+            actor: self.actor_json(),
+        };
+        Lease::acquire(&self.client, &self.info, &self.ledger, &holder, options).await
+    }
+}
+
+/// This machine's host name.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

@@ -1,0 +1,107 @@
+//! Progress reporting: the library tells a [`Reporter`] what it is doing; the
+//! binary renders it (progress lines, bars, JSON lines). The library never
+//! prints.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::migration::{Phase, Version};
+
+/// What a unit step does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Running an up script.
+    Apply,
+    /// Running a down script.
+    Revert,
+}
+
+/// A progress notification.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Progress<'a> {
+    /// A unit starts.
+    UnitStarted {
+        /// Version.
+        version: &'a Version,
+        /// Phase.
+        phase: Phase,
+        /// Script being run.
+        path: &'a Path,
+        /// Apply or revert.
+        action: Action,
+    },
+    /// A unit finished and its event committed.
+    UnitFinished {
+        /// Version.
+        version: &'a Version,
+        /// Phase.
+        phase: Phase,
+        /// Apply or revert.
+        action: Action,
+        /// Wall time.
+        duration: Duration,
+    },
+    /// A lock timeout; retrying after `backoff`.
+    LockRetry {
+        /// Version.
+        version: &'a Version,
+        /// Phase.
+        phase: Phase,
+        /// Attempt that timed out (1-based).
+        attempt: u32,
+        /// Wait before the next attempt.
+        backoff: Duration,
+    },
+    /// A statement of a non-transactional unit completed.
+    StatementDone {
+        /// Version.
+        version: &'a Version,
+        /// Phase.
+        phase: Phase,
+        /// 0-based index.
+        index: u32,
+        /// Statements in the script.
+        total: u32,
+    },
+}
+
+/// Receives progress. Implementations must be cheap: they are called inline.
+pub trait Reporter: Send + Sync {
+    /// Called for every progress notification.
+    fn report(&self, progress: &Progress<'_>);
+}
+
+/// Discards progress.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn report(&self, _: &Progress<'_>) {}
+}
+
+/// What happened to one unit.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UnitOutcome {
+    /// Version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// Migration description.
+    pub description: String,
+    /// Script that ran.
+    pub path: String,
+    /// Apply or revert.
+    pub action: Action,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Statements run.
+    pub statements: u32,
+    /// Lock-timeout retries.
+    pub lock_retries: u32,
+    /// Sequence number of the ledger event recording it.
+    pub seq: u64,
+}
