@@ -8,6 +8,7 @@
 //! default_env = "dev"               # used when nothing else names a database
 //! lock_timeout = "5s"               # default for every migration transaction
 //! lock_retries = 5                  # tries after a lock timeout
+//! lease_ttl = "30s"                 # a crashed runner's lease lapses after this
 //!
 //! [environments.dev]
 //! url = "postgres://localhost/app_dev"
@@ -50,6 +51,10 @@ pub struct ProjectConfig {
     /// Tries after a lock timeout before giving up.
     #[serde(default)]
     pub lock_retries: Option<u32>,
+    /// How long the runner's lease lasts without a heartbeat, e.g. `"30s"`.
+    /// A crashed runner blocks others for at most this long.
+    #[serde(default)]
+    pub lease_ttl: Option<String>,
     /// Named environments.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
@@ -85,6 +90,7 @@ impl Default for ProjectConfig {
             default_env: None,
             lock_timeout: None,
             lock_retries: None,
+            lease_ttl: None,
             environments: BTreeMap::new(),
             path: None,
         }

@@ -12,11 +12,13 @@ pub mod conn;
 pub mod error;
 pub mod ident;
 pub mod ledger;
+pub mod lint;
 pub mod migration;
 pub mod ops;
 pub mod plan;
 pub mod project;
 pub mod report;
+pub mod schema;
 pub mod scratch;
 pub mod sql;
 

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Every apply, rollback and backfill checkpoint is recorded in a hash-chained
 /// ledger inside the target database.
 #[derive(Debug, Parser)]
-#[command(name = "shiftlog", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "shiftlog", version, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -161,6 +161,7 @@ pub struct RollbackArgs {
 #[command(group(clap::ArgGroup::new("fix").required(true).args(["accept_checksum", "resolve_failure"])))]
 pub struct RepairArgs {
     /// The migration version.
+    #[arg(id = "migration_version", value_name = "VERSION")]
     pub version: String,
     /// Accept the edited file's checksum for an applied migration.
     #[arg(long)]
@@ -177,6 +178,6 @@ pub struct RepairArgs {
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
     /// Record every migration up to and including this version as applied.
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long = "version", id = "baseline_version", value_name = "VERSION")]
     pub version: String,
 }

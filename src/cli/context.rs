@@ -50,9 +50,13 @@ pub fn version(flag: &str, value: &str) -> shiftlog::Result<Version> {
     Version::parse(value).map_err(|e| shiftlog::Error::Usage { message: format!("{flag}: {e}") })
 }
 
-/// Lease timing from `--wait`.
-pub fn lease(global: &GlobalArgs) -> shiftlog::Result<LeaseOptions> {
-    Ok(LeaseOptions { wait: duration("--wait", &global.wait)?, ..LeaseOptions::default() })
+/// Lease timing from `--wait` and shiftlog.toml's `lease_ttl`.
+pub fn lease(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<LeaseOptions> {
+    let mut options = LeaseOptions { wait: duration("--wait", &global.wait)?, ..LeaseOptions::default() };
+    if let Some(ttl) = &config.lease_ttl {
+        options.ttl = duration("lease_ttl", ttl)?;
+    }
+    Ok(options)
 }
 
 /// Timeouts: flags, then shiftlog.toml, then defaults.

@@ -5,7 +5,8 @@
 //! - [`payload`]: typed payloads of migration events (pure);
 //! - [`fold`]: state as a fold over events (pure);
 //! - [`store`]: the tables — the only module that knows their layout;
-//! - [`lease`]: one runner at a time, fenced appends.
+//! - [`lease`]: one runner at a time, fenced appends;
+//! - [`verify`]: hash chain, genesis, gaps, anchors, projection vs fold.
 
 pub mod backfill_fold;
 pub mod event;
@@ -13,6 +14,7 @@ pub mod fold;
 pub mod lease;
 pub mod payload;
 pub mod store;
+pub mod verify;
 
 pub use event::{Actor, Event, EventKind, Hash};
 pub use fold::{LedgerState, SubjectState, UnitState, UnitStatus};

@@ -359,6 +359,31 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         rows.iter().map(row_to_event).collect()
     }
 
+    /// Up to `limit` events with `seq > after`, in order (keyset paging).
+    pub async fn read_events_after(&self, client: &Client, after: u64, limit: u64) -> Result<Vec<Event>, Error> {
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM {events}
+                      WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    events = self.t("events")
+                ),
+                &[&(after as i64), &(limit as i64)],
+            )
+            .await
+            .map_err(|e| Error::db("reading ledger events", e))?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    /// Each projection row's `last_seq`.
+    pub async fn projection_seqs(&self, client: &Client) -> Result<std::collections::HashMap<String, u64>, Error> {
+        let rows = client
+            .query(&format!("SELECT subject, last_seq FROM {}", self.t("state")), &[])
+            .await
+            .map_err(|e| Error::db("reading the ledger state", e))?;
+        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
+    }
+
     /// Events of one subject, in order.
     pub async fn subject_events(&self, client: &Client, subject: &str) -> Result<Vec<Event>, Error> {
         let rows = client

@@ -64,6 +64,7 @@ pub async fn apply(
     let state = session.ledger.read_state(&session.client).await?;
     let steps = plan_apply(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
     check_single_transaction(&steps, options)?;
+    preflight(&steps)?;
     if options.dry_run {
         let dry = DryRun {
             creates_ledger: presence == Presence::Absent,
@@ -113,6 +114,25 @@ pub async fn apply(
         head_seq: head.map(|h| h.0).unwrap_or(0),
         head_hash: head.map(|h| h.1.to_hex()),
     })
+}
+
+/// Parses every script about to run with PostgreSQL's parser, so a syntax
+/// error (an unterminated dollar quote, a typo) stops the run before anything
+/// is applied, naming the file and line.
+fn preflight(steps: &[ApplyStep<'_>]) -> Result<(), Error> {
+    for step in steps {
+        let scripts = std::iter::once(&step.unit.scripts.up).chain(step.unit.scripts.verify.iter());
+        for script in scripts {
+            if let Err(e) = crate::sql::split(&script.text) {
+                return Err(Error::Config {
+                    path: Some(script.path.clone()),
+                    line: Some(e.line),
+                    message: format!("column {}: {}; nothing was applied", e.column, e.message),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_single_transaction(steps: &[ApplyStep<'_>], options: &ApplyOptions) -> Result<(), Error> {

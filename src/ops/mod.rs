@@ -2,6 +2,7 @@
 //! from the pure planner and the ledger's API. The CLI only calls these.
 
 pub mod apply;
+pub mod audit;
 pub mod dry_run;
 pub mod exec;
 pub mod repair;

@@ -26,11 +26,19 @@ impl Session {
     /// defaults to the OS user).
     pub async fn open(info: &ConnInfo, ledger_schema: &str, operator: Option<&str>) -> Result<Self, Error> {
         let client = connect(info).await?;
-        let db_user: String = client
-            .query_one("SELECT current_user::text", &[])
+        // If this process dies mid-migration, have the server notice the dead
+        // client within seconds (PostgreSQL 14+) instead of when a long
+        // statement finishes, so its transaction — and its locks — go away.
+        let row = client
+            .query_one(
+                "SELECT current_user::text,
+                        CASE WHEN current_setting('server_version_num')::int >= 140000
+                             THEN set_config('client_connection_check_interval', '2s', false) END",
+                &[],
+            )
             .await
-            .map_err(|e| Error::db("reading current_user", e))?
-            .get(0);
+            .map_err(|e| Error::db("reading current_user", e))?;
+        let db_user: String = row.get(0);
         let operator = operator
             .map(str::to_owned)
             .or_else(|| std::env::var("USER").ok())

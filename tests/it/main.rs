@@ -3,5 +3,6 @@
 
 mod support;
 
+mod apply;
 mod connection;
 mod scratch;

@@ -282,3 +282,79 @@ pub fn unreachable_url() -> String {
 pub fn server_url() -> String {
     shared().url.clone()
 }
+
+impl Project {
+    /// Writes a simple migration `<version>_<name>.sql` (and `.down.sql` when given).
+    pub fn migration(&self, version: &str, name: &str, up: &str, down: Option<&str>) {
+        self.write(&format!("migrations/{version}_{name}.sql"), up);
+        if let Some(down) = down {
+            self.write(&format!("migrations/{version}_{name}.down.sql"), down);
+        }
+    }
+
+    /// Writes a phased migration directory.
+    pub fn phased(&self, version: &str, name: &str, files: &[(&str, &str)]) {
+        for (file, text) in files {
+            self.write(&format!("migrations/{version}_{name}/{file}"), text);
+        }
+    }
+
+    /// Refreshes `migrations/shiftlog.sum` (what a developer does with `shiftlog sum`).
+    pub fn sum(&self) {
+        let project = shiftlog::project::Project::load(self.path()).unwrap_or_else(|e| panic!("load project: {e}"));
+        project.write_sum().unwrap_or_else(|e| panic!("write sum: {e}"));
+    }
+
+    /// Runs `shiftlog ARGS` against `db` and returns its output.
+    pub fn run(&self, db: &TestDb, args: &[&str]) -> Output {
+        run(self.cmd(Some(db)).args(args))
+    }
+
+    /// Like [`Project::run`], asserting exit 0.
+    pub fn ok(&self, db: &TestDb, args: &[&str]) -> Output {
+        let out = self.run(db, args);
+        assert_eq!(out.code, 0, "shiftlog {args:?} failed: {out:?}");
+        out
+    }
+}
+
+/// The ledger of `db` (schema `shiftlog`).
+pub fn ledger() -> shiftlog::ledger::Ledger {
+    shiftlog::ledger::Ledger::new("shiftlog")
+}
+
+/// Every ledger event of `db`.
+pub async fn events(client: &Client) -> Vec<shiftlog::ledger::Event> {
+    ledger().read_events(client, 1, None).await.expect("read events")
+}
+
+/// Events of one kind.
+pub async fn events_of(client: &Client, kind: &str) -> Vec<shiftlog::ledger::Event> {
+    events(client).await.into_iter().filter(|e| e.kind.as_str() == kind).collect()
+}
+
+/// Whether a relation exists.
+pub async fn relation_exists(client: &Client, name: &str) -> bool {
+    client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name]).await.expect("to_regclass").get(0)
+}
+
+/// Whether the ledger schema exists.
+pub async fn ledger_exists(client: &Client) -> bool {
+    client
+        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'shiftlog')", &[])
+        .await
+        .expect("query")
+        .get(0)
+}
+
+/// Verifies the ledger with the library and asserts it is clean.
+pub async fn assert_ledger_verifies(db: &TestDb) {
+    let session = session(db).await;
+    let report = shiftlog::ops::audit::verify(&session, None).await.expect("verify runs");
+    assert!(report.is_ok(), "ledger does not verify: {:?}", report.problems);
+}
+
+/// A library session on `db`.
+pub async fn session(db: &TestDb) -> shiftlog::ops::Session {
+    shiftlog::ops::Session::open(&db.info(), "shiftlog", Some("tester")).await.expect("session")
+}

@@ -22,7 +22,7 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
         dry_run: args.dry_run,
         single_transaction: args.single_transaction,
         exec: context::exec_settings(&args.timeouts, &project.config)?,
-        lease: context::lease(global)?,
+        lease: context::lease(global, &project.config)?,
         interrupt: Some(context::interrupt_flag(global.quiet)),
     };
     let session = context::session(global, &project.config).await?;

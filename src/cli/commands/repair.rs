@@ -14,7 +14,7 @@ pub async fn exec(global: &GlobalArgs, args: RepairArgs) -> anyhow::Result<ExitS
     })?;
     let what = if args.accept_checksum { Repair::AcceptChecksum } else { Repair::ResolveFailure };
     let session = context::session(global, &project.config).await?;
-    let report = shiftlog::ops::repair(&project, &session, &version, phase, what, context::lease(global)?).await?;
+    let report = shiftlog::ops::repair(&project, &session, &version, phase, what, context::lease(global, &project.config)?).await?;
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Human => {

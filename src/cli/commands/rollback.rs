@@ -17,7 +17,7 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
         },
         dry_run: args.dry_run,
         exec: context::exec_settings(&args.timeouts, &project.config)?,
-        lease: context::lease(global)?,
+        lease: context::lease(global, &project.config)?,
         interrupt: Some(context::interrupt_flag(global.quiet)),
     };
     let session = context::session(global, &project.config).await?;

@@ -1,0 +1,272 @@
+//! Verifying a ledger: every hash recomputed from the stored fields, the chain
+//! linked from the genesis with no gap, the projection equal to a fresh fold
+//! of the events, and optionally an anchor (`SEQ:HASH` stored elsewhere by an
+//! auditor) still matching — which catches even a consistent rewrite of
+//! history by someone who recomputed every later hash.
+//!
+//! [`Verifier`] consumes events one at a time, so the database path and the
+//! offline export path share it and memory stays flat.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::event::{Event, Hash};
+use super::fold::LedgerState;
+
+/// An auditor's anchor: event `seq` had hash `hash`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    /// Sequence number.
+    pub seq: u64,
+    /// Its hash then.
+    pub hash: Hash,
+}
+
+impl std::str::FromStr for Anchor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (seq, hash) = s.split_once(':').ok_or_else(|| format!("anchor `{s}` must look like SEQ:HASH (from `shiftlog ledger head`)"))?;
+        Ok(Anchor {
+            seq: seq.trim().parse().map_err(|_| format!("anchor `{s}`: `{seq}` is not a sequence number"))?,
+            hash: Hash::from_hex(hash)?,
+        })
+    }
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+/// What is wrong, at which event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum VerifyProblem {
+    /// The stored hash is not the hash of the stored fields: the event was edited.
+    HashMismatch {
+        /// Sequence number.
+        seq: u64,
+        /// Stored hash.
+        stored: String,
+        /// Recomputed hash.
+        computed: String,
+    },
+    /// The event's prev_hash is not the previous event's hash: an event was
+    /// removed, inserted or reordered before it.
+    ChainBroken {
+        /// Sequence number.
+        seq: u64,
+    },
+    /// Sequence numbers are not consecutive.
+    Gap {
+        /// Expected next number.
+        expected: u64,
+        /// Found instead.
+        found: u64,
+    },
+    /// The first event is not a genesis event (seq 1, zero prev_hash).
+    BadGenesis {
+        /// Sequence number found first.
+        seq: u64,
+    },
+    /// The anchor's event now has another hash (or is gone).
+    AnchorMismatch {
+        /// Anchor sequence number.
+        seq: u64,
+        /// Hash in the anchor.
+        expected: String,
+        /// Hash found (empty when the event is gone).
+        found: String,
+    },
+    /// The head row disagrees with the last event.
+    HeadMismatch {
+        /// Head's sequence number.
+        head_seq: u64,
+        /// Last event's sequence number.
+        last_seq: u64,
+    },
+    /// A projection row differs from the fold of the events.
+    ProjectionMismatch {
+        /// The subject.
+        subject: String,
+        /// Sequence number of the last event of that subject, when known.
+        seq: Option<u64>,
+    },
+    /// An event's payload cannot be folded.
+    FoldError {
+        /// Sequence number.
+        seq: u64,
+        /// Why.
+        message: String,
+    },
+}
+
+impl VerifyProblem {
+    /// The sequence number this problem is reported at.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Self::HashMismatch { seq, .. }
+            | Self::ChainBroken { seq }
+            | Self::BadGenesis { seq }
+            | Self::AnchorMismatch { seq, .. }
+            | Self::FoldError { seq, .. } => Some(*seq),
+            Self::Gap { expected, .. } => Some(*expected),
+            Self::HeadMismatch { last_seq, .. } => Some(*last_seq),
+            Self::ProjectionMismatch { seq, .. } => *seq,
+        }
+    }
+}
+
+impl fmt::Display for VerifyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HashMismatch { seq, stored, computed } => write!(
+                f,
+                "event {seq}: hash mismatch — its fields were changed after it was written (stored {stored}, fields hash to {computed})"
+            ),
+            Self::ChainBroken { seq } => write!(
+                f,
+                "event {seq}: chain broken — its prev_hash is not the hash of event {}; an event before it was removed, inserted or reordered",
+                seq.saturating_sub(1)
+            ),
+            Self::Gap { expected, found } => write!(f, "event {expected}: missing — the sequence jumps from {} to {found}", expected.saturating_sub(1)),
+            Self::BadGenesis { seq } => write!(f, "event {seq}: the ledger does not start at a genesis event (seq 1 with a zero prev_hash)"),
+            Self::AnchorMismatch { seq, expected, found } if found.is_empty() => {
+                write!(f, "event {seq}: anchor mismatch — the anchored event (hash {expected}) is gone")
+            }
+            Self::AnchorMismatch { seq, expected, found } => write!(
+                f,
+                "event {seq}: anchor mismatch — it had hash {expected} when anchored, now {found}: history up to it was rewritten"
+            ),
+            Self::HeadMismatch { head_seq, last_seq } => {
+                write!(f, "event {last_seq}: the head row says {head_seq} but the last event is {last_seq}")
+            }
+            Self::ProjectionMismatch { subject, seq } => write!(
+                f,
+                "{}projection mismatch for {subject}: the stored state differs from the fold of the events",
+                seq.map(|s| format!("event {s}: ")).unwrap_or_default()
+            ),
+            Self::FoldError { seq, message } => write!(f, "event {seq}: cannot be folded: {message}"),
+        }
+    }
+}
+
+/// The outcome of a verification.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events: u64,
+    /// Last sequence number seen.
+    pub last_seq: u64,
+    /// Its hash (hex).
+    pub last_hash: Option<String>,
+    /// Problems, in the order found; the first is the earliest.
+    pub problems: Vec<VerifyProblem>,
+    /// Whether an anchor was checked.
+    pub anchor_checked: bool,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks events fed in order.
+#[derive(Debug)]
+pub struct Verifier {
+    anchor: Option<Anchor>,
+    anchor_seen: bool,
+    prev: Option<(u64, Hash)>,
+    fold: Option<LedgerState>,
+    report: VerifyReport,
+}
+
+/// Stop collecting after this many problems (the first one matters most).
+const MAX_PROBLEMS: usize = 100;
+
+impl Verifier {
+    /// A verifier; with `fold`, it also folds the events (for the projection check).
+    pub fn new(anchor: Option<Anchor>, fold: bool) -> Self {
+        Self {
+            anchor,
+            anchor_seen: false,
+            prev: None,
+            fold: fold.then(LedgerState::default),
+            report: VerifyReport { anchor_checked: anchor.is_some(), ..VerifyReport::default() },
+        }
+    }
+
+    fn problem(&mut self, p: VerifyProblem) {
+        if self.report.problems.len() < MAX_PROBLEMS {
+            self.report.problems.push(p);
+        }
+    }
+
+    /// Checks the next event.
+    pub fn push(&mut self, e: &Event) {
+        self.report.events += 1;
+        let computed = e.compute_hash();
+        if computed != e.hash {
+            self.problem(VerifyProblem::HashMismatch { seq: e.seq, stored: e.hash.to_hex(), computed: computed.to_hex() });
+        }
+        match self.prev {
+            None => {
+                if e.seq != 1 || e.prev_hash != Hash::GENESIS {
+                    self.problem(VerifyProblem::BadGenesis { seq: e.seq });
+                }
+            }
+            Some((pseq, phash)) => {
+                if e.seq != pseq + 1 {
+                    self.problem(VerifyProblem::Gap { expected: pseq + 1, found: e.seq });
+                }
+                if e.prev_hash != phash {
+                    self.problem(VerifyProblem::ChainBroken { seq: e.seq });
+                }
+            }
+        }
+        if let Some(a) = self.anchor
+            && a.seq == e.seq
+        {
+            self.anchor_seen = true;
+            if a.hash != e.hash {
+                self.problem(VerifyProblem::AnchorMismatch { seq: a.seq, expected: a.hash.to_hex(), found: e.hash.to_hex() });
+            }
+        }
+        if let Some(fold) = self.fold.as_mut()
+            && let Err(err) = fold.apply(e)
+        {
+            let p = VerifyProblem::FoldError { seq: e.seq, message: err.message };
+            self.problem(p);
+        }
+        self.prev = Some((e.seq, e.hash));
+        self.report.last_seq = e.seq;
+    }
+
+    /// Finishes: the anchor must have been seen. Returns the report and the fold.
+    pub fn finish(mut self) -> (VerifyReport, Option<LedgerState>) {
+        if let Some(a) = self.anchor
+            && !self.anchor_seen
+        {
+            self.problem(VerifyProblem::AnchorMismatch { seq: a.seq, expected: a.hash.to_hex(), found: String::new() });
+        }
+        self.report.last_hash = self.prev.map(|p| p.1.to_hex());
+        (self.report, self.fold)
+    }
+}
+
+/// Compares a projection with a fresh fold, listing every subject that differs.
+pub fn compare_projection(projection: &LedgerState, fold: &LedgerState) -> Vec<VerifyProblem> {
+    let mut out = Vec::new();
+    let subjects: std::collections::BTreeSet<&String> = projection.subjects.keys().chain(fold.subjects.keys()).collect();
+    for s in subjects {
+        if projection.subjects.get(s) != fold.subjects.get(s) {
+            out.push(VerifyProblem::ProjectionMismatch { subject: s.clone(), seq: None });
+        }
+    }
+    out
+}

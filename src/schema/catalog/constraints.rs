@@ -1,0 +1,30 @@
+//! `constraint s.t.c` entries: table constraints (primary key, unique,
+//! foreign key, check, exclusion, constraint triggers) and domain constraints
+//! (`s.domain.c`), as `pg_get_constraintdef` prints them (with `NOT VALID`
+//! and deferrability). NOT NULL is recorded on the column, so the NOT NULL
+//! constraints PostgreSQL 18 catalogues are left out.
+
+use tokio_postgres::Client;
+
+use super::{Entries, key_value_rows};
+use crate::Error;
+
+const SQL: &str = concat!(
+    "SELECT ",
+    qualified!("n.nspname", "COALESCE(c.relname, t.typname)"),
+    " || '.' || quote_ident(k.conname), pg_get_constraintdef(k.oid) \
+     FROM pg_constraint k \
+     JOIN pg_namespace n ON n.oid = k.connamespace \
+     LEFT JOIN pg_class c ON c.oid = k.conrelid \
+     LEFT JOIN pg_type t ON t.oid = k.contypid \
+     WHERE n.nspname = ANY ($1::text[]) \
+       AND k.contype <> 'n' \
+       AND (c.oid IS NOT NULL OR t.oid IS NOT NULL) \
+       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.deptype = 'e' \
+             AND ((x.classid = 'pg_class'::regclass AND x.objid = k.conrelid) \
+               OR (x.classid = 'pg_type'::regclass AND x.objid = k.contypid)))"
+);
+
+pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+    key_value_rows(client, "constraint", SQL, schemas).await
+}

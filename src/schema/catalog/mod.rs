@@ -1,0 +1,232 @@
+//! Reading the PostgreSQL catalogs into a [`SchemaSnapshot`]: one query per
+//! object kind (one file each), all in one read-only REPEATABLE READ
+//! transaction so they see the same catalog state, sent together so the
+//! server answers them in a single round trip.
+//!
+//! Every query takes the resolved schema names as its only bind parameter
+//! (`$1::text[]`) and scans each catalog once, whatever the number of tables.
+//! Must not write anything: the transaction is READ ONLY and always rolled back.
+
+use futures::future::{BoxFuture, try_join_all};
+use tokio_postgres::types::FromSql;
+use tokio_postgres::{Client, Row};
+
+use super::{SchemaFilter, SchemaSnapshot};
+use crate::Error;
+
+/// `quote_ident(schema) || '.' || quote_ident(name)`: a qualified name quoted
+/// the way the `pg_get_*def` functions quote it.
+macro_rules! qualified {
+    ($schema:literal, $name:literal) => {
+        concat!(
+            "(quote_ident(",
+            $schema,
+            ") || '.' || quote_ident(",
+            $name,
+            "))"
+        )
+    };
+}
+
+/// The identity of a routine (`public.f(integer, text)`), from aliases `n`
+/// (its pg_namespace row) and `p` (its pg_proc row).
+macro_rules! routine_signature {
+    () => {
+        concat!(
+            qualified!("n.nspname", "p.proname"),
+            " || '(' || oidvectortypes(p.proargtypes) || ')'"
+        )
+    };
+}
+
+/// The key word of a routine, from alias `p`.
+macro_rules! routine_kind {
+    () => {
+        "CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END"
+    };
+}
+
+/// The key word of a relation, from alias `c`.
+macro_rules! relation_kind {
+    () => {
+        "CASE c.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'matview' WHEN 'S' THEN 'sequence' \
+         WHEN 'i' THEN 'index' WHEN 'I' THEN 'index' WHEN 'c' THEN 'type' ELSE 'table' END"
+    };
+}
+
+/// True when the object `$oid` of catalog `$catalog` is not part of an extension.
+macro_rules! not_extension_member {
+    ($catalog:literal, $oid:literal) => {
+        concat!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend member WHERE member.classid = '",
+            $catalog,
+            "'::regclass AND member.objid = ",
+            $oid,
+            " AND member.deptype = 'e')"
+        )
+    };
+}
+
+/// True when the pg_proc row `p` is a routine created on its own: not part of
+/// an extension, nor made implicitly with another object (the constructor
+/// functions PostgreSQL creates with a range type).
+macro_rules! standalone_routine {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM pg_depend member WHERE member.classid = 'pg_proc'::regclass \
+         AND member.objid = p.oid AND member.deptype IN ('e', 'i'))"
+    };
+}
+
+/// True when the pg_type row `t` is a type created on its own (enum, domain,
+/// composite, range, base) — not a table's row type, an array type or a
+/// multirange created alongside another type, or an extension's type.
+macro_rules! standalone_type {
+    () => {
+        concat!(
+            "(t.typtype IN ('b', 'c', 'd', 'e', 'r') \
+             AND (t.typrelid = 0 OR (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) = 'c') \
+             AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid) AND ",
+            not_extension_member!("pg_type", "t.oid"),
+            ")"
+        )
+    };
+}
+
+mod columns;
+mod comments;
+mod constraints;
+mod extensions;
+mod functions;
+mod grants;
+mod indexes;
+mod owners;
+mod policies;
+mod rules;
+mod schemas;
+mod sequences;
+mod statistics;
+mod tables;
+mod triggers;
+mod types;
+mod views;
+
+/// Objects read by one query: (key, definition).
+type Entries = Vec<(String, String)>;
+
+/// Settings that change how definitions print, fixed for the read. With only
+/// `pg_catalog` on the path every user object prints schema-qualified; `pg_temp`
+/// goes last so a temporary table cannot shadow a catalog.
+const SESSION: &str = "\
+    BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+    SET LOCAL search_path = pg_catalog, pg_temp;
+    SET LOCAL quote_all_identifiers = off;
+    SET LOCAL DateStyle = 'ISO, MDY';
+    SET LOCAL IntervalStyle = postgres;
+    SET LOCAL TimeZone = 'UTC';
+    SET LOCAL extra_float_digits = 1;
+    SET LOCAL bytea_output = hex;";
+
+/// Reads the schemas selected by `schemas` from the catalogs.
+///
+/// Takes a handful of queries whatever the size of the schema, all in one
+/// read-only transaction, so the snapshot is consistent even while other
+/// sessions change the schema.
+///
+/// # Warning
+///
+/// Opens and ends its own transaction: the connection must not be inside a
+/// transaction block (a `tokio_postgres::Transaction` borrows the client
+/// mutably, so this can only happen after a hand-written `BEGIN`). Works
+/// through PgBouncer transaction pooling, as every setting is `SET LOCAL`.
+pub async fn snapshot(client: &Client, schemas: &SchemaFilter) -> Result<SchemaSnapshot, Error> {
+    let result = match client.batch_execute(SESSION).await {
+        Ok(()) => read(client, schemas).await,
+        Err(e) => Err(Error::db("starting the schema catalog read", e)),
+    };
+    // Read only: rolling back is the same as committing. Also after a failed
+    // start, which may have left the transaction open.
+    let end = client.batch_execute("ROLLBACK").await;
+    let snapshot = result?;
+    end.map_err(|e| Error::db("ending the schema catalog read", e))?;
+    Ok(snapshot)
+}
+
+async fn read(client: &Client, filter: &SchemaFilter) -> Result<SchemaSnapshot, Error> {
+    let schemas = filter.resolve(client).await?;
+    let schemas = &schemas;
+    let readers: Vec<BoxFuture<'_, Result<Entries, Error>>> = vec![
+        Box::pin(schemas::read(client, schemas)),
+        Box::pin(extensions::read(client, schemas)),
+        Box::pin(types::read(client, schemas)),
+        Box::pin(tables::read(client, schemas)),
+        Box::pin(columns::read(client, schemas)),
+        Box::pin(constraints::read(client, schemas)),
+        Box::pin(indexes::read(client, schemas)),
+        Box::pin(sequences::read(client, schemas)),
+        Box::pin(views::read(client, schemas)),
+        Box::pin(functions::read(client, schemas)),
+        Box::pin(triggers::read(client, schemas)),
+        Box::pin(rules::read(client, schemas)),
+        Box::pin(policies::read(client, schemas)),
+        Box::pin(statistics::read(client, schemas)),
+        Box::pin(owners::read(client, schemas)),
+        Box::pin(grants::read(client, schemas)),
+        Box::pin(comments::read(client, schemas)),
+    ];
+    let mut snapshot = SchemaSnapshot::default();
+    for entries in try_join_all(readers).await? {
+        for (key, definition) in entries {
+            snapshot.insert(key, definition);
+        }
+    }
+    Ok(snapshot)
+}
+
+/// Runs one catalog query with the schema names as `$1`.
+async fn query(
+    client: &Client,
+    what: &str,
+    sql: &str,
+    schemas: &[String],
+) -> Result<Vec<Row>, Error> {
+    client
+        .query(sql, &[&schemas])
+        .await
+        .map_err(|e| Error::db(format!("reading the schema catalog ({what})"), e))
+}
+
+/// Column `idx` of a catalog row.
+fn col<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T, Error> {
+    row.try_get(idx)
+        .map_err(|e| Error::db("reading the schema catalog", e))
+}
+
+/// Runs a query whose rows are exactly (key, definition).
+async fn pairs(
+    client: &Client,
+    what: &str,
+    sql: &str,
+    schemas: &[String],
+) -> Result<Entries, Error> {
+    query(client, what, sql, schemas)
+        .await?
+        .iter()
+        .map(|row| Ok((col(row, 0)?, col(row, 1)?)))
+        .collect()
+}
+
+/// Runs a query whose rows are exactly (name, definition) and makes each name
+/// a key: `kind` and a space before it.
+async fn key_value_rows(
+    client: &Client,
+    kind: &str,
+    sql: &str,
+    schemas: &[String],
+) -> Result<Entries, Error> {
+    let mut entries = pairs(client, kind, sql, schemas).await?;
+    for (key, _) in &mut entries {
+        key.insert(0, ' ');
+        key.insert_str(0, kind);
+    }
+    Ok(entries)
+}
