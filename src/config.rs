@@ -118,7 +118,9 @@ impl ProjectConfig {
     /// Parses the text of a `shiftlog.toml` found at `path` (used in messages).
     pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
         let mut config: Self = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             Error::Config {
                 path: Some(path.to_owned()),
                 line: line.map(|l| l as u32),
@@ -178,7 +180,9 @@ pub fn expand_vars(text: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<S
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| "`${` without a closing `}`".to_owned())?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| "`${` without a closing `}`".to_owned())?;
         let name = &after[..end];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("`${{{name}}}` is not a valid variable reference"));
@@ -207,13 +211,19 @@ mod tests {
         let err = c.environment_url("dev", &|_| None).unwrap_err().to_string();
         assert!(err.contains("variable DB is not set"), "{err}");
         let err = c.environment_url("prod", &var).unwrap_err().to_string();
-        assert!(err.contains("environment `prod` is not defined (known: dev)"), "{err}");
+        assert!(
+            err.contains("environment `prod` is not defined (known: dev)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_keys_name_the_line() {
-        let err = ProjectConfig::parse("ledger_schema = \"x\"\nlock_timout = \"1s\"\n", Path::new("p/shiftlog.toml"))
-            .unwrap_err();
+        let err = ProjectConfig::parse(
+            "ledger_schema = \"x\"\nlock_timout = \"1s\"\n",
+            Path::new("p/shiftlog.toml"),
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("p/shiftlog.toml:2:"), "{msg}");
         assert!(msg.contains("lock_timout"), "{msg}");
@@ -221,7 +231,8 @@ mod tests {
 
     #[test]
     fn default_env_must_exist() {
-        let err = ProjectConfig::parse("default_env = \"x\"\n", Path::new("shiftlog.toml")).unwrap_err();
+        let err =
+            ProjectConfig::parse("default_env = \"x\"\n", Path::new("shiftlog.toml")).unwrap_err();
         assert!(err.to_string().contains("default_env `x` is not defined"));
     }
 }

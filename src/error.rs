@@ -72,7 +72,9 @@ pub enum Error {
     },
 
     /// A schema of the ledger's name exists but is not a shiftlog ledger.
-    #[error("schema \"{schema}\" exists but is not a shiftlog ledger ({reason}): set ledger_schema in shiftlog.toml to another schema")]
+    #[error(
+        "schema \"{schema}\" exists but is not a shiftlog ledger ({reason}): set ledger_schema in shiftlog.toml to another schema"
+    )]
     NotALedger {
         /// The schema.
         schema: String,
@@ -81,7 +83,9 @@ pub enum Error {
     },
 
     /// The ledger was written by a newer shiftlog.
-    #[error("the ledger in schema \"{schema}\" has layout version {found}, newer than this shiftlog understands ({supported}): upgrade shiftlog")]
+    #[error(
+        "the ledger in schema \"{schema}\" has layout version {found}, newer than this shiftlog understands ({supported}): upgrade shiftlog"
+    )]
     LedgerTooNew {
         /// The schema.
         schema: String,
@@ -101,7 +105,9 @@ pub enum Error {
     },
 
     /// Another runner holds the lease.
-    #[error("another shiftlog runner holds the lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; wait for it to finish, or retry with --wait 5m")]
+    #[error(
+        "another shiftlog runner holds the lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; wait for it to finish, or retry with --wait 5m"
+    )]
     LeaseUnavailable {
         /// Operator of the holder.
         holder: String,
@@ -115,7 +121,9 @@ pub enum Error {
 
     /// This runner's lease expired and another runner took it over; nothing
     /// was committed after that.
-    #[error("this runner lost its lease (it expired and another runner took over); the current step was rolled back — run the command again")]
+    #[error(
+        "this runner lost its lease (it expired and another runner took over); the current step was rolled back — run the command again"
+    )]
     LeaseLost,
 
     /// Problems in the migration files (every one listed).
@@ -161,7 +169,10 @@ pub enum Error {
 impl Error {
     /// Wraps a driver error with what shiftlog was doing.
     pub fn db(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
-        Self::Db { context: context.into(), source }
+        Self::Db {
+            context: context.into(),
+            source,
+        }
     }
 
     /// The process exit status this error maps to (DESIGN.md §4).
@@ -176,7 +187,9 @@ impl Error {
             | Self::Io { .. }
             | Self::LedgerCorrupt { .. }
             | Self::LeaseLost => ExitStatus::Failed,
-            Self::NotALedger { .. } | Self::LedgerTooNew { .. } | Self::Source(_) => ExitStatus::Usage,
+            Self::NotALedger { .. } | Self::LedgerTooNew { .. } | Self::Source(_) => {
+                ExitStatus::Usage
+            }
             Self::SumFile { .. } | Self::Plan { .. } => ExitStatus::CheckFailed,
             Self::MigrationFailed(_) => ExitStatus::Failed,
             Self::Interrupted => ExitStatus::Interrupted,

@@ -64,8 +64,14 @@ impl QualifiedName {
     pub fn parse(input: &str) -> Result<Self, String> {
         let parts = split_qualified(input)?;
         match parts.as_slice() {
-            [name] => Ok(Self { schema: None, name: name.clone() }),
-            [schema, name] => Ok(Self { schema: Some(schema.clone()), name: name.clone() }),
+            [name] => Ok(Self {
+                schema: None,
+                name: name.clone(),
+            }),
+            [schema, name] => Ok(Self {
+                schema: Some(schema.clone()),
+                name: name.clone(),
+            }),
             _ => Err(format!(
                 "`{input}` is not a valid name: expected `table` or `schema.table`"
             )),

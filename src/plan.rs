@@ -125,34 +125,62 @@ pub enum PlanProblem {
 impl fmt::Display for PlanProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Modified { version, phase, path, recorded, current } => write!(
+            Self::Modified {
+                version,
+                phase,
+                path,
+                recorded,
+                current,
+            } => write!(
                 f,
                 "{}: migration {version} ({phase}) was applied with checksum {recorded} but the file now has {current}; \
                  restore the file, or if the edit is intended and already reflected in the database run `shiftlog repair {version} --accept-checksum`",
                 path.display()
             ),
-            Self::MissingFile { version, phase, recorded_path } => write!(
+            Self::MissingFile {
+                version,
+                phase,
+                recorded_path,
+            } => write!(
                 f,
                 "{recorded_path}: migration {version} ({phase}) is applied but its file is missing; restore it from version control"
             ),
-            Self::OutOfOrder { version, phase, path, newest_applied } => write!(
+            Self::OutOfOrder {
+                version,
+                phase,
+                path,
+                newest_applied,
+            } => write!(
                 f,
                 "{}: migration {version} ({phase}) is pending but older than applied migration {newest_applied}; \
                  rename it to a newer version (shiftlog new), or if running it out of order is safe pass --allow-out-of-order {version}",
                 path.display()
             ),
-            Self::Requires { version, path, requires } => write!(
+            Self::Requires {
+                version,
+                path,
+                requires,
+            } => write!(
                 f,
                 "{}: migration {version} requires {requires}, which is not applied and would not be applied first; apply {requires} before it",
                 path.display()
             ),
-            Self::ResumeMismatch { version, phase, path, done } => write!(
+            Self::ResumeMismatch {
+                version,
+                phase,
+                path,
+                done,
+            } => write!(
                 f,
                 "{}: migration {version} ({phase}) stopped after {done} completed statement(s), but those statements changed in the file since; \
                  restore them, or resolve by hand and run `shiftlog repair {version} --resolve-failure`",
                 path.display()
             ),
-            Self::MissingDown { version, phase, expected } => write!(
+            Self::MissingDown {
+                version,
+                phase,
+                expected,
+            } => write!(
                 f,
                 "{}: migration {version} ({phase}) has no down script, so it cannot be rolled back; write one (and run `shiftlog sum`)",
                 expected.display()
@@ -215,8 +243,13 @@ pub fn integrity_problems(set: &MigrationSet, state: &LedgerState) -> Vec<PlanPr
         if !u.is_applied() {
             continue;
         }
-        let Ok(version) = Version::parse(&u.version) else { continue };
-        match set.get(&version).and_then(|m| m.phase(u.phase).map(|s| (m, s))) {
+        let Ok(version) = Version::parse(&u.version) else {
+            continue;
+        };
+        match set
+            .get(&version)
+            .and_then(|m| m.phase(u.phase).map(|s| (m, s)))
+        {
             None => problems.push(PlanProblem::MissingFile {
                 version,
                 phase: u.phase,
@@ -254,7 +287,11 @@ fn problem_version(p: &PlanProblem) -> Option<&Version> {
 
 /// Every unit of the set in apply order.
 pub fn units(set: &MigrationSet) -> impl Iterator<Item = Unit<'_>> {
-    set.units().map(|(_, phase, scripts, migration)| Unit { migration, phase, scripts })
+    set.units().map(|(_, phase, scripts, migration)| Unit {
+        migration,
+        phase,
+        scripts,
+    })
 }
 
 /// True for the track a unit belongs to when judging order: simple and expand
@@ -273,7 +310,9 @@ pub fn plan_apply<'a>(
     if let Some(to) = &options.to
         && set.get(to).is_none()
     {
-        problems.push(PlanProblem::UnknownVersion { version: to.clone() });
+        problems.push(PlanProblem::UnknownVersion {
+            version: to.clone(),
+        });
     }
     let newest_applied = |t: u8| -> Option<Version> {
         state
@@ -283,7 +322,8 @@ pub fn plan_apply<'a>(
             .max()
     };
     let newest = [newest_applied(0), newest_applied(1)];
-    let applied = |v: &Version, p: Phase| state.unit(v.as_str(), p).is_some_and(UnitState::is_applied);
+    let applied =
+        |v: &Version, p: Phase| state.unit(v.as_str(), p).is_some_and(UnitState::is_applied);
     let mut steps: Vec<ApplyStep<'a>> = Vec::new();
     for unit in units(set) {
         let version = unit.version();
@@ -306,7 +346,11 @@ pub fn plan_apply<'a>(
             continue;
         }
         let resume_from = match state.unit(version.as_str(), unit.phase) {
-            Some(u) if !u.transactional && u.statements_done > 0 && u.status != UnitStatus::Reverted => {
+            Some(u)
+                if !u.transactional
+                    && u.statements_done > 0
+                    && u.status != UnitStatus::Reverted =>
+            {
                 if !resume_matches(&unit, u) {
                     problems.push(PlanProblem::ResumeMismatch {
                         version: version.clone(),
@@ -322,7 +366,10 @@ pub fn plan_apply<'a>(
         };
         for req in &unit.scripts.up.directives.requires {
             let met = |p: Phase| {
-                applied(req, p) || steps.iter().any(|s| s.unit.version() == req && s.unit.phase == p)
+                applied(req, p)
+                    || steps
+                        .iter()
+                        .any(|s| s.unit.version() == req && s.unit.phase == p)
             };
             if !(met(Phase::Main) || met(Phase::Expand)) {
                 problems.push(PlanProblem::Requires {
@@ -334,12 +381,18 @@ pub fn plan_apply<'a>(
         }
         steps.push(ApplyStep { unit, resume_from });
     }
-    if problems.is_empty() { Ok(steps) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(steps)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Whether the statements recorded as done still match the file.
 fn resume_matches(unit: &Unit<'_>, state: &UnitState) -> bool {
-    let Ok(statements) = crate::sql::split(&unit.scripts.up.text) else { return false };
+    let Ok(statements) = crate::sql::split(&unit.scripts.up.text) else {
+        return false;
+    };
     if statements.len() < state.statements_done as usize {
         return false;
     }
@@ -388,12 +441,16 @@ pub fn plan_rollback<'a>(
         && set.get(to).is_none()
         && !state.units().any(|u| u.version == to.as_str())
     {
-        problems.push(PlanProblem::UnknownVersion { version: to.clone() });
+        problems.push(PlanProblem::UnknownVersion {
+            version: to.clone(),
+        });
     }
     let integrity = integrity_problems(set, state);
     let mut units = Vec::new();
     for u in chosen {
-        let Ok(version) = Version::parse(&u.version) else { continue };
+        let Ok(version) = Version::parse(&u.version) else {
+            continue;
+        };
         // Only integrity problems of the chosen units stop a rollback.
         let mine: Vec<&PlanProblem> = integrity
             .iter()
@@ -403,8 +460,12 @@ pub fn plan_rollback<'a>(
             problems.extend(mine.into_iter().cloned());
             continue;
         }
-        let Some(migration) = set.get(&version) else { continue };
-        let Some(scripts) = migration.phase(u.phase) else { continue };
+        let Some(migration) = set.get(&version) else {
+            continue;
+        };
+        let Some(scripts) = migration.phase(u.phase) else {
+            continue;
+        };
         if scripts.down.is_none() {
             problems.push(PlanProblem::MissingDown {
                 version: version.clone(),
@@ -413,13 +474,24 @@ pub fn plan_rollback<'a>(
             });
             continue;
         }
-        units.push(Unit { migration, phase: u.phase, scripts });
+        units.push(Unit {
+            migration,
+            phase: u.phase,
+            scripts,
+        });
     }
-    if problems.is_empty() { Ok(units) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(units)
+    } else {
+        Err(problems)
+    }
 }
 
 /// `x.sql` → `x.down.sql`; `dir/expand.sql` → `dir/expand.down.sql`.
 pub fn expected_down_path(up: &std::path::Path) -> PathBuf {
-    let stem = up.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = up
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     up.with_file_name(format!("{stem}.down.sql"))
 }

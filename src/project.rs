@@ -33,7 +33,11 @@ impl Project {
         if !requires.is_empty() {
             return Err(migration::SourceError::Problems(requires).into());
         }
-        Ok(Self { root: root.to_owned(), config, migrations })
+        Ok(Self {
+            root: root.to_owned(),
+            config,
+            migrations,
+        })
     }
 
     /// Whether `migrations/shiftlog.sum` matches the files.
@@ -46,7 +50,10 @@ impl Project {
     pub fn require_fresh_sum(&self) -> Result<(), Error> {
         match self.sum_status()? {
             SumStatus::Fresh => Ok(()),
-            status => Err(Error::SumFile { path: self.sum_path(), status }),
+            status => Err(Error::SumFile {
+                path: self.sum_path(),
+                status,
+            }),
         }
     }
 

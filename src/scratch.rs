@@ -104,16 +104,28 @@ impl ScratchServer {
         initdb
             .arg("-D")
             .arg(&data)
-            .args(["-U", "postgres", "--auth-local=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdin(Stdio::null());
         if let Some(password) = &options.password {
             let pwfile = server.write_owned("pwfile", password, owner)?;
-            initdb.arg("--auth-host=scram-sha-256").arg(format!("--pwfile={}", pwfile.display()));
+            initdb
+                .arg("--auth-host=scram-sha-256")
+                .arg(format!("--pwfile={}", pwfile.display()));
         } else {
             initdb.arg("--auth-host=trust");
         }
         as_owner(&mut initdb, owner, false);
-        let out = initdb.output().map_err(|e| scratch(format!("cannot run initdb: {e}")))?;
+        let out = initdb
+            .output()
+            .map_err(|e| scratch(format!("cannot run initdb: {e}")))?;
         if !out.status.success() {
             return Err(scratch(format!(
                 "initdb failed: {}",
@@ -151,8 +163,14 @@ impl ScratchServer {
         cmd.arg("-D").arg(data).arg("-p").arg(port.to_string());
         let mut settings: Vec<(String, String)> = vec![
             ("listen_addresses".into(), "127.0.0.1".into()),
-            ("unix_socket_directories".into(), self.dir.display().to_string()),
-            ("fsync".into(), if options.fsync { "on" } else { "off" }.into()),
+            (
+                "unix_socket_directories".into(),
+                self.dir.display().to_string(),
+            ),
+            (
+                "fsync".into(),
+                if options.fsync { "on" } else { "off" }.into(),
+            ),
             ("max_connections".into(), "200".into()),
             ("log_min_messages".into(), "warning".into()),
         ];
@@ -173,7 +191,9 @@ impl ScratchServer {
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         as_owner(&mut cmd, owner, options.stop_with_parent);
-        let child = cmd.spawn().map_err(|e| scratch(format!("cannot start postgres: {e}")))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| scratch(format!("cannot start postgres: {e}")))?;
         self.child = Some(child);
         self.port = port;
         let deadline = Instant::now() + options.start_timeout;
@@ -214,10 +234,18 @@ impl ScratchServer {
             Some(p) => format!("postgres:{}", crate::conn::percent_encode(p)),
             None => "postgres".to_owned(),
         };
-        format!("postgres://{auth}@127.0.0.1:{}/{dbname}?sslmode=disable", self.port)
+        format!(
+            "postgres://{auth}@127.0.0.1:{}/{dbname}?sslmode=disable",
+            self.port
+        )
     }
 
-    fn write_owned(&self, name: &str, contents: &str, owner: Option<(u32, u32)>) -> Result<PathBuf, Error> {
+    fn write_owned(
+        &self,
+        name: &str,
+        contents: &str,
+        owner: Option<(u32, u32)>,
+    ) -> Result<PathBuf, Error> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.join(name);
         fs::write(&path, contents)
@@ -308,7 +336,9 @@ fn find_binaries() -> Result<Binaries, Error> {
                 .ok()
                 .and_then(|o| String::from_utf8(o.stdout).ok())
                 .and_then(|s| {
-                    s.split_whitespace().nth(2).and_then(|v| v.split('.').next().map(str::to_owned))
+                    s.split_whitespace()
+                        .nth(2)
+                        .and_then(|v| v.split('.').next().map(str::to_owned))
                 })
                 .unwrap_or_default();
             return Ok(Binaries { dir, version });
@@ -350,6 +380,8 @@ fn make_dir(owner: Option<(u32, u32)>) -> Result<PathBuf, Error> {
         .tempdir()
         .map_err(|e| scratch(format!("cannot create a temporary directory: {e}")))?
         .keep();
+    fs::write(dir.join(OWNER_FILE), std::process::id().to_string())
+        .map_err(|e| scratch(format!("cannot write in {}: {e}", dir.display())))?;
     if let Some((uid, gid)) = owner {
         chown(&dir, uid, gid)?;
     }
@@ -357,8 +389,12 @@ fn make_dir(owner: Option<(u32, u32)>) -> Result<PathBuf, Error> {
 }
 
 fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), Error> {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
-        .map_err(|e| scratch(format!("cannot hand {} to the postgres user: {e}", path.display())))
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|e| {
+        scratch(format!(
+            "cannot hand {} to the postgres user: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>, stop_with_parent: bool) {
@@ -415,33 +451,40 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// File in each scratch directory naming the process that created it.
+const OWNER_FILE: &str = "shiftlog-owner.pid";
+
+fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+}
+
 /// Removes scratch directories left by processes that were killed outright:
-/// those whose `postmaster.pid` names no live process, or that never got one.
+/// those whose creating process is gone and whose server is not running.
+/// A directory whose files cannot be read yet (another process is creating
+/// it right now) is left alone unless it is old.
 fn sweep_leftovers() {
     let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(DIR_PREFIX) {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
             continue;
         }
         let dir = entry.path();
-        let age = entry
+        let old = entry
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
-            .unwrap_or_default();
-        let pid_file = dir.join("data/postmaster.pid");
-        let alive = match fs::read_to_string(&pid_file) {
-            Ok(s) => s
-                .lines()
-                .next()
-                .and_then(|l| l.trim().parse::<u32>().ok())
-                .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()),
-            // Still being set up by another process, unless it is old.
-            Err(_) => age < Duration::from_secs(600),
+            .is_some_and(|age| age > Duration::from_secs(600));
+        let owner_gone = match read_pid(&dir.join(OWNER_FILE)) {
+            Some(pid) => !pid_alive(pid),
+            None => old,
         };
-        if !alive {
+        let server_running = read_pid(&dir.join("data/postmaster.pid")).is_some_and(pid_alive);
+        if owner_gone && !server_running {
             let _ = fs::remove_dir_all(&dir);
         }
     }

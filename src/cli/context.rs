@@ -28,7 +28,10 @@ pub fn project(global: &GlobalArgs) -> shiftlog::Result<Project> {
 
 /// Connection parameters from the flags, the configuration and the process environment.
 pub fn conn_info(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<ConnInfo> {
-    let request = ConnectRequest { database_url: global.database_url.clone(), env: global.env.clone() };
+    let request = ConnectRequest {
+        database_url: global.database_url.clone(),
+        env: global.env.clone(),
+    };
     let info = conn::resolve(&request, config, &|k| std::env::var(k).ok())?;
     tracing::debug!(target = %info, source = %info.source, "connection resolved");
     Ok(info)
@@ -42,17 +45,24 @@ pub async fn session(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::R
 
 /// Parses a duration flag, naming the flag in the error.
 pub fn duration(flag: &str, value: &str) -> shiftlog::Result<Duration> {
-    parse_duration(value).map_err(|e| shiftlog::Error::Usage { message: format!("{flag}: {e}") })
+    parse_duration(value).map_err(|e| shiftlog::Error::Usage {
+        message: format!("{flag}: {e}"),
+    })
 }
 
 /// Parses a version flag.
 pub fn version(flag: &str, value: &str) -> shiftlog::Result<Version> {
-    Version::parse(value).map_err(|e| shiftlog::Error::Usage { message: format!("{flag}: {e}") })
+    Version::parse(value).map_err(|e| shiftlog::Error::Usage {
+        message: format!("{flag}: {e}"),
+    })
 }
 
 /// Lease timing from `--wait` and shiftlog.toml's `lease_ttl`.
 pub fn lease(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<LeaseOptions> {
-    let mut options = LeaseOptions { wait: duration("--wait", &global.wait)?, ..LeaseOptions::default() };
+    let mut options = LeaseOptions {
+        wait: duration("--wait", &global.wait)?,
+        ..LeaseOptions::default()
+    };
     if let Some(ttl) = &config.lease_ttl {
         options.ttl = duration("lease_ttl", ttl)?;
     }
@@ -62,7 +72,11 @@ pub fn lease(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<Le
 /// Timeouts: flags, then shiftlog.toml, then defaults.
 pub fn exec_settings(args: &TimeoutArgs, config: &ProjectConfig) -> shiftlog::Result<ExecSettings> {
     let mut s = ExecSettings::default();
-    if let Some(t) = args.lock_timeout.as_deref().or(config.lock_timeout.as_deref()) {
+    if let Some(t) = args
+        .lock_timeout
+        .as_deref()
+        .or(config.lock_timeout.as_deref())
+    {
         s.lock_timeout = duration("lock_timeout", t)?;
     }
     if let Some(r) = args.lock_retries.or(config.lock_retries) {
@@ -79,7 +93,9 @@ pub fn interrupt_flag(quiet: bool) -> Arc<AtomicBool> {
         if tokio::signal::ctrl_c().await.is_ok() {
             f.store(true, Ordering::SeqCst);
             if !quiet {
-                eprintln!("interrupted: stopping after the step in flight (Ctrl-C again to abort at once)");
+                eprintln!(
+                    "interrupted: stopping after the step in flight (Ctrl-C again to abort at once)"
+                );
             }
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
@@ -102,18 +118,48 @@ impl Reporter for StderrReporter {
             return;
         }
         match progress {
-            Progress::UnitStarted { version, phase, path, action } => {
-                let verb = if *action == Action::Apply { "applying" } else { "reverting" };
+            Progress::UnitStarted {
+                version,
+                phase,
+                path,
+                action,
+            } => {
+                let verb = if *action == Action::Apply {
+                    "applying"
+                } else {
+                    "reverting"
+                };
                 eprintln!("{verb} {version} ({phase}) {}", path.display());
             }
-            Progress::UnitFinished { version, phase, duration, .. } => {
+            Progress::UnitFinished {
+                version,
+                phase,
+                duration,
+                ..
+            } => {
                 eprintln!("  done {version} ({phase}) in {} ms", duration.as_millis());
             }
-            Progress::LockRetry { version, phase, attempt, backoff } => {
-                eprintln!("  {version} ({phase}): lock timeout on attempt {attempt}; retrying in {} ms", backoff.as_millis());
+            Progress::LockRetry {
+                version,
+                phase,
+                attempt,
+                backoff,
+            } => {
+                eprintln!(
+                    "  {version} ({phase}): lock timeout on attempt {attempt}; retrying in {} ms",
+                    backoff.as_millis()
+                );
             }
-            Progress::StatementDone { version, phase, index, total } => {
-                eprintln!("  {version} ({phase}): statement {}/{total} done", index + 1);
+            Progress::StatementDone {
+                version,
+                phase,
+                index,
+                total,
+            } => {
+                eprintln!(
+                    "  {version} ({phase}): statement {}/{total} done",
+                    index + 1
+                );
             }
             _ => {}
         }

@@ -184,7 +184,10 @@ impl ConnInfo {
 
     /// The same server with another database (used to create and drop databases).
     pub fn with_dbname(&self, dbname: &str) -> Self {
-        Self { dbname: dbname.to_owned(), ..self.clone() }
+        Self {
+            dbname: dbname.to_owned(),
+            ..self.clone()
+        }
     }
 }
 
@@ -218,12 +221,15 @@ impl PartialConnInfo {
         if input.is_empty() {
             return Err(invalid("the connection string is empty"));
         }
-        if let Some(rest) =
-            input.strip_prefix("postgres://").or_else(|| input.strip_prefix("postgresql://"))
+        if let Some(rest) = input
+            .strip_prefix("postgres://")
+            .or_else(|| input.strip_prefix("postgresql://"))
         {
             parse_url(rest)
         } else if input.contains("://") {
-            Err(invalid("the URL scheme must be postgres:// or postgresql://"))
+            Err(invalid(
+                "the URL scheme must be postgres:// or postgresql://",
+            ))
         } else if input.contains('=') {
             parse_keywords(input)
         } else {
@@ -282,22 +288,24 @@ impl PartialConnInfo {
     ) -> Result<ConnInfo, Error> {
         let host = match self.host {
             Some(h) if h.contains(',') => {
-                return Err(invalid("several hosts in one connection string are not supported"));
+                return Err(invalid(
+                    "several hosts in one connection string are not supported",
+                ));
             }
             Some(h) if !h.is_empty() => h,
             _ => default_host(),
         };
         let port = match self.port.as_deref() {
             None | Some("") => 5432,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| invalid(&format!("port `{p}` is not a number between 1 and 65535")))?,
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                invalid(&format!("port `{p}` is not a number between 1 and 65535"))
+            })?,
         };
         let user = match self.user {
             Some(u) if !u.is_empty() => u,
-            _ => var("USER").or_else(|| var("LOGNAME")).unwrap_or_else(|| "postgres".into()),
+            _ => var("USER")
+                .or_else(|| var("LOGNAME"))
+                .unwrap_or_else(|| "postgres".into()),
         };
         let dbname = match self.dbname {
             Some(d) if !d.is_empty() => d,
@@ -314,7 +322,9 @@ impl PartialConnInfo {
         let connect_timeout = match self.connect_timeout.as_deref() {
             None | Some("") | Some("0") => None,
             Some(t) => Some(Duration::from_secs(t.parse::<u64>().map_err(|_| {
-                invalid(&format!("connect_timeout `{t}` is not a whole number of seconds"))
+                invalid(&format!(
+                    "connect_timeout `{t}` is not a whole number of seconds"
+                ))
             })?)),
         };
         Ok(ConnInfo {
@@ -324,7 +334,10 @@ impl PartialConnInfo {
             password: self.password.filter(|p| !p.expose().is_empty()),
             dbname,
             sslmode,
-            sslrootcert: self.sslrootcert.filter(|s| !s.is_empty()).map(PathBuf::from),
+            sslrootcert: self
+                .sslrootcert
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             connect_timeout,
             application_name: self.application_name,
             source,
@@ -363,7 +376,9 @@ fn default_host() -> String {
 }
 
 fn invalid(message: &str) -> Error {
-    Error::InvalidConnectionString { message: message.to_owned() }
+    Error::InvalidConnectionString {
+        message: message.to_owned(),
+    }
 }
 
 fn parse_url(rest: &str) -> Result<PartialConnInfo, Error> {
@@ -400,7 +415,9 @@ fn parse_url(rest: &str) -> Result<PartialConnInfo, Error> {
                 .ok_or_else(|| invalid("the IPv6 address in the URL lacks its closing `]`"))?;
             (h.to_owned(), tail.strip_prefix(':').map(str::to_owned))
         } else if hostport.contains(',') {
-            return Err(invalid("several hosts in one connection string are not supported"));
+            return Err(invalid(
+                "several hosts in one connection string are not supported",
+            ));
         } else {
             match hostport.rsplit_once(':') {
                 Some((h, p)) => (h.to_owned(), Some(p.to_owned())),
@@ -449,7 +466,9 @@ fn parse_keywords(input: &str) -> Result<PartialConnInfo, Error> {
             chars.next();
         }
         if chars.next() != Some('=') {
-            return Err(invalid(&format!("`{key}` must be followed by `=` and a value")));
+            return Err(invalid(&format!(
+                "`{key}` must be followed by `=` and a value"
+            )));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -465,7 +484,11 @@ fn parse_keywords(input: &str) -> Result<PartialConnInfo, Error> {
                     },
                     Some('\'') => break,
                     Some(c) => value.push(c),
-                    None => return Err(invalid(&format!("the quoted value of `{key}` is not closed"))),
+                    None => {
+                        return Err(invalid(&format!(
+                            "the quoted value of `{key}` is not closed"
+                        )));
+                    }
                 }
             }
         } else {
@@ -533,7 +556,9 @@ pub fn redact(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
-        let end = tail.find(|c: char| c.is_whitespace() || c == '"' || c == '\'').unwrap_or(tail.len());
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
         let authority_end = tail[..end].find('/').unwrap_or(end);
         match tail[..authority_end].rfind('@') {
             Some(at) => {
@@ -569,7 +594,8 @@ fn redact_keyword_password(text: &str) -> String {
         let end = if let Some(quoted) = tail.strip_prefix('\'') {
             quoted.find('\'').map(|i| i + 2).unwrap_or(tail.len())
         } else {
-            tail.find(|c: char| c.is_whitespace() || c == '&').unwrap_or(tail.len())
+            tail.find(|c: char| c.is_whitespace() || c == '&')
+                .unwrap_or(tail.len())
         };
         out.push_str("***");
         rest = &tail[end..];
@@ -587,12 +613,17 @@ mod tests {
     }
 
     fn resolve(s: &str) -> ConnInfo {
-        PartialConnInfo::parse(s).unwrap().resolve(ConnSource::Explicit, &no_vars).unwrap()
+        PartialConnInfo::parse(s)
+            .unwrap()
+            .resolve(ConnSource::Explicit, &no_vars)
+            .unwrap()
     }
 
     #[test]
     fn parses_full_url() {
-        let c = resolve("postgres://alice:s%40cret@db.example:6543/app?sslmode=verify-full&application_name=x");
+        let c = resolve(
+            "postgres://alice:s%40cret@db.example:6543/app?sslmode=verify-full&application_name=x",
+        );
         assert_eq!(c.host, "db.example");
         assert_eq!(c.port, 6543);
         assert_eq!(c.user, "alice");
@@ -630,7 +661,10 @@ mod tests {
             _ => None,
         };
         let url = PartialConnInfo::parse("postgres://h/d").unwrap();
-        let c = url.or(&PartialConnInfo::from_libpq_vars(&vars)).resolve(ConnSource::Flag, &vars).unwrap();
+        let c = url
+            .or(&PartialConnInfo::from_libpq_vars(&vars))
+            .resolve(ConnSource::Flag, &vars)
+            .unwrap();
         assert_eq!(c.port, 7777);
         assert_eq!(c.password.unwrap().expose(), "pw");
         assert_eq!(c.user, "osuser");
@@ -654,7 +688,10 @@ mod tests {
                 .expect_err(bad);
             let msg = err.to_string();
             assert!(!msg.contains("hunter2"), "{msg}");
-            assert!(matches!(err, Error::InvalidConnectionString { .. }), "{msg}");
+            assert!(
+                matches!(err, Error::InvalidConnectionString { .. }),
+                "{msg}"
+            );
         }
     }
 
@@ -663,7 +700,10 @@ mod tests {
         let c = resolve("postgres://alice:hunter2@h/d");
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!c.to_string().contains("hunter2"));
-        assert_eq!(c.redacted_url(), "postgres://alice:***@h:5432/d?sslmode=prefer");
+        assert_eq!(
+            c.redacted_url(),
+            "postgres://alice:***@h:5432/d?sslmode=prefer"
+        );
     }
 
     #[test]

@@ -18,7 +18,9 @@ mod tls;
 
 use std::time::Duration;
 
-pub use info::{ConnInfo, ConnSource, PartialConnInfo, Secret, SslMode, pct as percent_encode, redact};
+pub use info::{
+    ConnInfo, ConnSource, PartialConnInfo, Secret, SslMode, pct as percent_encode, redact,
+};
 use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 
@@ -105,14 +107,21 @@ pub async fn connect(info: &ConnInfo) -> Result<Client, Error> {
     config.connect_timeout(info.connect_timeout.unwrap_or(Duration::from_secs(10)));
     config.keepalives(true);
 
-    let tls = if info.is_unix_socket() { None } else { tls::client_config(info)? };
+    let tls = if info.is_unix_socket() {
+        None
+    } else {
+        tls::client_config(info)?
+    };
     let result = match tls {
         None => {
             config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-            config.connect(tokio_postgres::NoTls).await.map(|(client, conn)| {
-                spawn_driver(conn);
-                client
-            })
+            config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map(|(client, conn)| {
+                    spawn_driver(conn);
+                    client
+                })
         }
         Some(tls_config) => {
             config.ssl_mode(match info.sslmode {
@@ -152,7 +161,11 @@ fn classify(info: &ConnInfo, e: &tokio_postgres::Error) -> Error {
         ),
         Some(c) if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => (
             ConnectErrorKind::Authentication,
-            format!("the server refused user \"{}\": {}", info.user, db_message(e)),
+            format!(
+                "the server refused user \"{}\": {}",
+                info.user,
+                db_message(e)
+            ),
         ),
         Some(c) if *c == SqlState::INVALID_CATALOG_NAME => (
             ConnectErrorKind::DatabaseMissing,
@@ -184,11 +197,17 @@ fn classify(info: &ConnInfo, e: &tokio_postgres::Error) -> Error {
             ),
         ),
     };
-    Error::Connect { target: info.target(), kind, message }
+    Error::Connect {
+        target: info.target(),
+        kind,
+        message,
+    }
 }
 
 fn db_message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error().map(|d| redact(d.message())).unwrap_or_else(|| redact(&e.to_string()))
+    e.as_db_error()
+        .map(|d| redact(d.message()))
+        .unwrap_or_else(|| redact(&e.to_string()))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -206,7 +225,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn strip_prefix(s: &str) -> &str {
-    for p in ["error connecting to server: ", "error performing TLS handshake: "] {
+    for p in [
+        "error connecting to server: ",
+        "error performing TLS handshake: ",
+    ] {
         if let Some(rest) = s.strip_prefix(p) {
             return rest;
         }

@@ -17,7 +17,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 use super::info::{ConnInfo, SslMode};
 use crate::error::Error;
@@ -39,11 +41,19 @@ pub fn client_config(info: &ConnInfo) -> Result<Option<ClientConfig>, Error> {
         let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|e| tls_setup(info, &e.to_string()))?;
-        Arc::new(ChainVerifier { inner: webpki, check_name: info.sslmode == SslMode::VerifyFull })
+        Arc::new(ChainVerifier {
+            inner: webpki,
+            check_name: info.sslmode == SslMode::VerifyFull,
+        })
     } else {
         Arc::new(NoVerifier { provider })
     };
-    Ok(Some(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()))
+    Ok(Some(
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth(),
+    ))
 }
 
 fn load_roots(info: &ConnInfo) -> Result<RootCertStore, Error> {
@@ -74,14 +84,26 @@ fn load_roots(info: &ConnInfo) -> Result<RootCertStore, Error> {
         }
     } else {
         let certs = CertificateDer::pem_file_iter(&path).map_err(|e| {
-            tls_setup(info, &format!("cannot read sslrootcert {}: {e}", path.display()))
+            tls_setup(
+                info,
+                &format!("cannot read sslrootcert {}: {e}", path.display()),
+            )
         })?;
         for cert in certs {
             let cert = cert.map_err(|e| {
-                tls_setup(info, &format!("sslrootcert {} is not valid PEM: {e}", path.display()))
+                tls_setup(
+                    info,
+                    &format!("sslrootcert {} is not valid PEM: {e}", path.display()),
+                )
             })?;
             store.add(cert).map_err(|e| {
-                tls_setup(info, &format!("sslrootcert {} holds a bad certificate: {e}", path.display()))
+                tls_setup(
+                    info,
+                    &format!(
+                        "sslrootcert {} holds a bad certificate: {e}",
+                        path.display()
+                    ),
+                )
             })?;
         }
     }
@@ -118,8 +140,13 @@ impl ServerCertVerifier for ChainVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        match self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_name => Ok(ServerCertVerified::assertion()),
@@ -175,7 +202,12 @@ impl ServerCertVerifier for NoVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -184,10 +216,17 @@ impl ServerCertVerifier for NoVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -303,7 +303,10 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
 }
 
 /// Subject of a migration unit: `migration:<version>:<phase>`.
-pub fn migration_subject(version: &crate::migration::Version, phase: crate::migration::Phase) -> String {
+pub fn migration_subject(
+    version: &crate::migration::Version,
+    phase: crate::migration::Phase,
+) -> String {
     format!("migration:{}:{}", version.as_str(), phase.as_str())
 }
 
@@ -322,15 +325,19 @@ mod tests {
     /// The test vectors published in docs/ledger.md. If this test fails, the
     /// encoding changed: that breaks every existing ledger — don't.
     pub(crate) fn vectors() -> Vec<(Event, &'static str)> {
-        let at = |us: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).expect("valid time");
-        let actor = r#"{"db_user":"postgres","host":"ci-1","operator":"alice","tool":"shiftlog/0.1.0"}"#;
+        let at = |us: i64| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).expect("valid time")
+        };
+        let actor =
+            r#"{"db_user":"postgres","host":"ci-1","operator":"alice","tool":"shiftlog/0.1.0"}"#;
         let e1 = Event {
             seq: 1,
             at: at(1_793_523_600_000_000),
             kind: EventKind::LedgerCreated,
             subject: "ledger".into(),
             actor: actor.into(),
-            payload: r#"{"layout_version":1,"ledger_id":"00112233445566778899aabbccddeeff"}"#.into(),
+            payload: r#"{"layout_version":1,"ledger_id":"00112233445566778899aabbccddeeff"}"#
+                .into(),
             prev_hash: Hash::GENESIS,
             hash: Hash::GENESIS,
         };
@@ -361,9 +368,18 @@ mod tests {
         e3.prev_hash = e2.hash;
         e3.hash = e3.compute_hash();
         vec![
-            (e1, "20781754dfe9bd373e516ca107374a0710162e9cccef4929dd0ff7a7d755958f"),
-            (e2, "358d4445d1610a9530e1a3d9e71e44311fa899654a950c98be9d63d6a6463330"),
-            (e3, "82d5252a034d1deb2d809c9eb22edcb08b479129b4deed94b19aaa9e94724394"),
+            (
+                e1,
+                "20781754dfe9bd373e516ca107374a0710162e9cccef4929dd0ff7a7d755958f",
+            ),
+            (
+                e2,
+                "358d4445d1610a9530e1a3d9e71e44311fa899654a950c98be9d63d6a6463330",
+            ),
+            (
+                e3,
+                "82d5252a034d1deb2d809c9eb22edcb08b479129b4deed94b19aaa9e94724394",
+            ),
         ]
     }
 
@@ -406,7 +422,10 @@ mod tests {
         for k in EventKind::ALL {
             assert_eq!(&k.as_str().parse::<EventKind>().expect("infallible"), k);
         }
-        assert_eq!("future_kind".parse::<EventKind>().expect("infallible"), EventKind::Other("future_kind".into()));
+        assert_eq!(
+            "future_kind".parse::<EventKind>().expect("infallible"),
+            EventKind::Other("future_kind".into())
+        );
     }
 
     #[test]

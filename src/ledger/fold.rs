@@ -182,7 +182,10 @@ impl LedgerState {
 
     /// The state of migration unit `(version, phase)`.
     pub fn unit(&self, version: &str, phase: Phase) -> Option<&UnitState> {
-        match self.subjects.get(&format!("migration:{version}:{}", phase.as_str())) {
+        match self
+            .subjects
+            .get(&format!("migration:{version}:{}", phase.as_str()))
+        {
             Some(SubjectState::Migration(u)) => Some(u),
             _ => None,
         }
@@ -208,9 +211,14 @@ impl LedgerState {
 /// Folds one event into the state of its subject. `None` means the event
 /// does not change any state (an unknown kind from a newer version).
 pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<SubjectState>, FoldError> {
-    let err = |message: String| FoldError { seq: event.seq, kind: event.kind.to_string(), message };
+    let err = |message: String| FoldError {
+        seq: event.seq,
+        kind: event.kind.to_string(),
+        message,
+    };
     let parse = |what: &str| -> Result<serde_json::Value, FoldError> {
-        serde_json::from_str(&event.payload).map_err(|e| err(format!("{what} payload is not JSON: {e}")))
+        serde_json::from_str(&event.payload)
+            .map_err(|e| err(format!("{what} payload is not JSON: {e}")))
     };
     macro_rules! payload {
         ($t:ty) => {
@@ -234,8 +242,14 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
         EventKind::LedgerCreated => {
             let p = parse("ledger_created")?;
             let mut l = ledger();
-            l.ledger_id = p.get("ledger_id").and_then(|v| v.as_str()).map(str::to_owned);
-            l.layout_version = p.get("layout_version").and_then(|v| v.as_u64()).map(|v| v as u32);
+            l.ledger_id = p
+                .get("ledger_id")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            l.layout_version = p
+                .get("layout_version")
+                .and_then(|v| v.as_u64())
+                .map(|v| v as u32);
             SubjectState::Ledger(l)
         }
         EventKind::LeaseTakenOver => {
@@ -294,7 +308,10 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
             let p: RevertedPayload = payload!(RevertedPayload);
             let mut u = unit(p.version.as_str(), p.phase)?;
             if u.status != UnitStatus::Applied {
-                return Err(err(format!("{} was reverted but is not applied", event.subject)));
+                return Err(err(format!(
+                    "{} was reverted but is not applied",
+                    event.subject
+                )));
             }
             u.status = UnitStatus::Reverted;
             u.checksum = None;
@@ -356,7 +373,11 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
             Some(s) => s.clone(),
             None => {
                 let p = parse("lock_retry")?;
-                let version = p.get("version").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+                let version = p
+                    .get("version")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 let phase = p
                     .get("phase")
                     .and_then(|v| serde_json::from_value::<Phase>(v.clone()).ok())
@@ -370,7 +391,10 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
             match p.action {
                 RepairAction::AcceptChecksum => {
                     if u.status != UnitStatus::Applied {
-                        return Err(err(format!("checksum accepted for {}, which is not applied", event.subject)));
+                        return Err(err(format!(
+                            "checksum accepted for {}, which is not applied",
+                            event.subject
+                        )));
                     }
                     u.checksum = p.new_checksum.map(|c| c.to_string());
                     if let Some(path) = p.path {

@@ -32,7 +32,10 @@ pub struct LeaseOptions {
 
 impl Default for LeaseOptions {
     fn default() -> Self {
-        Self { ttl: Duration::from_secs(30), wait: Duration::ZERO }
+        Self {
+            ttl: Duration::from_secs(30),
+            wait: Duration::ZERO,
+        }
     }
 }
 
@@ -94,7 +97,12 @@ impl Lease {
             lost.clone(),
             stop_rx,
         ));
-        Ok(Self { token, lost, stop, task: Some(task) })
+        Ok(Self {
+            token,
+            lost,
+            stop,
+            task: Some(task),
+        })
     }
 
     /// The fencing token to pass to `Ledger::append`.
@@ -133,7 +141,13 @@ impl Drop for Lease {
 }
 
 fn new_token(holder: &Holder) -> String {
-    let seed = format!("{}:{}:{}:{:?}", holder.host, holder.pid, holder.name, std::time::SystemTime::now());
+    let seed = format!(
+        "{}:{}:{}:{:?}",
+        holder.host,
+        holder.pid,
+        holder.name,
+        std::time::SystemTime::now()
+    );
     hex::encode(&blake3::hash(seed.as_bytes()).as_bytes()[..16])
 }
 
@@ -151,7 +165,10 @@ async fn try_take(
     let result = async {
         let row = ledger.lease_row(client, true).await?;
         let Some(row) = row else {
-            return Err(Error::LedgerCorrupt { seq: 0, message: "the lease row is missing".into() });
+            return Err(Error::LedgerCorrupt {
+                seq: 0,
+                message: "the lease row is missing".into(),
+            });
         };
         if row.token.is_some() && !row.expired {
             let age = row
@@ -166,7 +183,9 @@ async fn try_take(
             }));
         }
         let takeover = row.token.is_some();
-        ledger.take_lease(client, token, &holder.name, &holder.host, holder.pid, ttl).await?;
+        ledger
+            .take_lease(client, token, &holder.name, &holder.host, holder.pid, ttl)
+            .await?;
         if takeover {
             let payload = canonical_json(&serde_json::json!({
                 "previous_holder": row.holder,

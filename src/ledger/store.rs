@@ -57,7 +57,10 @@ pub enum Presence {
 impl Ledger {
     /// A handle on the ledger in `schema`.
     pub fn new(schema: &str) -> Self {
-        Self { schema: schema.to_owned(), q: quote_ident(schema) }
+        Self {
+            schema: schema.to_owned(),
+            q: quote_ident(schema),
+        }
     }
 
     /// The schema name.
@@ -82,7 +85,8 @@ impl Ledger {
             )
             .await
             .map_err(|e| Error::db("checking for the ledger", e))?;
-        let (schema_exists, has_meta, objects): (bool, bool, i64) = (row.get(0), row.get(1), row.get(2));
+        let (schema_exists, has_meta, objects): (bool, bool, i64) =
+            (row.get(0), row.get(1), row.get(2));
         if !schema_exists {
             return Ok(Presence::Absent);
         }
@@ -93,7 +97,13 @@ impl Ledger {
             return Err(self.not_a_ledger("it has tables but no meta table"));
         }
         let version: Option<String> = client
-            .query_opt(&format!("SELECT value FROM {} WHERE key = 'layout_version'", self.t("meta")), &[])
+            .query_opt(
+                &format!(
+                    "SELECT value FROM {} WHERE key = 'layout_version'",
+                    self.t("meta")
+                ),
+                &[],
+            )
             .await
             .map_err(|e| Error::db("reading the ledger layout version", e))?
             .map(|r| r.get(0));
@@ -101,13 +111,20 @@ impl Ledger {
             .and_then(|v| v.parse::<u32>().ok())
             .ok_or_else(|| self.not_a_ledger("its meta table has no layout_version"))?;
         if version > LAYOUT_VERSION {
-            return Err(Error::LedgerTooNew { schema: self.schema.clone(), found: version, supported: LAYOUT_VERSION });
+            return Err(Error::LedgerTooNew {
+                schema: self.schema.clone(),
+                found: version,
+                supported: LAYOUT_VERSION,
+            });
         }
         Ok(Presence::Present(version))
     }
 
     fn not_a_ledger(&self, why: &str) -> Error {
-        Error::NotALedger { schema: self.schema.clone(), reason: why.to_owned() }
+        Error::NotALedger {
+            schema: self.schema.clone(),
+            reason: why.to_owned(),
+        }
     }
 
     /// Creates the ledger if it does not exist (or upgrades an older layout),
@@ -225,7 +242,12 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
     /// # Warning
     /// Must run inside a transaction (`BEGIN` issued by the caller): the head
     /// row stays locked until the caller commits, serializing appenders.
-    pub async fn append(&self, client: &Client, lease_token: Option<&str>, draft: EventDraft) -> Result<Event, Error> {
+    pub async fn append(
+        &self,
+        client: &Client,
+        lease_token: Option<&str>,
+        draft: EventDraft,
+    ) -> Result<Event, Error> {
         let what = format!("appending a {} event to the ledger", draft.kind);
         let ctx = |e| Error::db(what.clone(), e);
         let row = client
@@ -252,8 +274,10 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         let head_hash: Vec<u8> = row.get(1);
         let at: OffsetDateTime = row.get(2);
         let prev_state: Option<String> = row.get(3);
-        let prev_hash = Hash::from_slice(&head_hash)
-            .ok_or_else(|| Error::LedgerCorrupt { seq: head_seq as u64, message: "head hash is not 32 bytes".into() })?;
+        let prev_hash = Hash::from_slice(&head_hash).ok_or_else(|| Error::LedgerCorrupt {
+            seq: head_seq as u64,
+            message: "head hash is not 32 bytes".into(),
+        })?;
         let seq = head_seq as u64 + 1;
         let mut event = Event {
             seq,
@@ -267,14 +291,18 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         };
         event.hash = event.compute_hash();
         let prev_state: Option<SubjectState> = match prev_state {
-            Some(text) => Some(serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
-                seq: event.seq,
-                message: format!("projection row of {} is unreadable: {e}", event.subject),
-            })?),
+            Some(text) => Some(
+                serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
+                    seq: event.seq,
+                    message: format!("projection row of {} is unreadable: {e}", event.subject),
+                })?,
+            ),
             None => None,
         };
-        let next = step(prev_state.as_ref(), &event)
-            .map_err(|e| Error::LedgerCorrupt { seq: event.seq, message: e.to_string() })?;
+        let next = step(prev_state.as_ref(), &event).map_err(|e| Error::LedgerCorrupt {
+            seq: event.seq,
+            message: e.to_string(),
+        })?;
         let state_text = next.map(|s| canonical_json(&serde_json::to_value(s).unwrap_or_default()));
         client
             .execute(
@@ -334,17 +362,23 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
             let text: String = row.get(1);
             let last: i64 = row.get(2);
             state.last_seq = last as u64;
-            let parsed: SubjectState = serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
-                seq: last as u64,
-                message: format!("projection row of {subject} is unreadable: {e}"),
-            })?;
+            let parsed: SubjectState =
+                serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
+                    seq: last as u64,
+                    message: format!("projection row of {subject} is unreadable: {e}"),
+                })?;
             state.subjects.insert(subject, parsed);
         }
         Ok(state)
     }
 
     /// Reads events with `seq` in `from..=to` (all when `to` is `None`), in order.
-    pub async fn read_events(&self, client: &Client, from: u64, to: Option<u64>) -> Result<Vec<Event>, Error> {
+    pub async fn read_events(
+        &self,
+        client: &Client,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<Event>, Error> {
         let rows = client
             .query(
                 &format!(
@@ -360,7 +394,12 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
     }
 
     /// Up to `limit` events with `seq > after`, in order (keyset paging).
-    pub async fn read_events_after(&self, client: &Client, after: u64, limit: u64) -> Result<Vec<Event>, Error> {
+    pub async fn read_events_after(
+        &self,
+        client: &Client,
+        after: u64,
+        limit: u64,
+    ) -> Result<Vec<Event>, Error> {
         let rows = client
             .query(
                 &format!(
@@ -376,16 +415,29 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
     }
 
     /// Each projection row's `last_seq`.
-    pub async fn projection_seqs(&self, client: &Client) -> Result<std::collections::HashMap<String, u64>, Error> {
+    pub async fn projection_seqs(
+        &self,
+        client: &Client,
+    ) -> Result<std::collections::HashMap<String, u64>, Error> {
         let rows = client
-            .query(&format!("SELECT subject, last_seq FROM {}", self.t("state")), &[])
+            .query(
+                &format!("SELECT subject, last_seq FROM {}", self.t("state")),
+                &[],
+            )
             .await
             .map_err(|e| Error::db("reading the ledger state", e))?;
-        Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64))
+            .collect())
     }
 
     /// Events of one subject, in order.
-    pub async fn subject_events(&self, client: &Client, subject: &str) -> Result<Vec<Event>, Error> {
+    pub async fn subject_events(
+        &self,
+        client: &Client,
+        subject: &str,
+    ) -> Result<Vec<Event>, Error> {
         let rows = client
             .query(
                 &format!(
@@ -406,16 +458,26 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
             return Ok(None);
         }
         let row = client
-            .query_one(&format!("SELECT seq, hash FROM {} WHERE id", self.t("head")), &[])
+            .query_one(
+                &format!("SELECT seq, hash FROM {} WHERE id", self.t("head")),
+                &[],
+            )
             .await
             .map_err(|e| Error::db("reading the ledger head", e))?;
         let seq: i64 = row.get(0);
         let hash: Vec<u8> = row.get(1);
-        Ok(Some((seq as u64, Hash::from_slice(&hash).unwrap_or_default())))
+        Ok(Some((
+            seq as u64,
+            Hash::from_slice(&hash).unwrap_or_default(),
+        )))
     }
 
     /// Reads the lease row.
-    pub async fn lease_row(&self, client: &Client, for_update: bool) -> Result<Option<LeaseRow>, Error> {
+    pub async fn lease_row(
+        &self,
+        client: &Client,
+        for_update: bool,
+    ) -> Result<Option<LeaseRow>, Error> {
         let row = client
             .query_opt(
                 &format!(
@@ -468,7 +530,12 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
     }
 
     /// Extends the lease held by `token`; `false` when it is no longer held.
-    pub async fn renew_lease(&self, client: &Client, token: &str, ttl: std::time::Duration) -> Result<bool, Error> {
+    pub async fn renew_lease(
+        &self,
+        client: &Client,
+        token: &str,
+        ttl: std::time::Duration,
+    ) -> Result<bool, Error> {
         let n = client
             .execute(
                 &format!(
@@ -527,7 +594,10 @@ fn row_to_event(r: &tokio_postgres::Row) -> Result<Event, Error> {
     let prev: Vec<u8> = r.get(6);
     let hash: Vec<u8> = r.get(7);
     let kind: String = r.get(2);
-    let bad = |what: &str| Error::LedgerCorrupt { seq: seq as u64, message: format!("{what} is not 32 bytes") };
+    let bad = |what: &str| Error::LedgerCorrupt {
+        seq: seq as u64,
+        message: format!("{what} is not 32 bytes"),
+    };
     Ok(Event {
         seq: seq as u64,
         at: r.get(1),

@@ -26,9 +26,14 @@ pub struct Anchor {
 impl std::str::FromStr for Anchor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (seq, hash) = s.split_once(':').ok_or_else(|| format!("anchor `{s}` must look like SEQ:HASH (from `shiftlog ledger head`)"))?;
+        let (seq, hash) = s.split_once(':').ok_or_else(|| {
+            format!("anchor `{s}` must look like SEQ:HASH (from `shiftlog ledger head`)")
+        })?;
         Ok(Anchor {
-            seq: seq.trim().parse().map_err(|_| format!("anchor `{s}`: `{seq}` is not a sequence number"))?,
+            seq: seq
+                .trim()
+                .parse()
+                .map_err(|_| format!("anchor `{s}`: `{seq}` is not a sequence number"))?,
             hash: Hash::from_hex(hash)?,
         })
     }
@@ -123,7 +128,11 @@ impl VerifyProblem {
 impl fmt::Display for VerifyProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::HashMismatch { seq, stored, computed } => write!(
+            Self::HashMismatch {
+                seq,
+                stored,
+                computed,
+            } => write!(
                 f,
                 "event {seq}: hash mismatch — its fields were changed after it was written (stored {stored}, fields hash to {computed})"
             ),
@@ -132,24 +141,47 @@ impl fmt::Display for VerifyProblem {
                 "event {seq}: chain broken — its prev_hash is not the hash of event {}; an event before it was removed, inserted or reordered",
                 seq.saturating_sub(1)
             ),
-            Self::Gap { expected, found } => write!(f, "event {expected}: missing — the sequence jumps from {} to {found}", expected.saturating_sub(1)),
-            Self::BadGenesis { seq } => write!(f, "event {seq}: the ledger does not start at a genesis event (seq 1 with a zero prev_hash)"),
-            Self::AnchorMismatch { seq, expected, found } if found.is_empty() => {
-                write!(f, "event {seq}: anchor mismatch — the anchored event (hash {expected}) is gone")
+            Self::Gap { expected, found } => write!(
+                f,
+                "event {expected}: missing — the sequence jumps from {} to {found}",
+                expected.saturating_sub(1)
+            ),
+            Self::BadGenesis { seq } => write!(
+                f,
+                "event {seq}: the ledger does not start at a genesis event (seq 1 with a zero prev_hash)"
+            ),
+            Self::AnchorMismatch {
+                seq,
+                expected,
+                found,
+            } if found.is_empty() => {
+                write!(
+                    f,
+                    "event {seq}: anchor mismatch — the anchored event (hash {expected}) is gone"
+                )
             }
-            Self::AnchorMismatch { seq, expected, found } => write!(
+            Self::AnchorMismatch {
+                seq,
+                expected,
+                found,
+            } => write!(
                 f,
                 "event {seq}: anchor mismatch — it had hash {expected} when anchored, now {found}: history up to it was rewritten"
             ),
             Self::HeadMismatch { head_seq, last_seq } => {
-                write!(f, "event {last_seq}: the head row says {head_seq} but the last event is {last_seq}")
+                write!(
+                    f,
+                    "event {last_seq}: the head row says {head_seq} but the last event is {last_seq}"
+                )
             }
             Self::ProjectionMismatch { subject, seq } => write!(
                 f,
                 "{}projection mismatch for {subject}: the stored state differs from the fold of the events",
                 seq.map(|s| format!("event {s}: ")).unwrap_or_default()
             ),
-            Self::FoldError { seq, message } => write!(f, "event {seq}: cannot be folded: {message}"),
+            Self::FoldError { seq, message } => {
+                write!(f, "event {seq}: cannot be folded: {message}")
+            }
         }
     }
 }
@@ -197,7 +229,10 @@ impl Verifier {
             anchor_seen: false,
             prev: None,
             fold: fold.then(LedgerState::default),
-            report: VerifyReport { anchor_checked: anchor.is_some(), ..VerifyReport::default() },
+            report: VerifyReport {
+                anchor_checked: anchor.is_some(),
+                ..VerifyReport::default()
+            },
         }
     }
 
@@ -212,7 +247,11 @@ impl Verifier {
         self.report.events += 1;
         let computed = e.compute_hash();
         if computed != e.hash {
-            self.problem(VerifyProblem::HashMismatch { seq: e.seq, stored: e.hash.to_hex(), computed: computed.to_hex() });
+            self.problem(VerifyProblem::HashMismatch {
+                seq: e.seq,
+                stored: e.hash.to_hex(),
+                computed: computed.to_hex(),
+            });
         }
         match self.prev {
             None => {
@@ -222,7 +261,10 @@ impl Verifier {
             }
             Some((pseq, phash)) => {
                 if e.seq != pseq + 1 {
-                    self.problem(VerifyProblem::Gap { expected: pseq + 1, found: e.seq });
+                    self.problem(VerifyProblem::Gap {
+                        expected: pseq + 1,
+                        found: e.seq,
+                    });
                 }
                 if e.prev_hash != phash {
                     self.problem(VerifyProblem::ChainBroken { seq: e.seq });
@@ -234,13 +276,20 @@ impl Verifier {
         {
             self.anchor_seen = true;
             if a.hash != e.hash {
-                self.problem(VerifyProblem::AnchorMismatch { seq: a.seq, expected: a.hash.to_hex(), found: e.hash.to_hex() });
+                self.problem(VerifyProblem::AnchorMismatch {
+                    seq: a.seq,
+                    expected: a.hash.to_hex(),
+                    found: e.hash.to_hex(),
+                });
             }
         }
         if let Some(fold) = self.fold.as_mut()
             && let Err(err) = fold.apply(e)
         {
-            let p = VerifyProblem::FoldError { seq: e.seq, message: err.message };
+            let p = VerifyProblem::FoldError {
+                seq: e.seq,
+                message: err.message,
+            };
             self.problem(p);
         }
         self.prev = Some((e.seq, e.hash));
@@ -252,7 +301,11 @@ impl Verifier {
         if let Some(a) = self.anchor
             && !self.anchor_seen
         {
-            self.problem(VerifyProblem::AnchorMismatch { seq: a.seq, expected: a.hash.to_hex(), found: String::new() });
+            self.problem(VerifyProblem::AnchorMismatch {
+                seq: a.seq,
+                expected: a.hash.to_hex(),
+                found: String::new(),
+            });
         }
         self.report.last_hash = self.prev.map(|p| p.1.to_hex());
         (self.report, self.fold)
@@ -262,10 +315,17 @@ impl Verifier {
 /// Compares a projection with a fresh fold, listing every subject that differs.
 pub fn compare_projection(projection: &LedgerState, fold: &LedgerState) -> Vec<VerifyProblem> {
     let mut out = Vec::new();
-    let subjects: std::collections::BTreeSet<&String> = projection.subjects.keys().chain(fold.subjects.keys()).collect();
+    let subjects: std::collections::BTreeSet<&String> = projection
+        .subjects
+        .keys()
+        .chain(fold.subjects.keys())
+        .collect();
     for s in subjects {
         if projection.subjects.get(s) != fold.subjects.get(s) {
-            out.push(VerifyProblem::ProjectionMismatch { subject: s.clone(), seq: None });
+            out.push(VerifyProblem::ProjectionMismatch {
+                subject: s.clone(),
+                seq: None,
+            });
         }
     }
     out

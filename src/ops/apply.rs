@@ -7,11 +7,10 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::ident::quote_literal;
 use crate::ledger::payload::{AppliedPayload, to_canonical};
 use crate::ledger::{EventKind, LeaseOptions, Presence};
 use crate::ops::dry_run::{self, DryRun};
-use crate::ops::exec::{ExecSettings, Runner, ScriptKind, outcome, run_batch};
+use crate::ops::exec::{ExecSettings, Runner, ScriptKind, outcome, prelude, run_batch};
 use crate::ops::session::Session;
 use crate::plan::{ApplyPlanOptions, ApplyStep, plan_apply};
 use crate::project::Project;
@@ -62,19 +61,38 @@ pub async fn apply(
     project.require_fresh_sum()?;
     let presence = session.ledger.presence(&session.client).await?;
     let state = session.ledger.read_state(&session.client).await?;
-    let steps = plan_apply(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
+    let steps = plan_apply(&project.migrations, &state, &options.plan)
+        .map_err(|problems| Error::Plan { problems })?;
     check_single_transaction(&steps, options)?;
     preflight(&steps)?;
     if options.dry_run {
         let dry = DryRun {
             creates_ledger: presence == Presence::Absent,
-            steps: steps.iter().map(|s| dry_run::apply_step(s, &options.exec, options.single_transaction)).collect(),
+            steps: steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    dry_run::apply_step(
+                        s,
+                        &options.exec,
+                        options.single_transaction,
+                        i + 1 < steps.len(),
+                    )
+                })
+                .collect(),
         };
-        return Ok(ApplyReport { dry_run: Some(dry), head_seq: state.last_seq, ..ApplyReport::default() });
+        return Ok(ApplyReport {
+            dry_run: Some(dry),
+            head_seq: state.last_seq,
+            ..ApplyReport::default()
+        });
     }
     if steps.is_empty() {
         // Nothing to do: no lease, no writes — a no-op apply is one read.
-        return Ok(ApplyReport { head_seq: state.last_seq, ..ApplyReport::default() });
+        return Ok(ApplyReport {
+            head_seq: state.last_seq,
+            ..ApplyReport::default()
+        });
     }
     let mut actor = session.actor.clone();
     actor.git_commit = project.git_commit();
@@ -82,20 +100,32 @@ pub async fn apply(
     let result = async {
         // Re-plan under the lease: another runner may have applied meanwhile.
         let state = session.ledger.read_projection(&session.client).await?;
-        let steps =
-            plan_apply(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
-        let runner = Runner { session, actor: actor.to_canonical(), lease: &lease, settings: &options.exec, reporter };
+        let steps = plan_apply(&project.migrations, &state, &options.plan)
+            .map_err(|problems| Error::Plan { problems })?;
+        let runner = Runner {
+            session,
+            actor: actor.to_canonical(),
+            lease: &lease,
+            settings: &options.exec,
+            reporter,
+        };
         if options.single_transaction {
             return apply_single_transaction(&runner, &steps).await;
         }
         let mut applied = Vec::with_capacity(steps.len());
         let last = steps.len().saturating_sub(1);
         for (i, step) in steps.iter().enumerate() {
-            if options.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            if options
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst))
+            {
                 return Err(Error::Interrupted);
             }
             let outcome = if step.unit.scripts.up.directives.no_transaction {
-                runner.apply_non_transactional(&step.unit, step.resume_from).await?
+                runner
+                    .apply_non_transactional(&step.unit, step.resume_from)
+                    .await?
             } else {
                 runner.apply_transactional(&step.unit, i < last).await?
             };
@@ -139,7 +169,10 @@ fn check_single_transaction(steps: &[ApplyStep<'_>], options: &ApplyOptions) -> 
     if !options.single_transaction {
         return Ok(());
     }
-    if let Some(step) = steps.iter().find(|s| s.unit.scripts.up.directives.no_transaction) {
+    if let Some(step) = steps
+        .iter()
+        .find(|s| s.unit.scripts.up.directives.no_transaction)
+    {
         return Err(Error::Usage {
             message: format!(
                 "{}: this migration is no-transaction, so --single-transaction cannot include it; apply without --single-transaction, or --to a version before it",
@@ -151,25 +184,33 @@ fn check_single_transaction(steps: &[ApplyStep<'_>], options: &ApplyOptions) -> 
 }
 
 /// Every unit, its verify script and its event in one transaction.
-async fn apply_single_transaction(runner: &Runner<'_>, steps: &[ApplyStep<'_>]) -> Result<Vec<UnitOutcome>, Error> {
+async fn apply_single_transaction(
+    runner: &Runner<'_>,
+    steps: &[ApplyStep<'_>],
+) -> Result<Vec<UnitOutcome>, Error> {
     let client = &runner.session.client;
     let mut attempt = 1;
     'attempt: loop {
-        client.batch_execute("BEGIN").await.map_err(|e| Error::db("starting the transaction", e))?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| Error::db("starting the transaction", e))?;
         let mut applied = Vec::with_capacity(steps.len());
         for step in steps {
             let unit = &step.unit;
             let up = &unit.scripts.up;
-            runner.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &up.path, action: Action::Apply });
-            let t0 = Instant::now();
-            let lock = up.directives.lock_timeout.unwrap_or(runner.settings.lock_timeout);
-            let ms = |d: std::time::Duration| quote_literal(&format!("{}ms", d.as_millis()));
-            let mut prelude = format!("SET LOCAL lock_timeout = {}; ", ms(lock));
-            prelude.push_str(&match up.directives.statement_timeout {
-                Some(st) => format!("SET LOCAL statement_timeout = {}", ms(st)),
-                None => "SET LOCAL statement_timeout = 0".to_owned(),
+            runner.reporter.report(&Progress::UnitStarted {
+                version: unit.version(),
+                phase: unit.phase,
+                path: &up.path,
+                action: Action::Apply,
             });
-            client.batch_execute(&prelude).await.map_err(|e| Error::db("setting timeouts", e))?;
+            let t0 = Instant::now();
+            let prelude = prelude(up, runner.settings, true, false, true);
+            client
+                .batch_execute(&prelude)
+                .await
+                .map_err(|e| Error::db("setting timeouts", e))?;
             let statements = match run_batch(client, &up.text).await {
                 Ok(n) => n,
                 Err(err) => {
@@ -186,7 +227,9 @@ async fn apply_single_transaction(runner: &Runner<'_>, steps: &[ApplyStep<'_>]) 
                 && let Err(err) = run_batch(client, &verify.text).await
             {
                 let _ = client.batch_execute("ROLLBACK").await;
-                return Err(runner.fail_script(unit, verify, ScriptKind::Verify, &err).await);
+                return Err(runner
+                    .fail_script(unit, verify, ScriptKind::Verify, &err)
+                    .await);
             }
             let duration = t0.elapsed();
             let payload = to_canonical(&AppliedPayload {
@@ -200,16 +243,30 @@ async fn apply_single_transaction(runner: &Runner<'_>, steps: &[ApplyStep<'_>]) 
                 allowed_lints: up.directives.allow_lint.clone(),
                 statements,
             });
-            let event = match runner.append(EventKind::MigrationApplied, unit.subject(), payload).await {
+            let event = match runner
+                .append(EventKind::MigrationApplied, unit.subject(), payload)
+                .await
+            {
                 Ok(e) => e,
                 Err(e) => {
                     let _ = client.batch_execute("ROLLBACK").await;
                     return Err(e);
                 }
             };
-            applied.push(outcome(unit, up, Action::Apply, duration, statements, attempt - 1, event.seq));
+            applied.push(outcome(
+                unit,
+                up,
+                Action::Apply,
+                duration,
+                statements,
+                attempt - 1,
+                event.seq,
+            ));
         }
-        client.batch_execute("COMMIT").await.map_err(|e| Error::db("committing", e))?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| Error::db("committing", e))?;
         for o in &applied {
             runner.reporter.report(&Progress::UnitFinished {
                 version: &o.version,

@@ -1,7 +1,7 @@
 //! Auditing against the database: `ledger verify` and `ledger head`.
 
 use crate::error::Error;
-use crate::ledger::verify::{Anchor, VerifyProblem, VerifyReport, Verifier, compare_projection};
+use crate::ledger::verify::{Anchor, Verifier, VerifyProblem, VerifyReport, compare_projection};
 use crate::ops::session::Session;
 
 /// Events read per round trip while verifying.
@@ -14,7 +14,12 @@ pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyR
     let ledger = &session.ledger;
     let client = &session.client;
     let Some((head_seq, _)) = ledger.head(client).await? else {
-        return Err(Error::Usage { message: format!("there is no ledger in schema \"{}\" of this database", ledger.schema()) });
+        return Err(Error::Usage {
+            message: format!(
+                "there is no ledger in schema \"{}\" of this database",
+                ledger.schema()
+            ),
+        });
     };
     let mut verifier = Verifier::new(anchor, true);
     let mut from = 1;
@@ -36,7 +41,10 @@ pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyR
     let _ = from;
     let (mut report, fold) = verifier.finish();
     if head_seq != report.last_seq {
-        report.problems.push(VerifyProblem::HeadMismatch { head_seq, last_seq: report.last_seq });
+        report.problems.push(VerifyProblem::HeadMismatch {
+            head_seq,
+            last_seq: report.last_seq,
+        });
     }
     if let Some(fold) = fold {
         let projection = ledger.read_projection(client).await?;
@@ -54,5 +62,9 @@ pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyR
 
 /// The latest `SEQ:HASH`, the anchor form `ledger verify --anchor` takes.
 pub async fn head(session: &Session) -> Result<Option<Anchor>, Error> {
-    Ok(session.ledger.head(&session.client).await?.map(|(seq, hash)| Anchor { seq, hash }))
+    Ok(session
+        .ledger
+        .head(&session.client)
+        .await?
+        .map(|(seq, hash)| Anchor { seq, hash }))
 }

@@ -4,9 +4,8 @@
 
 use serde::Serialize;
 
-use crate::ident::quote_literal;
-use crate::migration::{Phase, Script, Version};
-use crate::ops::exec::ExecSettings;
+use crate::migration::{Phase, Version};
+use crate::ops::exec::{ExecSettings, prelude};
 use crate::plan::{ApplyStep, Unit};
 
 /// One step of a dry run.
@@ -42,7 +41,10 @@ impl DryRun {
         }
         out.push_str("-- ledger: take the runner lease (renewed in the background)\n\n");
         for step in &self.steps {
-            out.push_str(&format!("-- {} ({}) — {}\n", step.version, step.phase, step.path));
+            out.push_str(&format!(
+                "-- {} ({}) — {}\n",
+                step.version, step.phase, step.path
+            ));
             out.push_str(&step.sql);
             out.push('\n');
         }
@@ -54,15 +56,6 @@ impl DryRun {
     }
 }
 
-fn timeouts(script: &Script, settings: &ExecSettings, scope: &str) -> String {
-    let lock = script.directives.lock_timeout.unwrap_or(settings.lock_timeout);
-    let mut s = format!("{scope} lock_timeout = {};\n", quote_literal(&format!("{}ms", lock.as_millis())));
-    if let Some(st) = script.directives.statement_timeout {
-        s.push_str(&format!("{scope} statement_timeout = {};\n", quote_literal(&format!("{}ms", st.as_millis()))));
-    }
-    s
-}
-
 fn body(text: &str) -> String {
     let mut t = text.trim_end().to_owned();
     t.push('\n');
@@ -70,7 +63,14 @@ fn body(text: &str) -> String {
 }
 
 /// The dry-run step for applying `step`.
-pub fn apply_step(step: &ApplyStep<'_>, settings: &ExecSettings, single_transaction: bool) -> DryRunStep {
+/// `defer`: not the run's last unit, so its commit is not waited for (see
+/// [`prelude`]); always false with `single_transaction`.
+pub fn apply_step(
+    step: &ApplyStep<'_>,
+    settings: &ExecSettings,
+    single_transaction: bool,
+    defer: bool,
+) -> DryRunStep {
     let unit = &step.unit;
     let up = &unit.scripts.up;
     let subject = unit.subject();
@@ -80,7 +80,13 @@ pub fn apply_step(step: &ApplyStep<'_>, settings: &ExecSettings, single_transact
         if !single_transaction {
             sql.push_str("BEGIN;\n");
         }
-        sql.push_str(&timeouts(up, settings, "SET LOCAL"));
+        sql.push_str(&prelude(
+            up,
+            settings,
+            true,
+            defer && !single_transaction,
+            single_transaction,
+        ));
         sql.push_str(&body(&up.text));
         if let Some(verify) = &unit.scripts.verify {
             sql.push_str(&format!("-- verify: {}\n", verify.path.display()));
@@ -95,13 +101,23 @@ pub fn apply_step(step: &ApplyStep<'_>, settings: &ExecSettings, single_transact
         }
     } else {
         sql.push_str("-- no-transaction: every statement commits on its own\n");
-        sql.push_str(&format!("-- ledger: append migration_started {subject} (resume from statement {})\n", step.resume_from));
-        sql.push_str(&timeouts(up, settings, "SET"));
+        sql.push_str(&format!(
+            "-- ledger: append migration_started {subject} (resume from statement {})\n",
+            step.resume_from
+        ));
+        sql.push_str(&prelude(up, settings, false, false, false));
         match crate::sql::split(&up.text) {
             Ok(statements) => {
-                for (i, s) in statements.iter().enumerate().skip(step.resume_from as usize) {
+                for (i, s) in statements
+                    .iter()
+                    .enumerate()
+                    .skip(step.resume_from as usize)
+                {
                     sql.push_str(&format!("{};\n", s.text));
-                    sql.push_str(&format!("-- ledger: append statement_done {subject} #{i} (line {})\n", s.line));
+                    sql.push_str(&format!(
+                        "-- ledger: append statement_done {subject} #{i} (line {})\n",
+                        s.line
+                    ));
                 }
             }
             Err(e) => sql.push_str(&format!("-- cannot split the script: {e}\n")),
@@ -124,7 +140,7 @@ pub fn apply_step(step: &ApplyStep<'_>, settings: &ExecSettings, single_transact
 }
 
 /// The dry-run step for reverting `unit`.
-pub fn revert_step(unit: &Unit<'_>, settings: &ExecSettings) -> DryRunStep {
+pub fn revert_step(unit: &Unit<'_>, settings: &ExecSettings, defer: bool) -> DryRunStep {
     let subject = unit.subject();
     let mut sql = String::new();
     let (path, transactional) = match &unit.scripts.down {
@@ -132,11 +148,11 @@ pub fn revert_step(unit: &Unit<'_>, settings: &ExecSettings) -> DryRunStep {
             let transactional = !down.directives.no_transaction;
             if transactional {
                 sql.push_str("BEGIN;\n");
-                sql.push_str(&timeouts(down, settings, "SET LOCAL"));
+                sql.push_str(&prelude(down, settings, true, defer, false));
                 sql.push_str(&body(&down.text));
             } else {
                 sql.push_str("-- no-transaction: every statement commits on its own\n");
-                sql.push_str(&timeouts(down, settings, "SET"));
+                sql.push_str(&prelude(down, settings, false, false, false));
                 sql.push_str(&body(&down.text));
                 sql.push_str("RESET lock_timeout;\nRESET statement_timeout;\nBEGIN;\n");
             }
@@ -145,5 +161,11 @@ pub fn revert_step(unit: &Unit<'_>, settings: &ExecSettings) -> DryRunStep {
         }
         None => (String::new(), true),
     };
-    DryRunStep { version: unit.version().clone(), phase: unit.phase, path, transactional, sql }
+    DryRunStep {
+        version: unit.version().clone(),
+        phase: unit.phase,
+        path,
+        transactional,
+        sql,
+    }
 }

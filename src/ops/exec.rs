@@ -21,8 +21,8 @@ use crate::error::{Error, db_error_text};
 use crate::ident::quote_literal;
 use crate::ledger::event::Event;
 use crate::ledger::payload::{
-    AppliedPayload, FailedPayload, LockRetryPayload, RevertedPayload, StartedPayload, StatementDonePayload,
-    to_canonical,
+    AppliedPayload, FailedPayload, LockRetryPayload, RevertedPayload, StartedPayload,
+    StatementDonePayload, to_canonical,
 };
 use crate::ledger::{EventDraft, EventKind, Lease};
 use crate::migration::{Phase, Script, Version};
@@ -43,7 +43,11 @@ pub struct ExecSettings {
 
 impl Default for ExecSettings {
     fn default() -> Self {
-        Self { lock_timeout: Duration::from_secs(5), lock_retries: 5, retry_base: Duration::from_millis(500) }
+        Self {
+            lock_timeout: Duration::from_secs(5),
+            lock_retries: 5,
+            retry_base: Duration::from_millis(500),
+        }
     }
 }
 
@@ -109,12 +113,22 @@ impl fmt::Display for ScriptFailure {
                 write!(f, ":{col}")?;
             }
         }
-        write!(f, ": migration {} ({}) {} script failed: {}", self.version, self.phase, self.script.as_str(), self.message)?;
+        write!(
+            f,
+            ": migration {} ({}) {} script failed: {}",
+            self.version,
+            self.phase,
+            self.script.as_str(),
+            self.message
+        )?;
         if let Some(code) = &self.sqlstate {
             write!(f, " [SQLSTATE {code}]")?;
         }
         if self.transactional {
-            write!(f, "; its transaction was rolled back, nothing of it was applied")?;
+            write!(
+                f,
+                "; its transaction was rolled back, nothing of it was applied"
+            )?;
         } else {
             write!(
                 f,
@@ -150,7 +164,10 @@ impl StatementError {
 /// statement failed — no need to send statements one by one.
 pub(crate) async fn run_batch(client: &Client, text: &str) -> Result<u32, StatementError> {
     let mut completed = 0;
-    let stream = client.simple_query_raw(text).await.map_err(|error| StatementError { completed, error })?;
+    let stream = client
+        .simple_query_raw(text)
+        .await
+        .map_err(|error| StatementError { completed, error })?;
     futures::pin_mut!(stream);
     while let Some(msg) = stream.next().await {
         match msg {
@@ -163,7 +180,11 @@ pub(crate) async fn run_batch(client: &Client, text: &str) -> Result<u32, Statem
 }
 
 /// Maps an error in `script` to (line, column, statement index).
-fn locate_error(text: &str, offset_in: Option<(usize, u32)>, err: &StatementError) -> (Option<u32>, Option<u32>, Option<u32>) {
+fn locate_error(
+    text: &str,
+    offset_in: Option<(usize, u32)>,
+    err: &StatementError,
+) -> (Option<u32>, Option<u32>, Option<u32>) {
     // `offset_in`: the statement was sent alone, starting at this byte offset
     // (with its index); otherwise the whole script was sent.
     let (base, index) = match offset_in {
@@ -174,12 +195,52 @@ fn locate_error(text: &str, offset_in: Option<(usize, u32)>, err: &StatementErro
     let index = index.or(Some(err.completed));
     if let Some(ErrorPosition::Original(pos)) = err.error.as_db_error().and_then(|d| d.position()) {
         let sent = &text[base..];
-        let byte = sent.char_indices().nth((*pos as usize).saturating_sub(1)).map(|(b, _)| b).unwrap_or(sent.len());
+        let byte = sent
+            .char_indices()
+            .nth((*pos as usize).saturating_sub(1))
+            .map(|(b, _)| b)
+            .unwrap_or(sent.len());
         let (line, col) = crate::sql::line_col(text, base + byte);
         return (Some(line), Some(col), index);
     }
-    let line = statements.as_ref().and_then(|s| index.and_then(|i| s.get(i as usize)).map(|s| s.line));
+    let line = statements
+        .as_ref()
+        .and_then(|s| index.and_then(|i| s.get(i as usize)).map(|s| s.line));
     (line, None, index)
+}
+
+/// The `SET` statements sent before a script (also shown by `--dry-run`).
+///
+/// `local`: inside a transaction (`SET LOCAL`), else session-wide `SET`.
+/// `defer_durability`: `synchronous_commit = off` for this transaction — safe
+/// because the DDL and its ledger event commit together, so a server crash
+/// loses both or neither, and the run's last commit is synchronous and
+/// flushes every earlier one (WAL is flushed in order).
+/// `reset_unset`: reset a `statement_timeout` an earlier script in the same
+/// transaction may have set (single-transaction mode).
+pub(crate) fn prelude(
+    script: &Script,
+    settings: &ExecSettings,
+    local: bool,
+    defer_durability: bool,
+    reset_unset: bool,
+) -> String {
+    let scope = if local { "SET LOCAL" } else { "SET" };
+    let ms = |d: Duration| quote_literal(&format!("{}ms", d.as_millis()));
+    let lock = script
+        .directives
+        .lock_timeout
+        .unwrap_or(settings.lock_timeout);
+    let mut sql = format!("{scope} lock_timeout = {};\n", ms(lock));
+    match script.directives.statement_timeout {
+        Some(st) => sql.push_str(&format!("{scope} statement_timeout = {};\n", ms(st))),
+        None if reset_unset => sql.push_str(&format!("{scope} statement_timeout TO DEFAULT;\n")),
+        None => {}
+    }
+    if defer_durability && local {
+        sql.push_str("SET LOCAL synchronous_commit = off;\n");
+    }
+    sql
 }
 
 /// Executes units for `apply` and `rollback`, appending their events fenced on the lease.
@@ -198,7 +259,10 @@ impl Runner<'_> {
     }
 
     async fn exec(&self, sql: &str, what: &str) -> Result<(), Error> {
-        self.client().batch_execute(sql).await.map_err(|e| Error::db(what.to_owned(), e))
+        self.client()
+            .batch_execute(sql)
+            .await
+            .map_err(|e| Error::db(what.to_owned(), e))
     }
 
     async fn rollback_quietly(&self) {
@@ -206,18 +270,37 @@ impl Runner<'_> {
     }
 
     /// Appends an event in the open transaction, fenced on our lease.
-    pub async fn append(&self, kind: EventKind, subject: String, payload: String) -> Result<Event, Error> {
+    pub async fn append(
+        &self,
+        kind: EventKind,
+        subject: String,
+        payload: String,
+    ) -> Result<Event, Error> {
         if self.lease.is_lost() {
             return Err(Error::LeaseLost);
         }
         self.session
             .ledger
-            .append(self.client(), Some(self.lease.token()), EventDraft { kind, subject, actor: self.actor.clone(), payload })
+            .append(
+                self.client(),
+                Some(self.lease.token()),
+                EventDraft {
+                    kind,
+                    subject,
+                    actor: self.actor.clone(),
+                    payload,
+                },
+            )
             .await
     }
 
     /// Appends an event in a transaction of its own.
-    pub async fn append_alone(&self, kind: EventKind, subject: String, payload: String) -> Result<Event, Error> {
+    pub async fn append_alone(
+        &self,
+        kind: EventKind,
+        subject: String,
+        payload: String,
+    ) -> Result<Event, Error> {
         self.exec("BEGIN", "starting a ledger transaction").await?;
         match self.append(kind, subject, payload).await {
             Ok(e) => {
@@ -232,42 +315,60 @@ impl Runner<'_> {
     }
 
     fn prelude(&self, script: &Script, local: bool, defer_durability: bool) -> String {
-        let scope = if local { "SET LOCAL" } else { "SET" };
-        let lock = script.directives.lock_timeout.unwrap_or(self.settings.lock_timeout);
-        let mut sql = format!("{scope} lock_timeout = {}; ", quote_literal(&format!("{}ms", lock.as_millis())));
-        if let Some(st) = script.directives.statement_timeout {
-            sql.push_str(&format!("{scope} statement_timeout = {}; ", quote_literal(&format!("{}ms", st.as_millis()))));
-        }
-        if defer_durability && local {
-            // Safe: the DDL and its ledger event commit together, so a crash
-            // loses both or neither; the run's last commit is synchronous and
-            // flushes every earlier one (WAL is flushed in order).
-            sql.push_str("SET LOCAL synchronous_commit = off; ");
-        }
-        sql
+        prelude(script, self.settings, local, defer_durability, false)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.settings.retry_base.saturating_mul(1 << (attempt - 1).min(16));
+        let base = self
+            .settings
+            .retry_base
+            .saturating_mul(1 << (attempt - 1).min(16));
         let base = base.min(Duration::from_secs(30));
         // ±25% jitter so retrying runners don't synchronize.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
         let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
         base.mul_f64(factor)
     }
 
     /// Records a lock-timeout retry (own transaction) and sleeps the back-off.
-    pub async fn lock_retry(&self, unit: &Unit<'_>, attempt: u32, err: &StatementError) -> Result<(), Error> {
-        self.record_lock_retry(unit, attempt, self.backoff(attempt), err).await
+    pub async fn lock_retry(
+        &self,
+        unit: &Unit<'_>,
+        attempt: u32,
+        err: &StatementError,
+    ) -> Result<(), Error> {
+        self.record_lock_retry(unit, attempt, self.backoff(attempt), err)
+            .await
     }
 
     /// Records the failure of a transactional script and returns its error.
-    pub async fn fail_script(&self, unit: &Unit<'_>, script: &Script, kind: ScriptKind, err: &StatementError) -> Error {
-        self.fail(self.failure(unit, script, kind, err, None, true, 0)).await
+    pub async fn fail_script(
+        &self,
+        unit: &Unit<'_>,
+        script: &Script,
+        kind: ScriptKind,
+        err: &StatementError,
+    ) -> Error {
+        self.fail(self.failure(unit, script, kind, err, None, true, 0))
+            .await
     }
 
-    async fn record_lock_retry(&self, unit: &Unit<'_>, attempt: u32, backoff: Duration, err: &StatementError) -> Result<(), Error> {
-        self.reporter.report(&Progress::LockRetry { version: unit.version(), phase: unit.phase, attempt, backoff });
+    async fn record_lock_retry(
+        &self,
+        unit: &Unit<'_>,
+        attempt: u32,
+        backoff: Duration,
+        err: &StatementError,
+    ) -> Result<(), Error> {
+        self.reporter.report(&Progress::LockRetry {
+            version: unit.version(),
+            phase: unit.phase,
+            attempt,
+            backoff,
+        });
         let payload = to_canonical(&LockRetryPayload {
             version: unit.version().clone(),
             phase: unit.phase,
@@ -275,7 +376,8 @@ impl Runner<'_> {
             backoff_ms: backoff.as_millis() as u64,
             error: db_error_text(&err.error),
         });
-        self.append_alone(EventKind::LockRetry, unit.subject(), payload).await?;
+        self.append_alone(EventKind::LockRetry, unit.subject(), payload)
+            .await?;
         tokio::time::sleep(backoff).await;
         Ok(())
     }
@@ -295,13 +397,25 @@ impl Runner<'_> {
             transactional: failure.transactional,
         });
         let subject = crate::ledger::event::migration_subject(&failure.version, failure.phase);
-        if let Err(e) = self.append_alone(EventKind::MigrationFailed, subject, payload).await {
+        if let Err(e) = self
+            .append_alone(EventKind::MigrationFailed, subject, payload)
+            .await
+        {
             tracing::warn!(error = %e, "could not record the failure in the ledger");
         }
         Error::MigrationFailed(Box::new(failure))
     }
 
-    fn failure(&self, unit: &Unit<'_>, script: &Script, kind: ScriptKind, err: &StatementError, sent_alone: Option<(usize, u32)>, transactional: bool, done: u32) -> ScriptFailure {
+    fn failure(
+        &self,
+        unit: &Unit<'_>,
+        script: &Script,
+        kind: ScriptKind,
+        err: &StatementError,
+        sent_alone: Option<(usize, u32)>,
+        transactional: bool,
+        done: u32,
+    ) -> ScriptFailure {
         let (line, column, index) = locate_error(&script.text, sent_alone, err);
         ScriptFailure {
             version: unit.version().clone(),
@@ -322,30 +436,48 @@ impl Runner<'_> {
 
     /// Applies a transactional unit: its up script, its verify script and its
     /// `migration_applied` event in one transaction, retrying lock timeouts.
-    pub async fn apply_transactional(&self, unit: &Unit<'_>, defer_durability: bool) -> Result<UnitOutcome, Error> {
+    pub async fn apply_transactional(
+        &self,
+        unit: &Unit<'_>,
+        defer_durability: bool,
+    ) -> Result<UnitOutcome, Error> {
         let up = &unit.scripts.up;
-        self.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &up.path, action: Action::Apply });
+        self.reporter.report(&Progress::UnitStarted {
+            version: unit.version(),
+            phase: unit.phase,
+            path: &up.path,
+            action: Action::Apply,
+        });
         let started = Instant::now();
         let mut attempt = 1;
         loop {
-            self.exec(&format!("BEGIN; {}", self.prelude(up, true, defer_durability)), "starting a migration transaction").await?;
+            self.exec(
+                &format!("BEGIN;\n{}", self.prelude(up, true, defer_durability)),
+                "starting a migration transaction",
+            )
+            .await?;
             let statements = match run_batch(self.client(), &up.text).await {
                 Ok(n) => n,
                 Err(err) => {
                     self.rollback_quietly().await;
                     if err.is_lock_timeout() && attempt <= self.settings.lock_retries {
-                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err).await?;
+                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
+                            .await?;
                         attempt += 1;
                         continue;
                     }
-                    return Err(self.fail(self.failure(unit, up, ScriptKind::Up, &err, None, true, 0)).await);
+                    return Err(self
+                        .fail(self.failure(unit, up, ScriptKind::Up, &err, None, true, 0))
+                        .await);
                 }
             };
             if let Some(verify) = &unit.scripts.verify
                 && let Err(err) = run_batch(self.client(), &verify.text).await
             {
                 self.rollback_quietly().await;
-                return Err(self.fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, true, 0)).await);
+                return Err(self
+                    .fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, true, 0))
+                    .await);
             }
             let duration = started.elapsed();
             let payload = to_canonical(&AppliedPayload {
@@ -359,7 +491,10 @@ impl Runner<'_> {
                 allowed_lints: up.directives.allow_lint.clone(),
                 statements,
             });
-            let event = match self.append(EventKind::MigrationApplied, unit.subject(), payload).await {
+            let event = match self
+                .append(EventKind::MigrationApplied, unit.subject(), payload)
+                .await
+            {
                 Ok(e) => e,
                 Err(e) => {
                     self.rollback_quietly().await;
@@ -367,19 +502,43 @@ impl Runner<'_> {
                 }
             };
             self.exec("COMMIT", "committing a migration").await?;
-            self.reporter.report(&Progress::UnitFinished { version: unit.version(), phase: unit.phase, action: Action::Apply, duration });
-            return Ok(outcome(unit, up, Action::Apply, duration, statements, attempt - 1, event.seq));
+            self.reporter.report(&Progress::UnitFinished {
+                version: unit.version(),
+                phase: unit.phase,
+                action: Action::Apply,
+                duration,
+            });
+            return Ok(outcome(
+                unit,
+                up,
+                Action::Apply,
+                duration,
+                statements,
+                attempt - 1,
+                event.seq,
+            ));
         }
     }
 
     /// Applies a non-transactional unit statement by statement, recording
     /// each completed statement, resuming after `resume_from` statements.
-    pub async fn apply_non_transactional(&self, unit: &Unit<'_>, resume_from: u32) -> Result<UnitOutcome, Error> {
+    pub async fn apply_non_transactional(
+        &self,
+        unit: &Unit<'_>,
+        resume_from: u32,
+    ) -> Result<UnitOutcome, Error> {
         let up = &unit.scripts.up;
-        self.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &up.path, action: Action::Apply });
+        self.reporter.report(&Progress::UnitStarted {
+            version: unit.version(),
+            phase: unit.phase,
+            path: &up.path,
+            action: Action::Apply,
+        });
         let started = Instant::now();
-        let statements = crate::sql::split(&up.text).map_err(|e| {
-            Error::Config { path: Some(up.path.clone()), line: Some(e.line), message: format!("column {}: {}", e.column, e.message) }
+        let statements = crate::sql::split(&up.text).map_err(|e| Error::Config {
+            path: Some(up.path.clone()),
+            line: Some(e.line),
+            message: format!("column {}: {}", e.column, e.message),
         })?;
         let total = statements.len() as u32;
         let payload = to_canonical(&StartedPayload {
@@ -390,8 +549,10 @@ impl Runner<'_> {
             statements: total,
             resume_from,
         });
-        self.append_alone(EventKind::MigrationStarted, unit.subject(), payload).await?;
-        self.exec(&self.prelude(up, false, false), "setting timeouts").await?;
+        self.append_alone(EventKind::MigrationStarted, unit.subject(), payload)
+            .await?;
+        self.exec(&self.prelude(up, false, false), "setting timeouts")
+            .await?;
         let mut retries = 0;
         for (i, stmt) in statements.iter().enumerate().skip(resume_from as usize) {
             let i = i as u32;
@@ -401,13 +562,25 @@ impl Runner<'_> {
                 match run_batch(self.client(), &stmt.text).await {
                     Ok(_) => break,
                     Err(err) if err.is_lock_timeout() && attempt <= self.settings.lock_retries => {
-                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err).await?;
+                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
+                            .await?;
                         attempt += 1;
                         retries += 1;
                     }
                     Err(err) => {
-                        let _ = self.client().batch_execute("RESET lock_timeout; RESET statement_timeout").await;
-                        let mut failure = self.failure(unit, up, ScriptKind::Up, &err, Some((stmt.offset, i)), false, i);
+                        let _ = self
+                            .client()
+                            .batch_execute("RESET lock_timeout; RESET statement_timeout")
+                            .await;
+                        let mut failure = self.failure(
+                            unit,
+                            up,
+                            ScriptKind::Up,
+                            &err,
+                            Some((stmt.offset, i)),
+                            false,
+                            i,
+                        );
                         failure.hint = self.invalid_index_hint(stmt).await;
                         return Err(self.fail(failure).await);
                     }
@@ -421,16 +594,29 @@ impl Runner<'_> {
                 statement_hash: statement_hash(&stmt.text),
                 duration_ms: t0.elapsed().as_millis() as u64,
             });
-            self.append_alone(EventKind::StatementDone, unit.subject(), payload).await?;
-            self.reporter.report(&Progress::StatementDone { version: unit.version(), phase: unit.phase, index: i, total });
+            self.append_alone(EventKind::StatementDone, unit.subject(), payload)
+                .await?;
+            self.reporter.report(&Progress::StatementDone {
+                version: unit.version(),
+                phase: unit.phase,
+                index: i,
+                total,
+            });
         }
-        self.exec("RESET lock_timeout; RESET statement_timeout", "resetting timeouts").await?;
-        self.exec("BEGIN", "starting the final ledger transaction").await?;
+        self.exec(
+            "RESET lock_timeout; RESET statement_timeout",
+            "resetting timeouts",
+        )
+        .await?;
+        self.exec("BEGIN", "starting the final ledger transaction")
+            .await?;
         if let Some(verify) = &unit.scripts.verify
             && let Err(err) = run_batch(self.client(), &verify.text).await
         {
             self.rollback_quietly().await;
-            return Err(self.fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, false, total)).await);
+            return Err(self
+                .fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, false, total))
+                .await);
         }
         let duration = started.elapsed();
         let payload = to_canonical(&AppliedPayload {
@@ -444,16 +630,33 @@ impl Runner<'_> {
             allowed_lints: up.directives.allow_lint.clone(),
             statements: total,
         });
-        let event = match self.append(EventKind::MigrationApplied, unit.subject(), payload).await {
+        let event = match self
+            .append(EventKind::MigrationApplied, unit.subject(), payload)
+            .await
+        {
             Ok(e) => e,
             Err(e) => {
                 self.rollback_quietly().await;
                 return Err(e);
             }
         };
-        self.exec("COMMIT", "committing the migration's ledger event").await?;
-        self.reporter.report(&Progress::UnitFinished { version: unit.version(), phase: unit.phase, action: Action::Apply, duration });
-        Ok(outcome(unit, up, Action::Apply, duration, total, retries, event.seq))
+        self.exec("COMMIT", "committing the migration's ledger event")
+            .await?;
+        self.reporter.report(&Progress::UnitFinished {
+            version: unit.version(),
+            phase: unit.phase,
+            action: Action::Apply,
+            duration,
+        });
+        Ok(outcome(
+            unit,
+            up,
+            Action::Apply,
+            duration,
+            total,
+            retries,
+            event.seq,
+        ))
     }
 
     /// After a failed `CREATE INDEX CONCURRENTLY`, PostgreSQL leaves an INVALID
@@ -475,7 +678,11 @@ impl Runner<'_> {
             .await
             .ok()??;
         let (s, n): (String, String) = (row.get(0), row.get(1));
-        let qualified = format!("{}.{}", crate::ident::quote_ident(&s), crate::ident::quote_ident(&n));
+        let qualified = format!(
+            "{}.{}",
+            crate::ident::quote_ident(&s),
+            crate::ident::quote_ident(&n)
+        );
         Some(format!(
             "the failed CREATE INDEX CONCURRENTLY left the INVALID index {qualified}: run `DROP INDEX CONCURRENTLY {qualified};`, fix the cause, then run apply again"
         ))
@@ -483,7 +690,11 @@ impl Runner<'_> {
 
     /// Reverts a unit: its down script and `migration_reverted` event in one
     /// transaction (or statement by statement for a `no-transaction` down script).
-    pub async fn revert(&self, unit: &Unit<'_>, defer_durability: bool) -> Result<UnitOutcome, Error> {
+    pub async fn revert(
+        &self,
+        unit: &Unit<'_>,
+        defer_durability: bool,
+    ) -> Result<UnitOutcome, Error> {
         let Some(down) = &unit.scripts.down else {
             return Err(Error::Plan {
                 problems: vec![crate::plan::PlanProblem::MissingDown {
@@ -493,16 +704,28 @@ impl Runner<'_> {
                 }],
             });
         };
-        self.reporter.report(&Progress::UnitStarted { version: unit.version(), phase: unit.phase, path: &down.path, action: Action::Revert });
+        self.reporter.report(&Progress::UnitStarted {
+            version: unit.version(),
+            phase: unit.phase,
+            path: &down.path,
+            action: Action::Revert,
+        });
         let started = Instant::now();
         let transactional = !down.directives.no_transaction;
         let mut attempt = 1;
         let statements = loop {
             let result = if transactional {
-                self.exec(&format!("BEGIN; {}", self.prelude(down, true, defer_durability)), "starting a rollback transaction").await?;
-                run_batch(self.client(), &down.text).await.map_err(|e| (e, None))
+                self.exec(
+                    &format!("BEGIN;\n{}", self.prelude(down, true, defer_durability)),
+                    "starting a rollback transaction",
+                )
+                .await?;
+                run_batch(self.client(), &down.text)
+                    .await
+                    .map_err(|e| (e, None))
             } else {
-                self.exec(&self.prelude(down, false, false), "setting timeouts").await?;
+                self.exec(&self.prelude(down, false, false), "setting timeouts")
+                    .await?;
                 let stmts = crate::sql::split(&down.text).map_err(|e| Error::Config {
                     path: Some(down.path.clone()),
                     line: Some(e.line),
@@ -518,9 +741,13 @@ impl Runner<'_> {
                     n += 1;
                     res = Ok(n);
                 }
-                let _ = self.client().batch_execute("RESET lock_timeout; RESET statement_timeout").await;
+                let _ = self
+                    .client()
+                    .batch_execute("RESET lock_timeout; RESET statement_timeout")
+                    .await;
                 if res.is_ok() {
-                    self.exec("BEGIN", "starting the ledger transaction").await?;
+                    self.exec("BEGIN", "starting the ledger transaction")
+                        .await?;
                 }
                 res
             };
@@ -530,13 +757,27 @@ impl Runner<'_> {
                     if transactional {
                         self.rollback_quietly().await;
                     }
-                    if transactional && err.is_lock_timeout() && attempt <= self.settings.lock_retries {
-                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err).await?;
+                    if transactional
+                        && err.is_lock_timeout()
+                        && attempt <= self.settings.lock_retries
+                    {
+                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
+                            .await?;
                         attempt += 1;
                         continue;
                     }
                     let done = alone.map(|(_, i)| i).unwrap_or(0);
-                    return Err(self.fail(self.failure(unit, down, ScriptKind::Down, &err, alone, transactional, done)).await);
+                    return Err(self
+                        .fail(self.failure(
+                            unit,
+                            down,
+                            ScriptKind::Down,
+                            &err,
+                            alone,
+                            transactional,
+                            done,
+                        ))
+                        .await);
                 }
             }
         };
@@ -548,7 +789,10 @@ impl Runner<'_> {
             path: down.path.display().to_string(),
             duration_ms: duration.as_millis() as u64,
         });
-        let event = match self.append(EventKind::MigrationReverted, unit.subject(), payload).await {
+        let event = match self
+            .append(EventKind::MigrationReverted, unit.subject(), payload)
+            .await
+        {
             Ok(e) => e,
             Err(e) => {
                 self.rollback_quietly().await;
@@ -556,12 +800,33 @@ impl Runner<'_> {
             }
         };
         self.exec("COMMIT", "committing a rollback").await?;
-        self.reporter.report(&Progress::UnitFinished { version: unit.version(), phase: unit.phase, action: Action::Revert, duration });
-        Ok(outcome(unit, down, Action::Revert, duration, statements, attempt - 1, event.seq))
+        self.reporter.report(&Progress::UnitFinished {
+            version: unit.version(),
+            phase: unit.phase,
+            action: Action::Revert,
+            duration,
+        });
+        Ok(outcome(
+            unit,
+            down,
+            Action::Revert,
+            duration,
+            statements,
+            attempt - 1,
+            event.seq,
+        ))
     }
 }
 
-pub(crate) fn outcome(unit: &Unit<'_>, script: &Script, action: Action, duration: Duration, statements: u32, lock_retries: u32, seq: u64) -> UnitOutcome {
+pub(crate) fn outcome(
+    unit: &Unit<'_>,
+    script: &Script,
+    action: Action,
+    duration: Duration,
+    statements: u32,
+    lock_retries: u32,
+    seq: u64,
+) -> UnitOutcome {
     UnitOutcome {
         version: unit.version().clone(),
         phase: unit.phase,

@@ -46,10 +46,16 @@ async fn in_lease<T>(
     let lease = session.take_lease(lease).await?;
     let client = &session.client;
     let result = async {
-        client.batch_execute("BEGIN").await.map_err(|e| Error::db("starting a transaction", e))?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| Error::db("starting a transaction", e))?;
         match work(lease.token()).await {
             Ok(v) => {
-                client.batch_execute("COMMIT").await.map_err(|e| Error::db("committing", e))?;
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| Error::db("committing", e))?;
                 Ok(v)
             }
             Err(e) => {
@@ -140,16 +146,28 @@ pub async fn repair(
 
 /// Records every unit up to and including `version` as applied without
 /// running it (adopting an existing database). Already applied units are left alone.
-pub async fn baseline(project: &Project, session: &Session, version: &Version, lease: LeaseOptions) -> Result<RepairReport, Error> {
+pub async fn baseline(
+    project: &Project,
+    session: &Session,
+    version: &Version,
+    lease: LeaseOptions,
+) -> Result<RepairReport, Error> {
     if project.migrations.get(version).is_none() {
-        return Err(Error::Usage { message: format!("version {version} is not a migration of this project (see `shiftlog status`)") });
+        return Err(Error::Usage {
+            message: format!(
+                "version {version} is not a migration of this project (see `shiftlog status`)"
+            ),
+        });
     }
     project.require_fresh_sum()?;
     in_lease(session, lease, async |token| {
         let state = session.ledger.read_projection(&session.client).await?;
         let mut recorded = Vec::new();
         for unit in units(&project.migrations).filter(|u| u.version() <= version) {
-            if state.unit(unit.version().as_str(), unit.phase).is_some_and(|u| u.is_applied()) {
+            if state
+                .unit(unit.version().as_str(), unit.phase)
+                .is_some_and(|u| u.is_applied())
+            {
                 continue;
             }
             let payload = to_canonical(&BaselinePayload {
@@ -163,10 +181,19 @@ pub async fn baseline(project: &Project, session: &Session, version: &Version, l
                 .append(
                     &session.client,
                     Some(token),
-                    EventDraft { kind: EventKind::Baseline, subject: unit.subject(), actor: session.actor_json(), payload },
+                    EventDraft {
+                        kind: EventKind::Baseline,
+                        subject: unit.subject(),
+                        actor: session.actor_json(),
+                        payload,
+                    },
                 )
                 .await?;
-            recorded.push(RepairedUnit { version: unit.version().clone(), phase: unit.phase, seq: event.seq });
+            recorded.push(RepairedUnit {
+                version: unit.version().clone(),
+                phase: unit.phase,
+                seq: event.seq,
+            });
         }
         Ok(RepairReport { units: recorded })
     })

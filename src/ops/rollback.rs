@@ -52,26 +52,51 @@ pub async fn rollback(
 ) -> Result<RollbackReport, Error> {
     project.require_fresh_sum()?;
     let state = session.ledger.read_state(&session.client).await?;
-    let units = plan_rollback(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
+    let units = plan_rollback(&project.migrations, &state, &options.plan)
+        .map_err(|problems| Error::Plan { problems })?;
     if options.dry_run {
-        let dry = DryRun { creates_ledger: false, steps: units.iter().map(|u| dry_run::revert_step(u, &options.exec)).collect() };
-        return Ok(RollbackReport { dry_run: Some(dry), head_seq: state.last_seq, ..RollbackReport::default() });
+        let dry = DryRun {
+            creates_ledger: false,
+            steps: units
+                .iter()
+                .enumerate()
+                .map(|(i, u)| dry_run::revert_step(u, &options.exec, i + 1 < units.len()))
+                .collect(),
+        };
+        return Ok(RollbackReport {
+            dry_run: Some(dry),
+            head_seq: state.last_seq,
+            ..RollbackReport::default()
+        });
     }
     if units.is_empty() {
-        return Ok(RollbackReport { head_seq: state.last_seq, ..RollbackReport::default() });
+        return Ok(RollbackReport {
+            head_seq: state.last_seq,
+            ..RollbackReport::default()
+        });
     }
     let mut actor = session.actor.clone();
     actor.git_commit = project.git_commit();
     let lease = session.take_lease(options.lease).await?;
     let result = async {
         let state = session.ledger.read_projection(&session.client).await?;
-        let units =
-            plan_rollback(&project.migrations, &state, &options.plan).map_err(|problems| Error::Plan { problems })?;
-        let runner = Runner { session, actor: actor.to_canonical(), lease: &lease, settings: &options.exec, reporter };
+        let units = plan_rollback(&project.migrations, &state, &options.plan)
+            .map_err(|problems| Error::Plan { problems })?;
+        let runner = Runner {
+            session,
+            actor: actor.to_canonical(),
+            lease: &lease,
+            settings: &options.exec,
+            reporter,
+        };
         let mut reverted = Vec::with_capacity(units.len());
         let last = units.len().saturating_sub(1);
         for (i, unit) in units.iter().enumerate() {
-            if options.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst)) {
+            if options
+                .interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst))
+            {
                 return Err(Error::Interrupted);
             }
             reverted.push(runner.revert(unit, i < last).await?);
@@ -83,5 +108,9 @@ pub async fn rollback(
     let reverted = result?;
     released?;
     let head = session.ledger.head(&session.client).await?;
-    Ok(RollbackReport { reverted, dry_run: None, head_seq: head.map(|h| h.0).unwrap_or(0) })
+    Ok(RollbackReport {
+        reverted,
+        dry_run: None,
+        head_seq: head.map(|h| h.0).unwrap_or(0),
+    })
 }

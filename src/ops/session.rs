@@ -24,7 +24,11 @@ pub struct Session {
 impl Session {
     /// Connects and identifies the actor (`operator`: `--actor`/`$SHIFTLOG_ACTOR`;
     /// defaults to the OS user).
-    pub async fn open(info: &ConnInfo, ledger_schema: &str, operator: Option<&str>) -> Result<Self, Error> {
+    pub async fn open(
+        info: &ConnInfo,
+        ledger_schema: &str,
+        operator: Option<&str>,
+    ) -> Result<Self, Error> {
         let client = connect(info).await?;
         // If this process dies mid-migration, have the server notice the dead
         // client within seconds (PostgreSQL 14+) instead of when a long
@@ -50,7 +54,12 @@ impl Session {
             tool: format!("shiftlog/{}", env!("CARGO_PKG_VERSION")),
             git_commit: None,
         };
-        Ok(Self { client, info: info.clone(), ledger: Ledger::new(ledger_schema), actor })
+        Ok(Self {
+            client,
+            info: info.clone(),
+            ledger: Ledger::new(ledger_schema),
+            actor,
+        })
     }
 
     /// Canonical actor JSON for events.
@@ -60,7 +69,9 @@ impl Session {
 
     /// Creates the ledger if needed and takes the lease.
     pub async fn take_lease(&self, options: LeaseOptions) -> Result<Lease, Error> {
-        self.ledger.install(&self.client, &self.actor_json()).await?;
+        self.ledger
+            .install(&self.client, &self.actor_json())
+            .await?;
         let holder = Holder {
             name: self.actor.operator.clone(),
             host: self.actor.host.clone(),

@@ -95,9 +95,10 @@ impl StatusReport {
     /// True when something needs attention (failed, partial, modified, missing, out of order, stale sum).
     pub fn has_problems(&self) -> bool {
         self.sum_file != "fresh"
-            || self.units.iter().any(|u| {
-                !matches!(u.state, UnitState::Pending | UnitState::Applied)
-            })
+            || self
+                .units
+                .iter()
+                .any(|u| !matches!(u.state, UnitState::Pending | UnitState::Applied))
     }
 }
 
@@ -106,11 +107,21 @@ pub async fn status(project: &Project, session: &Session) -> Result<StatusReport
     let presence = session.ledger.presence(&session.client).await?;
     let state = session.ledger.read_state(&session.client).await?;
     let sum = project.sum_status()?;
-    Ok(build(project, &state, presence != crate::ledger::Presence::Absent, &sum))
+    Ok(build(
+        project,
+        &state,
+        presence != crate::ledger::Presence::Absent,
+        &sum,
+    ))
 }
 
 /// Builds the report from the files and the folded state (pure).
-pub fn build(project: &Project, state: &LedgerState, ledger_exists: bool, sum: &SumStatus) -> StatusReport {
+pub fn build(
+    project: &Project,
+    state: &LedgerState,
+    ledger_exists: bool,
+    sum: &SumStatus,
+) -> StatusReport {
     let set = &project.migrations;
     let problems = integrity_problems(set, state);
     let newest = |contract: bool| {
@@ -129,12 +140,18 @@ pub fn build(project: &Project, state: &LedgerState, ledger_exists: bool, sum: &
         let st = match recorded.map(|u| u.status) {
             Some(UnitStatus::Applied) if modified => UnitState::Modified,
             Some(UnitStatus::Applied) => UnitState::Applied,
-            Some(UnitStatus::Failed) if recorded.is_some_and(|u| u.statements_done > 0) => UnitState::Partial,
+            Some(UnitStatus::Failed) if recorded.is_some_and(|u| u.statements_done > 0) => {
+                UnitState::Partial
+            }
             Some(UnitStatus::Failed) => UnitState::Failed,
             Some(UnitStatus::Partial) => UnitState::Partial,
             _ => {
                 let track = usize::from(unit.phase == Phase::Contract);
-                if newest[track].as_ref().is_some_and(|n| v < n) { UnitState::OutOfOrder } else { UnitState::Pending }
+                if newest[track].as_ref().is_some_and(|n| v < n) {
+                    UnitState::OutOfOrder
+                } else {
+                    UnitState::Pending
+                }
             }
         };
         rows.push(UnitRow {
@@ -147,14 +164,21 @@ pub fn build(project: &Project, state: &LedgerState, ledger_exists: bool, sum: &
             applied_by: recorded.and_then(|u| u.applied_by.clone()),
             baseline: recorded.is_some_and(|u| u.baseline),
             statements_done: recorded.map(|u| u.statements_done).unwrap_or(0),
-            failure: recorded.and_then(|u| u.failure.as_ref()).map(|f| match f.line {
-                Some(l) => format!("{}:{l}: {}", f.path, f.error),
-                None => format!("{}: {}", f.path, f.error),
-            }),
+            failure: recorded
+                .and_then(|u| u.failure.as_ref())
+                .map(|f| match f.line {
+                    Some(l) => format!("{}:{l}: {}", f.path, f.error),
+                    None => format!("{}: {}", f.path, f.error),
+                }),
         });
     }
     for p in &problems {
-        if let PlanProblem::MissingFile { version, phase, recorded_path } = p {
+        if let PlanProblem::MissingFile {
+            version,
+            phase,
+            recorded_path,
+        } = p
+        {
             let recorded = state.unit(version.as_str(), *phase);
             rows.push(UnitRow {
                 version: version.clone(),
@@ -185,7 +209,10 @@ pub fn build(project: &Project, state: &LedgerState, ledger_exists: bool, sum: &
             crate::ledger::SubjectState::Backfill(b) => {
                 let mut b = b.clone();
                 if let Some(o) = b.as_object_mut() {
-                    o.insert("name".into(), serde_json::json!(k.trim_start_matches("backfill:")));
+                    o.insert(
+                        "name".into(),
+                        serde_json::json!(k.trim_start_matches("backfill:")),
+                    );
                 }
                 Some(b)
             }

@@ -10,16 +10,30 @@ use crate::support::{self, Project, TestDb, events_of, relation_exists};
 
 fn three_migrations() -> Project {
     let p = Project::new();
-    p.migration("001", "create_users", "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n", Some("DROP TABLE users;\n"));
+    p.migration(
+        "001",
+        "create_users",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+        Some("DROP TABLE users;\n"),
+    );
     p.migration("002", "create_orders", "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint);\nCREATE INDEX orders_user_idx ON orders (user_id);\n", Some("DROP TABLE orders;\n"));
     p.phased(
         "003",
         "users_email_lower",
         &[
-            ("expand.sql", "ALTER TABLE users ADD COLUMN email_lower text;\n"),
-            ("expand.down.sql", "ALTER TABLE users DROP COLUMN email_lower;\n"),
+            (
+                "expand.sql",
+                "ALTER TABLE users ADD COLUMN email_lower text;\n",
+            ),
+            (
+                "expand.down.sql",
+                "ALTER TABLE users DROP COLUMN email_lower;\n",
+            ),
             ("contract.sql", "ALTER TABLE users DROP COLUMN email;\n"),
-            ("contract.down.sql", "ALTER TABLE users ADD COLUMN email text;\n"),
+            (
+                "contract.down.sql",
+                "ALTER TABLE users ADD COLUMN email text;\n",
+            ),
         ],
     );
     p.sum();
@@ -37,14 +51,32 @@ async fn catalog(client: &tokio_postgres::Client) -> [bool; 4] {
             == 1
     };
     let users = relation_exists(client, "users").await;
-    [users, relation_exists(client, "orders").await, users && col("email_lower").await, users && !col("email").await]
+    [
+        users,
+        relation_exists(client, "orders").await,
+        users && col("email_lower").await,
+        users && !col("email").await,
+    ]
 }
 
 async fn fold(db: &TestDb) -> [bool; 4] {
     let session = support::session(db).await;
-    let state = session.ledger.read_state(&session.client).await.expect("state");
-    let applied = |v: &str, p: Phase| state.unit(v, p).is_some_and(|u| u.status == UnitStatus::Applied);
-    [applied("001", Phase::Main), applied("002", Phase::Main), applied("003", Phase::Expand), applied("003", Phase::Contract)]
+    let state = session
+        .ledger
+        .read_state(&session.client)
+        .await
+        .expect("state");
+    let applied = |v: &str, p: Phase| {
+        state
+            .unit(v, p)
+            .is_some_and(|u| u.status == UnitStatus::Applied)
+    };
+    [
+        applied("001", Phase::Main),
+        applied("002", Phase::Main),
+        applied("003", Phase::Expand),
+        applied("003", Phase::Contract),
+    ]
 }
 
 async fn assert_fold_matches_catalog(db: &TestDb, expected: [bool; 4]) {
@@ -97,11 +129,19 @@ async fn apply_to_applies_up_to_and_including_a_version() {
 async fn single_transaction_is_all_or_nothing() {
     let db = TestDb::new("single_txn").await;
     let p = three_migrations();
-    p.migration("004", "broken", "CREATE TABLE t4 (id int);\nSELECT 1/0;\n", None);
+    p.migration(
+        "004",
+        "broken",
+        "CREATE TABLE t4 (id int);\nSELECT 1/0;\n",
+        None,
+    );
     p.sum();
     let out = p.run(&db, &["apply", "--single-transaction"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("migrations/004_broken.sql:2"), "{out:?}");
+    assert!(
+        out.stderr.contains("migrations/004_broken.sql:2"),
+        "{out:?}"
+    );
     assert_fold_matches_catalog(&db, [false, false, false, false]).await;
     std::fs::remove_file(p.path().join("migrations/004_broken.sql")).expect("rm");
     p.sum();
@@ -118,12 +158,21 @@ async fn a_failed_migration_rolls_back_and_names_file_and_line() {
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("migrations/002_bad.sql:5"), "line of the failing statement: {out:?}");
-    assert!(out.stderr.contains("invalid input syntax for type integer"), "{out:?}");
+    assert!(
+        out.stderr.contains("migrations/002_bad.sql:5"),
+        "line of the failing statement: {out:?}"
+    );
+    assert!(
+        out.stderr.contains("invalid input syntax for type integer"),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("nothing of it was applied"), "{out:?}");
     let client = db.client().await;
     assert!(relation_exists(&client, "a").await);
-    assert!(!relation_exists(&client, "b").await, "the failed migration's DDL was rolled back");
+    assert!(
+        !relation_exists(&client, "b").await,
+        "the failed migration's DDL was rolled back"
+    );
     let failed = events_of(&client, "migration_failed").await;
     assert_eq!(failed.len(), 1);
     let payload = failed[0].payload_json();
@@ -151,7 +200,10 @@ async fn verify_script_failure_rolls_back_the_migration() {
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("001_seed.verify.sql") && out.stderr.contains("no seed rows"), "{out:?}");
+    assert!(
+        out.stderr.contains("001_seed.verify.sql") && out.stderr.contains("no seed rows"),
+        "{out:?}"
+    );
     assert!(!relation_exists(&db.client().await, "s").await);
 }
 
@@ -159,7 +211,10 @@ async fn verify_script_failure_rolls_back_the_migration() {
 async fn non_transactional_migration_records_progress_and_resumes() {
     let db = TestDb::new("non_txn_resume").await;
     let client = db.client().await;
-    client.batch_execute("CREATE TABLE t (id int, v int); INSERT INTO t VALUES (1, 1), (2, 1);").await.expect("setup");
+    client
+        .batch_execute("CREATE TABLE t (id int, v int); INSERT INTO t VALUES (1, 1), (2, 1);")
+        .await
+        .expect("setup");
     let p = Project::new();
     p.migration(
         "001",
@@ -170,19 +225,47 @@ async fn non_transactional_migration_records_progress_and_resumes() {
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 1, "{out:?}");
-    assert!(out.stderr.contains("migrations/001_indexes.sql:3"), "{out:?}");
-    assert!(out.stderr.contains("1 statement(s) before it stay applied"), "{out:?}");
-    assert!(out.stderr.contains(r#"DROP INDEX CONCURRENTLY "public"."t_v_idx""#), "exact fix for the INVALID index: {out:?}");
+    assert!(
+        out.stderr.contains("migrations/001_indexes.sql:3"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("1 statement(s) before it stay applied"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr
+            .contains(r#"DROP INDEX CONCURRENTLY "public"."t_v_idx""#),
+        "exact fix for the INVALID index: {out:?}"
+    );
     let out = p.ok(&db, &["status"]);
-    assert!(out.stdout.contains("partial") && out.stdout.contains("1 statement(s) completed"), "{out:?}");
-    assert!(out.stdout.contains("migrations/001_indexes.sql:3"), "{out:?}");
+    assert!(
+        out.stdout.contains("partial") && out.stdout.contains("1 statement(s) completed"),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("migrations/001_indexes.sql:3"),
+        "{out:?}"
+    );
     // The operator fixes the cause and drops the invalid index, then resumes.
-    client.batch_execute("UPDATE t SET v = id").await.expect("fix data");
-    client.batch_execute("DROP INDEX CONCURRENTLY t_v_idx").await.expect("drop invalid index");
+    client
+        .batch_execute("UPDATE t SET v = id")
+        .await
+        .expect("fix data");
+    client
+        .batch_execute("DROP INDEX CONCURRENTLY t_v_idx")
+        .await
+        .expect("drop invalid index");
     let out = p.ok(&db, &["apply"]);
-    assert!(out.stderr.contains("statement 2/3 done") && !out.stderr.contains("statement 1/3"), "resumed after statement 1: {out:?}");
+    assert!(
+        out.stderr.contains("statement 2/3 done") && !out.stderr.contains("statement 1/3"),
+        "resumed after statement 1: {out:?}"
+    );
     let done = events_of(&client, "statement_done").await;
-    let indexes: Vec<u64> = done.iter().map(|e| e.payload_json()["index"].as_u64().expect("index")).collect();
+    let indexes: Vec<u64> = done
+        .iter()
+        .map(|e| e.payload_json()["index"].as_u64().expect("index"))
+        .collect();
     assert_eq!(indexes, vec![0, 1, 2], "each statement recorded once");
     for idx in ["t_id_idx", "t_v_idx", "t_idv_idx"] {
         assert!(relation_exists(&client, idx).await, "{idx}");
@@ -194,10 +277,21 @@ async fn non_transactional_migration_records_progress_and_resumes() {
 async fn lock_timeouts_are_retried_and_recorded() {
     let db = TestDb::new("lock_retry").await;
     let blocker = db.client().await;
-    blocker.batch_execute("CREATE TABLE busy (id int)").await.expect("create");
-    blocker.batch_execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE;").await.expect("lock");
+    blocker
+        .batch_execute("CREATE TABLE busy (id int)")
+        .await
+        .expect("create");
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .expect("lock");
     let p = Project::new();
-    p.migration("001", "alter_busy", "-- shiftlog:lock-timeout=100ms\nALTER TABLE busy ADD COLUMN x int;\n", None);
+    p.migration(
+        "001",
+        "alter_busy",
+        "-- shiftlog:lock-timeout=100ms\nALTER TABLE busy ADD COLUMN x int;\n",
+        None,
+    );
     p.sum();
     let out = p.run(&db, &["apply", "--lock-retries", "2"]);
     assert_eq!(out.code, 1, "{out:?}");
@@ -213,9 +307,19 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
     let db = TestDb::new("kill_mid_migration").await;
     let p = Project::new();
     p.write("shiftlog.toml", "lease_ttl = \"2s\"\n");
-    p.migration("001", "slow", "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);\n", None);
+    p.migration(
+        "001",
+        "slow",
+        "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);\n",
+        None,
+    );
     p.sum();
-    let mut child = p.cmd(Some(&db)).arg("apply").stderr(std::process::Stdio::null()).spawn().expect("spawn");
+    let mut child = p
+        .cmd(Some(&db))
+        .arg("apply")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
     let client = db.client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -227,7 +331,10 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
         if sleeping > 0 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "migration never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "migration never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child.kill().expect("kill -9");
@@ -236,13 +343,26 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
     assert!(events_of(&client, "migration_applied").await.is_empty());
     // The server drops the dead client's transaction (client_connection_check_interval).
     // (A shorter sleep for the retry; the file was never applied, so editing it is fine.)
-    p.migration("001", "slow", "CREATE TABLE slow (id int);\nSELECT pg_sleep(0.1);\n", None);
+    p.migration(
+        "001",
+        "slow",
+        "CREATE TABLE slow (id int);\nSELECT pg_sleep(0.1);\n",
+        None,
+    );
     p.sum();
     let out = p.ok(&db, &["apply", "--wait", "20s"]);
     assert!(out.stderr.contains("done 001"), "{out:?}");
     assert!(relation_exists(&client, "slow").await);
-    assert_eq!(events_of(&client, "migration_applied").await.len(), 1, "applied exactly once");
-    assert_eq!(events_of(&client, "lease_taken_over").await.len(), 1, "the dead runner's lease was taken over");
+    assert_eq!(
+        events_of(&client, "migration_applied").await.len(),
+        1,
+        "applied exactly once"
+    );
+    assert_eq!(
+        events_of(&client, "lease_taken_over").await.len(),
+        1,
+        "the dead runner's lease was taken over"
+    );
     support::assert_ledger_verifies(&db).await;
 }
 
@@ -251,19 +371,30 @@ async fn two_runners_apply_fifty_migrations_exactly_once() {
     let db = TestDb::new("two_runners").await;
     let p = Project::new();
     for i in 1..=50 {
-        p.migration(&format!("{i:03}"), &format!("t{i}"), &format!("CREATE TABLE t{i} (id int);\n"), None);
+        p.migration(
+            &format!("{i:03}"),
+            &format!("t{i}"),
+            &format!("CREATE TABLE t{i} (id int);\n"),
+            None,
+        );
     }
     p.sum();
     let spawn = |wait: &str| p.cmd(Some(&db)).args(["--wait", wait, "apply"]).output();
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| spawn("60s"));
         let b = s.spawn(|| spawn("60s"));
-        (a.join().expect("a").expect("run a"), b.join().expect("b").expect("run b"))
+        (
+            a.join().expect("a").expect("run a"),
+            b.join().expect("b").expect("run b"),
+        )
     });
     for out in [&a, &b] {
         let code = out.status.code().unwrap_or(-1);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(code == 0 || (code == 4 && stderr.contains("holds the lease")), "exit {code}: {stderr}");
+        assert!(
+            code == 0 || (code == 4 && stderr.contains("holds the lease")),
+            "exit {code}: {stderr}"
+        );
     }
     let client = db.client().await;
     let applied = events_of(&client, "migration_applied").await;
@@ -276,19 +407,31 @@ async fn two_runners_apply_fifty_migrations_exactly_once() {
 
     // A second runner that will not wait exits 4 naming the holder.
     let session = support::session(&db).await;
-    let lease = session.take_lease(LeaseOptions::default()).await.expect("hold the lease");
+    let lease = session
+        .take_lease(LeaseOptions::default())
+        .await
+        .expect("hold the lease");
     p.migration("051", "t51", "CREATE TABLE t51 (id int);\n", None);
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 4, "{out:?}");
-    assert!(out.stderr.contains("tester on"), "names the holder: {out:?}");
-    lease.release(&session.client, &session.ledger).await.expect("release");
+    assert!(
+        out.stderr.contains("tester on"),
+        "names the holder: {out:?}"
+    );
+    lease
+        .release(&session.client, &session.ledger)
+        .await
+        .expect("release");
 }
 
 #[tokio::test]
 async fn a_runner_that_lost_its_lease_cannot_append() {
     let db = TestDb::new("fence").await;
-    let short = LeaseOptions { ttl: Duration::from_millis(300), wait: Duration::ZERO };
+    let short = LeaseOptions {
+        ttl: Duration::from_millis(300),
+        wait: Duration::ZERO,
+    };
     let a = support::session(&db).await;
     let lease_a = a.take_lease(short).await.expect("a takes the lease");
     let token_a = lease_a.token().to_owned();
@@ -304,15 +447,25 @@ async fn a_runner_that_lost_its_lease_cannot_append() {
         actor: a.actor_json(),
         payload: r#"{"name":"late"}"#.into(),
     };
-    let err = a.ledger.append(&a.client, Some(&token_a), draft.clone()).await.expect_err("fenced");
+    let err = a
+        .ledger
+        .append(&a.client, Some(&token_a), draft.clone())
+        .await
+        .expect_err("fenced");
     assert!(matches!(err, shiftlog::Error::LeaseLost), "{err}");
     a.client.batch_execute("ROLLBACK").await.expect("rollback");
     // b, the holder, can.
     b.client.batch_execute("BEGIN").await.expect("begin");
-    b.ledger.append(&b.client, Some(lease_b.token()), draft).await.expect("holder appends");
+    b.ledger
+        .append(&b.client, Some(lease_b.token()), draft)
+        .await
+        .expect("holder appends");
     b.client.batch_execute("COMMIT").await.expect("commit");
     assert_eq!(events_of(&b.client, "lease_taken_over").await.len(), 1);
-    lease_b.release(&b.client, &b.ledger).await.expect("release");
+    lease_b
+        .release(&b.client, &b.ledger)
+        .await
+        .expect("release");
     support::assert_ledger_verifies(&db).await;
 }
 
@@ -328,7 +481,13 @@ async fn events_are_immutable_and_tampering_is_detected() {
         "TRUNCATE shiftlog.events",
     ] {
         let err = client.batch_execute(sql).await.expect_err(sql);
-        assert!(err.as_db_error().expect("db error").message().contains("append-only"), "{sql}: {err}");
+        assert!(
+            err.as_db_error()
+                .expect("db error")
+                .message()
+                .contains("append-only"),
+            "{sql}: {err}"
+        );
     }
     // A superuser disables the trigger and edits history.
     client
@@ -340,10 +499,18 @@ async fn events_are_immutable_and_tampering_is_detected() {
         .await
         .expect("tamper");
     let session = support::session(&db).await;
-    let report = shiftlog::ops::audit::verify(&session, None).await.expect("verify");
+    let report = shiftlog::ops::audit::verify(&session, None)
+        .await
+        .expect("verify");
     assert!(!report.is_ok());
     assert_eq!(report.problems[0].seq(), Some(3), "{:?}", report.problems);
-    assert!(report.problems[0].to_string().contains("event 3: hash mismatch"), "{}", report.problems[0]);
+    assert!(
+        report.problems[0]
+            .to_string()
+            .contains("event 3: hash mismatch"),
+        "{}",
+        report.problems[0]
+    );
 }
 
 #[tokio::test]
@@ -355,11 +522,15 @@ async fn crlf_checkout_has_the_same_checksums() {
     for entry in walk(&p.path().join("migrations")) {
         if entry.extension().is_some_and(|e| e == "sql") {
             let text = std::fs::read_to_string(&entry).expect("read");
-            std::fs::write(&entry, format!("\u{feff}{}", text.replace('\n', "\r\n"))).expect("write");
+            std::fs::write(&entry, format!("\u{feff}{}", text.replace('\n', "\r\n")))
+                .expect("write");
         }
     }
     let out = p.ok(&db, &["status"]);
-    assert!(out.stdout.contains("4 applied") && out.stdout.contains("shiftlog.sum fresh"), "{out:?}");
+    assert!(
+        out.stdout.contains("4 applied") && out.stdout.contains("shiftlog.sum fresh"),
+        "{out:?}"
+    );
     let out = p.ok(&db, &["apply"]);
     assert!(out.stdout.contains("nothing to apply"), "{out:?}");
 }
@@ -368,7 +539,11 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).expect("read dir").flatten() {
         let p = e.path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        if p.is_dir() {
+            out.extend(walk(&p))
+        } else {
+            out.push(p)
+        }
     }
     out
 }
@@ -379,12 +554,25 @@ async fn integrity_problems_stop_apply_with_exit_3() {
     let p = three_migrations();
     p.ok(&db, &["apply", "--to", "002"]);
     // Modified applied migration.
-    p.migration("001", "create_users", "CREATE TABLE users (id bigint PRIMARY KEY, email text, x int);\n", Some("DROP TABLE users;\n"));
+    p.migration(
+        "001",
+        "create_users",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text, x int);\n",
+        Some("DROP TABLE users;\n"),
+    );
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("migrations/001_create_users.sql: migration 001 (main) was applied with checksum"), "{out:?}");
-    assert!(out.stderr.contains("repair 001 --accept-checksum"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "migrations/001_create_users.sql: migration 001 (main) was applied with checksum"
+        ),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("repair 001 --accept-checksum"),
+        "{out:?}"
+    );
     assert!(!relation_exists(&db.client().await, "users_email_lower").await);
     let out = p.ok(&db, &["status"]);
     assert!(out.stdout.contains("modified"), "{out:?}");
@@ -394,13 +582,21 @@ async fn integrity_problems_stop_apply_with_exit_3() {
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("000 (main) is pending but older than applied migration 002"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("000 (main) is pending but older than applied migration 002"),
+        "{out:?}"
+    );
     p.ok(&db, &["apply", "--allow-out-of-order", "000"]);
     // Stale sum file.
     p.migration("004", "more", "CREATE TABLE more (id int);\n", None);
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("shiftlog.sum does not match") && out.stderr.contains("added: 004_more.sql"), "{out:?}");
+    assert!(
+        out.stderr.contains("shiftlog.sum does not match")
+            && out.stderr.contains("added: 004_more.sql"),
+        "{out:?}"
+    );
     assert!(!relation_exists(&db.client().await, "more").await);
     // Missing file of an applied migration.
     p.sum();
@@ -409,7 +605,12 @@ async fn integrity_problems_stop_apply_with_exit_3() {
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("migrations/004_more.sql: migration 004 (main) is applied but its file is missing"), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "migrations/004_more.sql: migration 004 (main) is applied but its file is missing"
+        ),
+        "{out:?}"
+    );
     support::assert_ledger_verifies(&db).await;
 }
 
@@ -417,22 +618,37 @@ async fn integrity_problems_stop_apply_with_exit_3() {
 async fn rollback_refuses_a_missing_down_script_naming_it() {
     let db = TestDb::new("missing_down").await;
     let p = Project::new();
-    p.migration("001", "a", "CREATE TABLE a (id int);\n", Some("DROP TABLE a;\n"));
+    p.migration(
+        "001",
+        "a",
+        "CREATE TABLE a (id int);\n",
+        Some("DROP TABLE a;\n"),
+    );
     p.migration("002", "b", "CREATE TABLE b (id int);\n", None);
     p.sum();
     p.ok(&db, &["apply"]);
     let out = p.run(&db, &["rollback", "--to", "0"]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stderr.contains("migrations/002_b.down.sql: migration 002 (main) has no down script"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("migrations/002_b.down.sql: migration 002 (main) has no down script"),
+        "{out:?}"
+    );
     let client = db.client().await;
-    assert!(relation_exists(&client, "a").await && relation_exists(&client, "b").await, "nothing reverted");
+    assert!(
+        relation_exists(&client, "a").await && relation_exists(&client, "b").await,
+        "nothing reverted"
+    );
 }
 
 #[tokio::test]
 async fn baseline_adopts_without_running() {
     let db = TestDb::new("baseline").await;
     let client = db.client().await;
-    client.batch_execute("CREATE TABLE users (id bigint PRIMARY KEY, email text)").await.expect("existing schema");
+    client
+        .batch_execute("CREATE TABLE users (id bigint PRIMARY KEY, email text)")
+        .await
+        .expect("existing schema");
     let p = three_migrations();
     p.ok(&db, &["baseline", "--version", "001"]);
     let out = p.ok(&db, &["status"]);
@@ -446,12 +662,26 @@ async fn baseline_adopts_without_running() {
 async fn resolve_failure_makes_a_half_done_migration_pending_again() {
     let db = TestDb::new("resolve_failure").await;
     let p = Project::new();
-    p.migration("001", "two", "-- shiftlog:no-transaction\nCREATE TABLE one (id int);\nCREATE TABLE one (id int);\n", None);
+    p.migration(
+        "001",
+        "two",
+        "-- shiftlog:no-transaction\nCREATE TABLE one (id int);\nCREATE TABLE one (id int);\n",
+        None,
+    );
     p.sum();
     assert_eq!(p.run(&db, &["apply"]).code, 1);
     // The operator undoes the first statement by hand and rewrites the file.
-    db.client().await.batch_execute("DROP TABLE one").await.expect("undo");
-    p.migration("001", "two", "-- shiftlog:no-transaction\nCREATE TABLE uno (id int);\nCREATE TABLE two (id int);\n", None);
+    db.client()
+        .await
+        .batch_execute("DROP TABLE one")
+        .await
+        .expect("undo");
+    p.migration(
+        "001",
+        "two",
+        "-- shiftlog:no-transaction\nCREATE TABLE uno (id int);\nCREATE TABLE two (id int);\n",
+        None,
+    );
     p.sum();
     let out = p.run(&db, &["apply"]);
     assert_eq!(out.code, 3, "completed statements changed: {out:?}");

@@ -4,5 +4,7 @@
 mod support;
 
 mod apply;
+mod bad_input;
 mod connection;
+mod dry_run;
 mod scratch;

@@ -17,11 +17,16 @@ fn starts_serves_and_cleans_up() {
     let url = server.url();
     let user: String = support::run_blocking(async move {
         let client = support::connect_url(&url).await;
-        client.query_one("SELECT current_user::text", &[]).await.expect("query").get(0)
+        client
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .expect("query")
+            .get(0)
     });
     assert_eq!(user, "postgres");
     // Running as root, the server processes must not be root.
-    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir.join("data")).expect("stat"));
+    let owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(dir.join("data")).expect("stat"));
     if unsafe_free_is_root() {
         assert_ne!(owner, 0, "data directory must belong to the postgres user");
     }
@@ -40,13 +45,21 @@ fn cleans_up_after_a_panic() {
     });
     assert!(result.is_err());
     let (dir, port) = seen.lock().expect("lock").clone().expect("server started");
-    assert!(!dir.exists(), "directory removed after panic: {}", dir.display());
+    assert!(
+        !dir.exists(),
+        "directory removed after panic: {}",
+        dir.display()
+    );
     assert!(!port_open(port), "server stopped after panic");
 }
 
 fn unsafe_free_is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }

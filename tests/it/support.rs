@@ -51,7 +51,10 @@ pub fn start_server_thread(options: ScratchOptions) -> String {
     std::thread::Builder::new()
         .name("scratch-postgres".into())
         .spawn(move || {
-            let options = ScratchOptions { stop_with_parent: true, ..options };
+            let options = ScratchOptions {
+                stop_with_parent: true,
+                ..options
+            };
             match ScratchServer::start(&options) {
                 Ok(server) => {
                     let _ = tx.send(Ok(server.url()));
@@ -82,7 +85,10 @@ fn sweep_stale_databases(url: &str) {
     run_blocking(async {
         let admin = connect_url(url).await;
         let rows = admin
-            .query("SELECT datname FROM pg_database WHERE datname LIKE $1", &[&format!("{DB_PREFIX}%")])
+            .query(
+                "SELECT datname FROM pg_database WHERE datname LIKE $1",
+                &[&format!("{DB_PREFIX}%")],
+            )
             .await
             .expect("list test databases");
         for row in rows {
@@ -91,10 +97,15 @@ fn sweep_stale_databases(url: &str) {
                 .strip_prefix(DB_PREFIX)
                 .and_then(|r| r.split('_').next())
                 .and_then(|p| p.parse::<u32>().ok());
-            let dead = pid.is_some_and(|p| p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists());
+            let dead = pid.is_some_and(|p| {
+                p != std::process::id() && !Path::new(&format!("/proc/{p}")).exists()
+            });
             if dead {
                 let _ = admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&name)
+                    ))
                     .await;
             }
         }
@@ -122,12 +133,17 @@ where
 
 /// Parses a URL into connection parameters (no environment involved).
 pub fn info(url: &str) -> ConnInfo {
-    PartialConnInfo::parse(url).expect("valid url").resolve(ConnSource::Explicit, &|_| None).expect("resolves")
+    PartialConnInfo::parse(url)
+        .expect("valid url")
+        .resolve(ConnSource::Explicit, &|_| None)
+        .expect("resolves")
 }
 
 /// Connects to `url`, panicking with the library's message on failure.
 pub async fn connect_url(url: &str) -> Client {
-    shiftlog::conn::connect(&info(url)).await.unwrap_or_else(|e| panic!("connect: {e}"))
+    shiftlog::conn::connect(&info(url))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"))
 }
 
 /// A database of its own for one test; dropped when the value is dropped.
@@ -146,7 +162,13 @@ impl TestDb {
         let shared = shared();
         let slug: String = test
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
             .take(30)
             .collect();
         let name = format!(
@@ -157,12 +179,19 @@ impl TestDb {
         );
         let admin = connect_url(&shared.url).await;
         admin
-            .batch_execute(&format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&name)))
+            .batch_execute(&format!(
+                "CREATE DATABASE {} TEMPLATE template0",
+                quote_ident(&name)
+            ))
             .await
             .unwrap_or_else(|e| panic!("create test database {name}: {e}"));
         let base = info(&shared.url);
         let url = base.with_dbname(&name);
-        Self { url: url_of(&url, &shared.url), name, admin_url: shared.url.clone() }
+        Self {
+            url: url_of(&url, &shared.url),
+            name,
+            admin_url: shared.url.clone(),
+        }
     }
 
     /// A new connection to this database.
@@ -182,7 +211,10 @@ impl Drop for TestDb {
         run_blocking(async move {
             if let Ok(admin) = shiftlog::conn::connect(&info(&admin_url)).await {
                 let _ = admin
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(&name)))
+                    .batch_execute(&format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        quote_ident(&name)
+                    ))
                     .await;
             }
         });
@@ -194,7 +226,11 @@ fn url_of(info: &ConnInfo, admin_url: &str) -> String {
     let (head, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
     let base = head.rsplit_once('/').map(|(b, _)| b).unwrap_or(head);
     let url = format!("{base}/{}", shiftlog::conn::percent_encode(&info.dbname));
-    if query.is_empty() { url } else { format!("{url}?{query}") }
+    if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{query}")
+    }
 }
 
 /// A project directory (shiftlog.toml, migrations/, backfills/) in a temp dir.
@@ -268,14 +304,24 @@ pub fn run(cmd: &mut Command) -> Output {
 
 impl std::fmt::Debug for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 /// Unused-port URL: nothing listens there.
 pub fn unreachable_url() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    format!("postgres://nobody:hunter2-secret@127.0.0.1:{port}/nothing?sslmode=disable&connect_timeout=3")
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    format!(
+        "postgres://nobody:hunter2-secret@127.0.0.1:{port}/nothing?sslmode=disable&connect_timeout=3"
+    )
 }
 
 /// The shared server's admin URL.
@@ -301,8 +347,11 @@ impl Project {
 
     /// Refreshes `migrations/shiftlog.sum` (what a developer does with `shiftlog sum`).
     pub fn sum(&self) {
-        let project = shiftlog::project::Project::load(self.path()).unwrap_or_else(|e| panic!("load project: {e}"));
-        project.write_sum().unwrap_or_else(|e| panic!("write sum: {e}"));
+        let project = shiftlog::project::Project::load(self.path())
+            .unwrap_or_else(|e| panic!("load project: {e}"));
+        project
+            .write_sum()
+            .unwrap_or_else(|e| panic!("write sum: {e}"));
     }
 
     /// Runs `shiftlog ARGS` against `db` and returns its output.
@@ -325,23 +374,37 @@ pub fn ledger() -> shiftlog::ledger::Ledger {
 
 /// Every ledger event of `db`.
 pub async fn events(client: &Client) -> Vec<shiftlog::ledger::Event> {
-    ledger().read_events(client, 1, None).await.expect("read events")
+    ledger()
+        .read_events(client, 1, None)
+        .await
+        .expect("read events")
 }
 
 /// Events of one kind.
 pub async fn events_of(client: &Client, kind: &str) -> Vec<shiftlog::ledger::Event> {
-    events(client).await.into_iter().filter(|e| e.kind.as_str() == kind).collect()
+    events(client)
+        .await
+        .into_iter()
+        .filter(|e| e.kind.as_str() == kind)
+        .collect()
 }
 
 /// Whether a relation exists.
 pub async fn relation_exists(client: &Client, name: &str) -> bool {
-    client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name]).await.expect("to_regclass").get(0)
+    client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .expect("to_regclass")
+        .get(0)
 }
 
 /// Whether the ledger schema exists.
 pub async fn ledger_exists(client: &Client) -> bool {
     client
-        .query_one("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'shiftlog')", &[])
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'shiftlog')",
+            &[],
+        )
         .await
         .expect("query")
         .get(0)
@@ -350,11 +413,19 @@ pub async fn ledger_exists(client: &Client) -> bool {
 /// Verifies the ledger with the library and asserts it is clean.
 pub async fn assert_ledger_verifies(db: &TestDb) {
     let session = session(db).await;
-    let report = shiftlog::ops::audit::verify(&session, None).await.expect("verify runs");
-    assert!(report.is_ok(), "ledger does not verify: {:?}", report.problems);
+    let report = shiftlog::ops::audit::verify(&session, None)
+        .await
+        .expect("verify runs");
+    assert!(
+        report.is_ok(),
+        "ledger does not verify: {:?}",
+        report.problems
+    );
 }
 
 /// A library session on `db`.
 pub async fn session(db: &TestDb) -> shiftlog::ops::Session {
-    shiftlog::ops::Session::open(&db.info(), "shiftlog", Some("tester")).await.expect("session")
+    shiftlog::ops::Session::open(&db.info(), "shiftlog", Some("tester"))
+        .await
+        .expect("session")
 }

@@ -11,7 +11,11 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
     let project = context::project(global)?;
     let options = ApplyOptions {
         plan: ApplyPlanOptions {
-            to: args.to.as_deref().map(|v| context::version("--to", v)).transpose()?,
+            to: args
+                .to
+                .as_deref()
+                .map(|v| context::version("--to", v))
+                .transpose()?,
             phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
             allow_out_of_order: args
                 .allow_out_of_order
@@ -26,7 +30,9 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
         interrupt: Some(context::interrupt_flag(global.quiet)),
     };
     let session = context::session(global, &project.config).await?;
-    let reporter = StderrReporter { quiet: global.quiet || global.format == Format::Json };
+    let reporter = StderrReporter {
+        quiet: global.quiet || global.format == Format::Json,
+    };
     let report = shiftlog::ops::apply(&project, &session, &options, &reporter).await?;
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),

@@ -9,10 +9,19 @@ pub async fn exec(global: &GlobalArgs, args: BaselineArgs) -> anyhow::Result<Exi
     let project = context::project(global)?;
     let version = context::version("--version", &args.version)?;
     let session = context::session(global, &project.config).await?;
-    let report = shiftlog::ops::baseline(&project, &session, &version, context::lease(global, &project.config)?).await?;
+    let report = shiftlog::ops::baseline(
+        &project,
+        &session,
+        &version,
+        context::lease(global, &project.config)?,
+    )
+    .await?;
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Human => println!("recorded {} unit(s) as applied up to {version} (baseline)", report.units.len()),
+        Format::Human => println!(
+            "recorded {} unit(s) as applied up to {version} (baseline)",
+            report.units.len()
+        ),
     }
     Ok(ExitStatus::Success)
 }

@@ -9,17 +9,37 @@ use crate::cli::context;
 pub async fn exec(global: &GlobalArgs, args: RepairArgs) -> anyhow::Result<ExitStatus> {
     let project = context::project(global)?;
     let version = context::version("VERSION", &args.version)?;
-    let phase = args.phase.as_deref().map(|p| p.parse()).transpose().map_err(|e| shiftlog::Error::Usage {
-        message: format!("--phase: {e}"),
-    })?;
-    let what = if args.accept_checksum { Repair::AcceptChecksum } else { Repair::ResolveFailure };
+    let phase = args
+        .phase
+        .as_deref()
+        .map(|p| p.parse())
+        .transpose()
+        .map_err(|e| shiftlog::Error::Usage {
+            message: format!("--phase: {e}"),
+        })?;
+    let what = if args.accept_checksum {
+        Repair::AcceptChecksum
+    } else {
+        Repair::ResolveFailure
+    };
     let session = context::session(global, &project.config).await?;
-    let report = shiftlog::ops::repair(&project, &session, &version, phase, what, context::lease(global, &project.config)?).await?;
+    let report = shiftlog::ops::repair(
+        &project,
+        &session,
+        &version,
+        phase,
+        what,
+        context::lease(global, &project.config)?,
+    )
+    .await?;
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Human => {
             for u in &report.units {
-                println!("recorded repair of {} ({}) as event {}", u.version, u.phase, u.seq);
+                println!(
+                    "recorded repair of {} ({}) as event {}",
+                    u.version, u.phase, u.seq
+                );
             }
         }
     }

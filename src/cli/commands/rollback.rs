@@ -11,7 +11,11 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
     let project = context::project(global)?;
     let options = RollbackOptions {
         plan: RollbackPlanOptions {
-            to: args.to.as_deref().map(|v| context::version("--to", v)).transpose()?,
+            to: args
+                .to
+                .as_deref()
+                .map(|v| context::version("--to", v))
+                .transpose()?,
             steps: args.steps,
             phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
         },
@@ -21,7 +25,9 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
         interrupt: Some(context::interrupt_flag(global.quiet)),
     };
     let session = context::session(global, &project.config).await?;
-    let reporter = StderrReporter { quiet: global.quiet || global.format == Format::Json };
+    let reporter = StderrReporter {
+        quiet: global.quiet || global.format == Format::Json,
+    };
     let report = shiftlog::ops::rollback(&project, &session, &options, &reporter).await?;
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
@@ -31,7 +37,11 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
             } else if report.reverted.is_empty() {
                 println!("nothing to roll back");
             } else {
-                println!("reverted {} unit(s); ledger at event {}", report.reverted.len(), report.head_seq);
+                println!(
+                    "reverted {} unit(s); ledger at event {}",
+                    report.reverted.len(),
+                    report.head_seq
+                );
             }
         }
     }

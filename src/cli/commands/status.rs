@@ -28,9 +28,16 @@ pub fn render(report: &StatusReport) -> String {
             [
                 u.version.to_string(),
                 u.phase.to_string(),
-                if u.baseline { format!("{} (baseline)", u.state.as_str()) } else { u.state.as_str().to_owned() },
+                if u.baseline {
+                    format!("{} (baseline)", u.state.as_str())
+                } else {
+                    u.state.as_str().to_owned()
+                },
                 u.applied_at
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    })
                     .map(|s| s.chars().take(19).collect::<String>().replace('T', " "))
                     .unwrap_or_else(|| "-".into()),
                 u.applied_by.clone().unwrap_or_else(|| "-".into()),
@@ -62,15 +69,30 @@ pub fn render(report: &StatusReport) -> String {
             out.push_str(&format!("    failed: {f}\n"));
         }
         if u.statements_done > 0 {
-            out.push_str(&format!("    {} statement(s) completed; apply resumes after them\n", u.statements_done));
+            out.push_str(&format!(
+                "    {} statement(s) completed; apply resumes after them\n",
+                u.statements_done
+            ));
         }
     }
-    let counts: Vec<String> = report.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let counts: Vec<String> = report
+        .counts
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
     out.push_str(&format!(
         "\n{} unit(s): {}; ledger {}; shiftlog.sum {}\n",
         report.units.len(),
-        if counts.is_empty() { "none".to_owned() } else { counts.join(", ") },
-        if report.ledger_exists { format!("at event {}", report.head_seq) } else { "not created yet".to_owned() },
+        if counts.is_empty() {
+            "none".to_owned()
+        } else {
+            counts.join(", ")
+        },
+        if report.ledger_exists {
+            format!("at event {}", report.head_seq)
+        } else {
+            "not created yet".to_owned()
+        },
         report.sum_file
     ));
     for b in &report.backfills {

@@ -9,13 +9,14 @@
 //! EXCLUSIVE lock. Functions not listed here are assumed non-volatile: the
 //! linter cannot read a function's volatility from the catalog.
 
-use crate::lint::ast::constraints;
+use pg_query::protobuf::ConstrType;
+
 use crate::lint::ast::{
-    ColumnSiteKind, called_functions, column_sites, has_constraint, table_name, type_name,
+    ColumnSiteKind, called_functions, column_sites, constraints, has_constraint, table_name,
+    type_name,
 };
 use crate::lint::{LintContext, Rule, Violation};
 use crate::sql::Statement;
-use pg_query::protobuf::ConstrType;
 
 /// Built-in volatile functions commonly used as defaults.
 const VOLATILE: &[&str] = &[
@@ -53,7 +54,7 @@ impl Rule for AddColumnVolatileDefault {
     }
 
     fn summary(&self) -> &'static str {
-        "ADD COLUMN with a volatile default (random(), gen_random_uuid(), serial, ...) rewrites the table"
+        "ADD COLUMN with a volatile default, serial or identity on an existing table"
     }
 
     fn check(&self, stmt: &Statement, ctx: &LintContext<'_>, out: &mut Vec<Violation>) {
@@ -61,7 +62,7 @@ impl Rule for AddColumnVolatileDefault {
             if site.kind != ColumnSiteKind::AddColumn || ctx.is_new_table(site.table) {
                 continue;
             }
-            let default_calls = constraints(&site.def.constraints)
+            let mut default_calls = constraints(&site.def.constraints)
                 .filter(|c| c.contype() == ConstrType::ConstrDefault)
                 .filter_map(|c| c.raw_expr.as_deref())
                 .chain(site.def.raw_default.as_deref())
@@ -71,10 +72,7 @@ impl Rule for AddColumnVolatileDefault {
                 format!("`{typ}` takes values from a sequence")
             } else if has_constraint(site.def, ConstrType::ConstrIdentity) {
                 "an identity column takes values from a sequence".to_owned()
-            } else if let Some(call) = default_calls
-                .into_iter()
-                .find(|f| VOLATILE.contains(&f.as_str()))
-            {
+            } else if let Some(call) = default_calls.find(|f| VOLATILE.contains(&f.as_str())) {
                 format!("`{call}()` is volatile")
             } else {
                 continue;

@@ -9,7 +9,7 @@
 //! and writes go on — unless it runs in the same transaction as the add,
 //! which still holds the strong lock.
 
-use pg_query::protobuf::{AlterTableType, ConstrType, Constraint};
+use pg_query::protobuf::{AlterTableType, ConstrType, Constraint, RangeVar};
 
 use crate::lint::ast::{
     alter_table, cmd_column, cmd_constraint, constraints, same_table, table_name,
@@ -79,11 +79,7 @@ fn needs_scan(constraint: &Constraint) -> bool {
 }
 
 /// Whether an earlier statement of the script added `name` to `table` NOT VALID.
-fn added_not_valid_earlier(
-    ctx: &LintContext<'_>,
-    table: &pg_query::protobuf::RangeVar,
-    name: &str,
-) -> bool {
+fn added_not_valid_earlier(ctx: &LintContext<'_>, table: &RangeVar, name: &str) -> bool {
     ctx.earlier()
         .iter()
         .filter_map(alter_table)

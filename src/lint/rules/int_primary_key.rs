@@ -6,6 +6,7 @@
 //! table that references it. `bigint GENERATED ALWAYS AS IDENTITY` costs
 //! four bytes more per row and never runs out in practice.
 
+use pg_query::NodeEnum;
 use pg_query::protobuf::{AlterTableType, ConstrType};
 
 use crate::lint::ast::{
@@ -14,7 +15,6 @@ use crate::lint::ast::{
 };
 use crate::lint::{LintContext, Rule, Violation};
 use crate::sql::Statement;
-use pg_query::NodeEnum;
 
 #[derive(Debug)]
 pub(crate) struct IntPrimaryKey;
