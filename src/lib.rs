@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod conn;
+pub mod demo;
 pub mod error;
 pub mod ident;
 pub mod ledger;

@@ -428,7 +428,7 @@ pub fn plan_rollback<'a>(
         .units()
         .filter(|u| u.is_applied() && options.phase.includes(u.phase))
         .collect();
-    applied.sort_by(|a, b| b.applied_seq.cmp(&a.applied_seq));
+    applied.sort_by_key(|u| std::cmp::Reverse(u.applied_seq));
     let chosen: Vec<&UnitState> = match (&options.to, options.steps) {
         (Some(to), _) => applied
             .into_iter()

@@ -325,7 +325,7 @@ fn find_binaries() -> Result<Binaries, Error> {
             Some((v, e.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     candidates.extend(versioned.into_iter().map(|(_, p)| p));
     for dir in candidates {
         // Debian's /usr/bin has wrappers for some tools but never `postgres`.
@@ -459,7 +459,13 @@ fn pid_alive(pid: u32) -> bool {
 }
 
 fn read_pid(path: &Path) -> Option<u32> {
-    fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+    fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Removes scratch directories left by processes that were killed outright:
@@ -467,7 +473,9 @@ fn read_pid(path: &Path) -> Option<u32> {
 /// A directory whose files cannot be read yet (another process is creating
 /// it right now) is left alone unless it is old.
 fn sweep_leftovers() {
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
             continue;

@@ -80,6 +80,9 @@ pub enum Command {
     Repair(RepairArgs),
     /// Record migrations up to a version as applied without running them (adopting a database).
     Baseline(BaselineArgs),
+    /// Audit the ledger: verify the hash chain, print the head.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Start a throwaway PostgreSQL, run the sample project against it, show
     /// what happened, and stop it.
     Demo(DemoArgs),
@@ -88,9 +91,9 @@ pub enum Command {
 /// `demo` flags.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Keep the throwaway server running until Ctrl-C (prints its URL).
-    #[arg(long)]
-    pub keep: bool,
+    /// Sample users loaded before the backfill.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
 }
 
 /// `new` flags.
@@ -180,4 +183,22 @@ pub struct BaselineArgs {
     /// Record every migration up to and including this version as applied.
     #[arg(long = "version", id = "baseline_version", value_name = "VERSION")]
     pub version: String,
+}
+
+/// `ledger` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Recompute every hash, check the chain from the genesis, the head and the
+    /// projection; with --anchor, check that event SEQ still has HASH. Exit 3 on any problem.
+    Verify(VerifyArgs),
+    /// Print the latest event as SEQ:HASH — store it outside the database and pass it to verify --anchor later.
+    Head,
+}
+
+/// `ledger verify` flags.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An anchor from `shiftlog ledger head`, e.g. 1234:9f86d0…
+    #[arg(long, value_name = "SEQ:HASH")]
+    pub anchor: Option<String>,
 }

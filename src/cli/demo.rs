@@ -1,27 +1,42 @@
-//! `shiftlog demo`: a throwaway server and the sample project.
+//! `shiftlog demo`: renders the library's tour.
 
 use shiftlog::ExitStatus;
-use shiftlog::conn::{ConnSource, PartialConnInfo};
-use shiftlog::scratch::{ScratchOptions, ScratchServer};
+use shiftlog::demo::{DemoOptions, Narrator, Renderers};
+use shiftlog::report::{Progress, Reporter};
 
 use super::args::{DemoArgs, GlobalArgs};
+use super::context::StderrReporter;
 
-pub async fn exec(_global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitStatus> {
-    eprintln!("starting a throwaway PostgreSQL server…");
-    let server =
-        tokio::task::spawn_blocking(|| ScratchServer::start(&ScratchOptions::default())).await??;
-    eprintln!("server {} running at {}", server.version(), server.url());
-    let info = PartialConnInfo::parse(&server.url())?.resolve(ConnSource::Explicit, &|_| None)?;
-    let client = shiftlog::conn::connect(&info).await?;
-    let row = client.query_one("SELECT version()", &[]).await?;
-    let version: String = row.get(0);
-    println!("connected: {version}");
-    if args.keep {
-        eprintln!("press Ctrl-C to stop the server");
-        tokio::signal::ctrl_c().await?;
+struct Terminal {
+    progress: StderrReporter,
+}
+
+impl Reporter for Terminal {
+    fn report(&self, progress: &Progress<'_>) {
+        self.progress.report(progress);
     }
-    drop(client);
-    tokio::task::spawn_blocking(move || server.stop()).await?;
-    eprintln!("server stopped and removed");
+}
+
+impl Narrator for Terminal {
+    fn step(&self, title: &str) {
+        println!("\n== {title}");
+    }
+    fn show(&self, text: &str) {
+        println!("{}", text.trim_end());
+    }
+}
+
+pub async fn exec(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitStatus> {
+    let terminal = Terminal {
+        progress: StderrReporter {
+            quiet: global.quiet,
+        },
+    };
+    let renderers = Renderers {
+        status: &super::commands::status::render,
+        verify: &super::commands::ledger::render,
+    };
+    let options = DemoOptions { rows: args.rows };
+    shiftlog::demo::run(&options, &terminal, &renderers).await?;
     Ok(ExitStatus::Success)
 }

@@ -46,8 +46,9 @@ async fn every_source_reaches_the_database() {
         ("PGDATABASE", &db.name),
         ("PGSSLMODE", "disable"),
     ];
-    let toml = format!("default_env = \"dev\"\n[environments.dev]\nurl = \"${{DEV_URL}}\"\n");
-    let cases: Vec<(ConnectRequest, Vec<(&str, &str)>, ConnSource)> = vec![
+    let toml = "default_env = \"dev\"\n[environments.dev]\nurl = \"${DEV_URL}\"\n";
+    type Case<'a> = (ConnectRequest, Vec<(&'a str, &'a str)>, ConnSource);
+    let cases: Vec<Case> = vec![
         (
             ConnectRequest {
                 database_url: Some(db.url.clone()),
@@ -80,7 +81,7 @@ async fn every_source_reaches_the_database() {
             ConnSource::ConfigEnv("dev".into()),
         ),
     ];
-    let cfg = config(&toml);
+    let cfg = config(toml);
     for (request, env, source) in cases {
         let info = conn::resolve(&request, &cfg, &vars(&env)).expect("resolves");
         assert_eq!(info.source, source);

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod baseline;
+pub mod ledger;
 pub mod new;
 pub mod repair;
 pub mod rollback;
