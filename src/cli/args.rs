@@ -193,6 +193,52 @@ pub enum LedgerCommand {
     Verify(VerifyArgs),
     /// Print the latest event as SEQ:HASH — store it outside the database and pass it to verify --anchor later.
     Head,
+    /// List events in order (streams; filters combine).
+    Log(LogArgs),
+    /// Show the state the ledger gives at a point in history: migrations and
+    /// phases applied, by whom, with which checksums; backfill progress.
+    Replay(ReplayArgs),
+    /// Write events as JSON Lines (one event per line, every field needed to verify offline).
+    Export(ExportArgs),
+}
+
+/// `ledger log` flags.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Events at or after this time (2026-11-01, 2026-11-01T09:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Events at or before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only these kinds (e.g. migration_applied); repeatable.
+    #[arg(long, value_name = "KIND", num_args = 1..)]
+    pub kind: Vec<String>,
+    /// Only this subject, or subjects under it (migration:20261101090000, backfill:NAME, ledger).
+    #[arg(long, value_name = "SUBJECT")]
+    pub subject: Option<String>,
+    /// Only events by this operator or database user.
+    #[arg(long = "by", value_name = "ACTOR")]
+    pub by: Option<String>,
+}
+
+/// `ledger replay` flags.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A sequence number, or a time (2026-11-01T09:00:00Z).
+    #[arg(long, value_name = "TIME|SEQ")]
+    pub as_of: String,
+}
+
+/// `ledger export` flags.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Only events after this sequence number.
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub since: u64,
+    /// Write to this file instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
 }
 
 /// `ledger verify` flags.
@@ -201,4 +247,7 @@ pub struct VerifyArgs {
     /// An anchor from `shiftlog ledger head`, e.g. 1234:9f86d0…
     #[arg(long, value_name = "SEQ:HASH")]
     pub anchor: Option<String>,
+    /// Verify an export (from `ledger export`) offline, without a database.
+    #[arg(long, value_name = "EXPORT")]
+    pub file: Option<std::path::PathBuf>,
 }

@@ -10,6 +10,7 @@
 
 pub mod backfill_fold;
 pub mod event;
+pub mod export;
 pub mod fold;
 pub mod lease;
 pub mod payload;
@@ -19,4 +20,4 @@ pub mod verify;
 pub use event::{Actor, Event, EventKind, Hash};
 pub use fold::{LedgerState, SubjectState, UnitState, UnitStatus};
 pub use lease::{Holder, Lease, LeaseOptions};
-pub use store::{EventDraft, Ledger, Presence};
+pub use store::{EventDraft, EventFilter, Ledger, Presence};

@@ -414,6 +414,45 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         rows.iter().map(row_to_event).collect()
     }
 
+    /// Up to `limit` events with `seq > after` matching `filter`, in order.
+    pub async fn read_events_filtered(
+        &self,
+        client: &Client,
+        after: u64,
+        limit: u64,
+        filter: &EventFilter,
+    ) -> Result<Vec<Event>, Error> {
+        let kinds: Option<Vec<String>> = (!filter.kinds.is_empty()).then(|| filter.kinds.clone());
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM {events}
+                      WHERE seq > $1
+                        AND ($3::bigint IS NULL OR seq <= $3)
+                        AND ($4::timestamptz IS NULL OR at >= $4)
+                        AND ($5::timestamptz IS NULL OR at <= $5)
+                        AND ($6::text[] IS NULL OR kind = ANY ($6))
+                        AND ($7::text IS NULL OR subject = $7 OR left(subject, length($7) + 1) = $7 || ':')
+                        AND ($8::text IS NULL OR actor::jsonb ->> 'operator' = $8 OR actor::jsonb ->> 'db_user' = $8)
+                      ORDER BY seq LIMIT $2",
+                    events = self.t("events")
+                ),
+                &[
+                    &(after as i64),
+                    &(limit as i64),
+                    &filter.until_seq.map(|s| s as i64),
+                    &filter.since,
+                    &filter.until,
+                    &kinds,
+                    &filter.subject,
+                    &filter.actor,
+                ],
+            )
+            .await
+            .map_err(|e| Error::db("reading ledger events", e))?;
+        rows.iter().map(row_to_event).collect()
+    }
+
     /// Each projection row's `last_seq`.
     pub async fn projection_seqs(
         &self,
@@ -566,6 +605,24 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
             .map_err(|e| Error::db("releasing the lease", e))?;
         Ok(())
     }
+}
+
+/// Which events to read (all fields optional; all given ones must match).
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// At or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// At or before this time.
+    pub until: Option<OffsetDateTime>,
+    /// Up to and including this sequence number.
+    pub until_seq: Option<u64>,
+    /// One of these kinds.
+    pub kinds: Vec<String>,
+    /// This subject, or subjects under it (`migration:2026…` matches
+    /// `migration:2026…:main`; `backfill:x` matches itself).
+    pub subject: Option<String>,
+    /// Operator or database user.
+    pub actor: Option<String>,
 }
 
 /// The lease row as stored.

@@ -94,9 +94,8 @@ pub async fn apply(
             ..ApplyReport::default()
         });
     }
-    let mut actor = session.actor.clone();
-    actor.git_commit = project.git_commit();
-    let lease = session.take_lease(options.lease).await?;
+    let actor = session.actor_json_for(project);
+    let lease = session.take_lease(options.lease, &actor).await?;
     let result = async {
         // Re-plan under the lease: another runner may have applied meanwhile.
         let state = session.ledger.read_projection(&session.client).await?;
@@ -104,7 +103,7 @@ pub async fn apply(
             .map_err(|problems| Error::Plan { problems })?;
         let runner = Runner {
             session,
-            actor: actor.to_canonical(),
+            actor: actor.clone(),
             lease: &lease,
             settings: &options.exec,
             reporter,

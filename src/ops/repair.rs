@@ -40,10 +40,11 @@ pub enum Repair {
 
 async fn in_lease<T>(
     session: &Session,
+    actor: &str,
     lease: LeaseOptions,
     work: impl AsyncFnOnce(&str) -> Result<T, Error>,
 ) -> Result<T, Error> {
-    let lease = session.take_lease(lease).await?;
+    let lease = session.take_lease(lease, actor).await?;
     let client = &session.client;
     let result = async {
         client
@@ -80,7 +81,8 @@ pub async fn repair(
     what: Repair,
     lease: LeaseOptions,
 ) -> Result<RepairReport, Error> {
-    in_lease(session, lease, async |token| {
+    let actor = session.actor_json_for(project);
+    in_lease(session, &actor, lease, async |token| {
         let state = session.ledger.read_projection(&session.client).await?;
         let migration = project.migrations.get(version);
         let mut recorded = Vec::new();
@@ -120,7 +122,7 @@ pub async fn repair(
                     EventDraft {
                         kind: EventKind::Repaired,
                         subject: crate::ledger::event::migration_subject(version, u.phase),
-                        actor: session.actor_json(),
+                        actor: actor.clone(),
                         payload,
                     },
                 )
@@ -160,7 +162,8 @@ pub async fn baseline(
         });
     }
     project.require_fresh_sum()?;
-    in_lease(session, lease, async |token| {
+    let actor = session.actor_json_for(project);
+    in_lease(session, &actor, lease, async |token| {
         let state = session.ledger.read_projection(&session.client).await?;
         let mut recorded = Vec::new();
         for unit in units(&project.migrations).filter(|u| u.version() <= version) {
@@ -184,7 +187,7 @@ pub async fn baseline(
                     EventDraft {
                         kind: EventKind::Baseline,
                         subject: unit.subject(),
-                        actor: session.actor_json(),
+                        actor: actor.clone(),
                         payload,
                     },
                 )

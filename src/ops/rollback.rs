@@ -75,16 +75,15 @@ pub async fn rollback(
             ..RollbackReport::default()
         });
     }
-    let mut actor = session.actor.clone();
-    actor.git_commit = project.git_commit();
-    let lease = session.take_lease(options.lease).await?;
+    let actor = session.actor_json_for(project);
+    let lease = session.take_lease(options.lease, &actor).await?;
     let result = async {
         let state = session.ledger.read_projection(&session.client).await?;
         let units = plan_rollback(&project.migrations, &state, &options.plan)
             .map_err(|problems| Error::Plan { problems })?;
         let runner = Runner {
             session,
-            actor: actor.to_canonical(),
+            actor: actor.clone(),
             lease: &lease,
             settings: &options.exec,
             reporter,

@@ -67,16 +67,25 @@ impl Session {
         self.actor.to_canonical()
     }
 
-    /// Creates the ledger if needed and takes the lease.
-    pub async fn take_lease(&self, options: LeaseOptions) -> Result<Lease, Error> {
-        self.ledger
-            .install(&self.client, &self.actor_json())
-            .await?;
+    /// Canonical actor JSON for events about `project`: adds the git commit
+    /// of its migrations directory unless the caller already set one.
+    pub fn actor_json_for(&self, project: &crate::project::Project) -> String {
+        let mut actor = self.actor.clone();
+        if actor.git_commit.is_none() {
+            actor.git_commit = project.git_commit();
+        }
+        actor.to_canonical()
+    }
+
+    /// Creates the ledger if needed and takes the lease; `actor` is recorded
+    /// on the events this writes (ledger creation, lease takeover).
+    pub async fn take_lease(&self, options: LeaseOptions, actor: &str) -> Result<Lease, Error> {
+        self.ledger.install(&self.client, actor).await?;
         let holder = Holder {
             name: self.actor.operator.clone(),
             host: self.actor.host.clone(),
             pid: std::process::id() as i32,
-            actor: self.actor_json(),
+            actor: actor.to_owned(),
         };
         Lease::acquire(&self.client, &self.info, &self.ledger, &holder, options).await
     }

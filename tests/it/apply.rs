@@ -408,7 +408,7 @@ async fn two_runners_apply_fifty_migrations_exactly_once() {
     // A second runner that will not wait exits 4 naming the holder.
     let session = support::session(&db).await;
     let lease = session
-        .take_lease(LeaseOptions::default())
+        .take_lease(LeaseOptions::default(), &session.actor_json())
         .await
         .expect("hold the lease");
     p.migration("051", "t51", "CREATE TABLE t51 (id int);\n", None);
@@ -433,12 +433,18 @@ async fn a_runner_that_lost_its_lease_cannot_append() {
         wait: Duration::ZERO,
     };
     let a = support::session(&db).await;
-    let lease_a = a.take_lease(short).await.expect("a takes the lease");
+    let lease_a = a
+        .take_lease(short, &a.actor_json())
+        .await
+        .expect("a takes the lease");
     let token_a = lease_a.token().to_owned();
     lease_a.abandon().await; // a hangs: no more heartbeats
     tokio::time::sleep(Duration::from_millis(600)).await;
     let b = support::session(&db).await;
-    let lease_b = b.take_lease(short).await.expect("b takes over");
+    let lease_b = b
+        .take_lease(short, &b.actor_json())
+        .await
+        .expect("b takes over");
     // a wakes up and tries to record something: refused.
     a.client.batch_execute("BEGIN").await.expect("begin");
     let draft = shiftlog::ledger::EventDraft {

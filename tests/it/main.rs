@@ -4,6 +4,7 @@
 mod support;
 
 mod apply;
+mod audit;
 mod bad_input;
 mod connection;
 mod dry_run;

@@ -1,16 +1,200 @@
 //! `shiftlog ledger …`: auditing.
 
-use shiftlog::ExitStatus;
-use shiftlog::ledger::verify::{Anchor, VerifyReport};
+use std::io::Write;
 
-use crate::cli::args::{Format, GlobalArgs, LedgerCommand, VerifyArgs};
+use shiftlog::ExitStatus;
+use shiftlog::ledger::export::{ExportedEvent, format_time};
+use shiftlog::ledger::fold::actor_label;
+use shiftlog::ledger::verify::{Anchor, VerifyReport};
+use shiftlog::ledger::{EventFilter, SubjectState};
+use shiftlog::ops::audit::{self, AsOf, Replay};
+
+use crate::cli::args::{
+    ExportArgs, Format, GlobalArgs, LedgerCommand, LogArgs, ReplayArgs, VerifyArgs,
+};
 use crate::cli::context;
 
 pub async fn exec(global: &GlobalArgs, cmd: LedgerCommand) -> anyhow::Result<ExitStatus> {
     match cmd {
         LedgerCommand::Verify(args) => verify(global, args).await,
         LedgerCommand::Head => head(global).await,
+        LedgerCommand::Log(args) => log(global, args).await,
+        LedgerCommand::Replay(args) => replay(global, args).await,
+        LedgerCommand::Export(args) => export(global, args).await,
     }
+}
+
+fn time_flag(flag: &str, value: Option<&str>) -> shiftlog::Result<Option<time::OffsetDateTime>> {
+    value
+        .map(audit::parse_time)
+        .transpose()
+        .map_err(|message| shiftlog::Error::Usage {
+            message: format!("{flag}: {message}"),
+        })
+}
+
+async fn log(global: &GlobalArgs, args: LogArgs) -> anyhow::Result<ExitStatus> {
+    let filter = EventFilter {
+        since: time_flag("--since", args.since.as_deref())?,
+        until: time_flag("--until", args.until.as_deref())?,
+        until_seq: None,
+        kinds: args.kind,
+        subject: args.subject,
+        actor: args.by,
+    };
+    let config = context::project_config(global)?;
+    let session = context::session(global, &config).await?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let io = |e: std::io::Error| shiftlog::Error::Io {
+        path: "<stdout>".into(),
+        source: e,
+    };
+    let json = global.format == Format::Json;
+    if json {
+        out.write_all(b"[").map_err(io)?;
+    } else {
+        writeln!(
+            out,
+            "{:>6}  {:<26}  {:<19}  {:<32}  {:<20}  DETAILS",
+            "SEQ", "AT", "KIND", "SUBJECT", "BY"
+        )
+        .map_err(io)?;
+    }
+    let mut first = true;
+    let count = audit::for_each_event(&session, &filter, |e| {
+        if json {
+            let sep = if first { "" } else { "," };
+            first = false;
+            let line = serde_json::to_string(&ExportedEvent::from(e)).unwrap_or_default();
+            write!(out, "{sep}\n{line}").map_err(io)
+        } else {
+            writeln!(
+                out,
+                "{:>6}  {:<26}  {:<19}  {:<32}  {:<20}  {}",
+                e.seq,
+                format_time(e.at),
+                e.kind.as_str(),
+                e.subject,
+                actor_label(&e.actor),
+                details(&e.payload)
+            )
+            .map_err(io)
+        }
+    })
+    .await?;
+    if json {
+        out.write_all(b"\n]\n").map_err(io)?;
+    } else if !global.quiet {
+        eprintln!("{count} event(s)");
+    }
+    out.flush().map_err(io)?;
+    Ok(ExitStatus::Success)
+}
+
+/// A short one-line summary of a payload for the log table.
+fn details(payload: &str) -> String {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(payload)
+    else {
+        return payload.to_owned();
+    };
+    let mut parts = Vec::new();
+    for key in [
+        "path",
+        "line",
+        "error",
+        "duration_ms",
+        "rows",
+        "statements",
+        "index",
+        "attempt",
+        "action",
+        "name",
+    ] {
+        if let Some(v) = map.get(key) {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            parts.push(format!("{key}={v}"));
+        }
+    }
+    parts.join(" ")
+}
+
+async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<ExitStatus> {
+    let as_of: AsOf = args
+        .as_of
+        .parse()
+        .map_err(|message| shiftlog::Error::Usage {
+            message: format!("--as-of: {message}"),
+        })?;
+    let config = context::project_config(global)?;
+    let session = context::session(global, &config).await?;
+    let replay = audit::replay(&session, as_of).await?;
+    match global.format {
+        Format::Json => println!("{}", serde_json::to_string(&replay)?),
+        Format::Human => print!("{}", render_replay(&replay)),
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn render_replay(r: &Replay) -> String {
+    let mut out = format!(
+        "state as of event {}{}\n",
+        r.seq,
+        r.at.map(|t| format!(" ({})", format_time(t)))
+            .unwrap_or_default()
+    );
+    out.push_str(&format!(
+        "{:<16}  {:<8}  {:<9}  {:<26}  {:<20}  CHECKSUM\n",
+        "VERSION", "PHASE", "STATE", "APPLIED", "BY"
+    ));
+    for state in r.subjects.values() {
+        if let SubjectState::Migration(u) = state {
+            out.push_str(&format!(
+                "{:<16}  {:<8}  {:<9}  {:<26}  {:<20}  {}\n",
+                u.version,
+                u.phase,
+                format!("{:?}", u.status).to_lowercase(),
+                u.applied_at.map(format_time).unwrap_or_else(|| "-".into()),
+                u.applied_by.clone().unwrap_or_else(|| "-".into()),
+                u.checksum.clone().unwrap_or_else(|| "-".into()),
+            ));
+        }
+    }
+    for (subject, state) in &r.subjects {
+        if let SubjectState::Backfill(b) = state {
+            out.push_str(&format!("{subject}: {b}\n"));
+        }
+    }
+    out
+}
+
+async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitStatus> {
+    let config = context::project_config(global)?;
+    let session = context::session(global, &config).await?;
+    let count = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|source| shiftlog::Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            audit::export(&session, args.since, &mut std::io::BufWriter::new(file)).await?
+        }
+        None => {
+            audit::export(
+                &session,
+                args.since,
+                &mut std::io::BufWriter::new(std::io::stdout().lock()),
+            )
+            .await?
+        }
+    };
+    if !global.quiet {
+        eprintln!("exported {count} event(s)");
+    }
+    Ok(ExitStatus::Success)
 }
 
 async fn verify(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -22,9 +206,14 @@ async fn verify(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitSta
         .map_err(|message| shiftlog::Error::Usage {
             message: format!("--anchor: {message}"),
         })?;
-    let config = context::project_config(global)?;
-    let session = context::session(global, &config).await?;
-    let report = shiftlog::ops::audit::verify(&session, anchor).await?;
+    let report = match &args.file {
+        Some(path) => audit::verify_file(path, anchor)?,
+        None => {
+            let config = context::project_config(global)?;
+            let session = context::session(global, &config).await?;
+            audit::verify(&session, anchor).await?
+        }
+    };
     match global.format {
         Format::Json => println!(
             "{}",
