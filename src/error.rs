@@ -106,9 +106,11 @@ pub enum Error {
 
     /// Another runner holds the lease.
     #[error(
-        "another shiftlog runner holds the lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; wait for it to finish, or retry with --wait 5m"
+        "another shiftlog runner holds the {lease} lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; wait for it to finish, or retry with --wait 5m"
     )]
     LeaseUnavailable {
+        /// Which lease (`migrations`, `backfill:<name>`).
+        lease: String,
         /// Operator of the holder.
         holder: String,
         /// Its host.

@@ -39,6 +39,9 @@ impl Default for LeaseOptions {
     }
 }
 
+/// Name of the migration runner's lease.
+pub const MIGRATIONS: &str = "migrations";
+
 /// Who is asking for the lease.
 #[derive(Debug, Clone)]
 pub struct Holder {
@@ -62,12 +65,14 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// Takes the lease, waiting up to `options.wait` for a live holder to
-    /// finish. Runs its own short transactions on `client`.
+    /// Takes lease `name` (e.g. [`MIGRATIONS`] or `backfill:<name>`), waiting
+    /// up to `options.wait` for a live holder to finish. Runs its own short
+    /// transactions on `client`.
     pub async fn acquire(
         client: &Client,
         info: &ConnInfo,
         ledger: &Ledger,
+        name: &str,
         holder: &Holder,
         options: LeaseOptions,
     ) -> Result<Self, Error> {
@@ -75,7 +80,7 @@ impl Lease {
         let deadline = Instant::now() + options.wait;
         let mut pause = Duration::from_millis(50);
         loop {
-            match try_take(client, ledger, holder, &token, options.ttl).await? {
+            match try_take(client, ledger, name, holder, &token, options.ttl).await? {
                 None => break,
                 Some(busy) => {
                     if Instant::now() >= deadline {
@@ -156,6 +161,7 @@ fn new_token(holder: &Holder) -> String {
 async fn try_take(
     client: &Client,
     ledger: &Ledger,
+    name: &str,
     holder: &Holder,
     token: &str,
     ttl: Duration,
@@ -163,7 +169,7 @@ async fn try_take(
     let ctx = |e| Error::db("taking the lease", e);
     client.batch_execute("BEGIN").await.map_err(ctx)?;
     let result = async {
-        let row = ledger.lease_row(client, true).await?;
+        let row = ledger.lease_row(client, name, true).await?;
         let Some(row) = row else {
             return Err(Error::LedgerCorrupt {
                 seq: 0,
@@ -176,6 +182,7 @@ async fn try_take(
                 .map(|h| (time::OffsetDateTime::now_utc() - h).whole_seconds().max(0))
                 .unwrap_or(0);
             return Ok(Some(Error::LeaseUnavailable {
+                lease: name.to_owned(),
                 holder: row.holder.unwrap_or_default(),
                 host: row.host.unwrap_or_default(),
                 pid: row.pid.unwrap_or_default(),
@@ -184,10 +191,11 @@ async fn try_take(
         }
         let takeover = row.token.is_some();
         ledger
-            .take_lease(client, token, &holder.name, &holder.host, holder.pid, ttl)
+            .take_lease(client, name, token, &holder.name, &holder.host, holder.pid, ttl)
             .await?;
         if takeover {
             let payload = canonical_json(&serde_json::json!({
+                "lease": name,
                 "previous_holder": row.holder,
                 "previous_host": row.host,
                 "previous_pid": row.pid,

@@ -10,8 +10,9 @@
 //! - `state(subject, last_seq, state)`: the projection — each subject's folded
 //!   state, written in the same transaction as the event that changed it, and
 //!   checked against a fresh fold by `ledger verify`;
-//! - `lease(token, holder, host, pid, acquired_at, heartbeat_at, expires_at)`:
-//!   one row, the runner's lease.
+//! - `lease(name, token, holder, host, pid, acquired_at, heartbeat_at, expires_at)`:
+//!   one row per lease: `migrations` for the migration runner, `backfill:<name>`
+//!   for each backfill (so a backfill can run while migrations are applied).
 
 use time::OffsetDateTime;
 use tokio_postgres::Client;
@@ -173,8 +174,8 @@ CREATE TABLE {state} (
     state    text NOT NULL
 );
 CREATE TABLE {lease} (
-    id           boolean PRIMARY KEY DEFAULT true CHECK (id),
-    token        text,
+    name         text PRIMARY KEY,
+    token        text UNIQUE,
     holder       text,
     host         text,
     pid          integer,
@@ -194,7 +195,6 @@ CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON {events}
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON {events}
     FOR EACH STATEMENT EXECUTE FUNCTION {q}.refuse_change();
 INSERT INTO {head} (seq, hash) VALUES (0, '\x{zero}');
-INSERT INTO {lease} DEFAULT VALUES;
 INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
 "#,
                 q = self.q,
@@ -253,10 +253,10 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         let row = client
             .query_one(
                 &format!(
-                    "WITH l AS (SELECT token, expires_at > clock_timestamp() AS live FROM {lease} WHERE id FOR SHARE)
+                    "WITH l AS (SELECT expires_at > clock_timestamp() AS live FROM {lease} WHERE token = $2 FOR SHARE)
                      SELECT h.seq, h.hash, clock_timestamp(),
                             (SELECT state FROM {state} WHERE subject = $1),
-                            $2::text IS NULL OR coalesce((SELECT token = $2 AND live FROM l), false)
+                            $2::text IS NULL OR coalesce((SELECT live FROM l), false)
                        FROM {head} h WHERE h.id FOR UPDATE OF h",
                     lease = self.t("lease"),
                     state = self.t("state"),
@@ -511,22 +511,25 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         )))
     }
 
-    /// Reads the lease row.
-    pub async fn lease_row(
-        &self,
-        client: &Client,
-        for_update: bool,
-    ) -> Result<Option<LeaseRow>, Error> {
+    /// Reads lease `name`; with `for_update`, creates it if missing and locks it
+    /// (call inside a transaction).
+    pub async fn lease_row(&self, client: &Client, name: &str, for_update: bool) -> Result<Option<LeaseRow>, Error> {
+        if for_update {
+            client
+                .execute(&format!("INSERT INTO {} (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", self.t("lease")), &[&name])
+                .await
+                .map_err(|e| Error::db("creating the lease row", e))?;
+        }
         let row = client
             .query_opt(
                 &format!(
                     "SELECT token, holder, host, pid, acquired_at, heartbeat_at, expires_at,
                             coalesce(expires_at <= clock_timestamp(), true)
-                       FROM {} WHERE id {}",
+                       FROM {} WHERE name = $1 {}",
                     self.t("lease"),
                     if for_update { "FOR UPDATE" } else { "" }
                 ),
-                &[],
+                &[&name],
             )
             .await
             .map_err(|e| Error::db("reading the lease", e))?;
@@ -542,10 +545,13 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         }))
     }
 
-    /// Writes a new lease (inside the caller's transaction, after `lease_row(.., true)`).
+    /// Writes a new holder into lease `name` (inside the caller's transaction,
+    /// after `lease_row(.., true)`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn take_lease(
         &self,
         client: &Client,
+        name: &str,
         token: &str,
         holder: &str,
         host: &str,
@@ -558,10 +564,10 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
                     "UPDATE {} SET token = $1, holder = $2, host = $3, pid = $4,
                             acquired_at = clock_timestamp(), heartbeat_at = clock_timestamp(),
                             expires_at = clock_timestamp() + make_interval(secs => $5)
-                      WHERE id",
+                      WHERE name = $6",
                     self.t("lease")
                 ),
-                &[&token, &holder, &host, &pid, &ttl.as_secs_f64()],
+                &[&token, &holder, &host, &pid, &ttl.as_secs_f64(), &name],
             )
             .await
             .map_err(|e| Error::db("taking the lease", e))?;
@@ -580,7 +586,7 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
                 &format!(
                     "UPDATE {} SET heartbeat_at = clock_timestamp(),
                             expires_at = clock_timestamp() + make_interval(secs => $2)
-                      WHERE id AND token = $1 AND expires_at > clock_timestamp()",
+                      WHERE token = $1 AND expires_at > clock_timestamp()",
                     self.t("lease")
                 ),
                 &[&token, &ttl.as_secs_f64()],
@@ -596,7 +602,7 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
             .execute(
                 &format!(
                     "UPDATE {} SET token = NULL, expires_at = NULL, heartbeat_at = clock_timestamp()
-                      WHERE id AND token = $1",
+                      WHERE token = $1",
                     self.t("lease")
                 ),
                 &[&token],
