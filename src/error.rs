@@ -153,6 +153,26 @@ pub enum Error {
     #[error("{}", failure_message(.0))]
     MigrationFailed(Box<crate::ops::exec::ScriptFailure>),
 
+    /// A backfill stopped on an error; `backfill run` resumes after the last checkpoint.
+    #[error("{}: backfill {name} stopped{}: {message}; fix the cause and run `shiftlog backfill run {name}` to resume from the last checkpoint", path.display(), after.as_ref().map(|a| format!(" after key ({a})")).unwrap_or_default())]
+    BackfillFailed {
+        /// Backfill name.
+        name: String,
+        /// Its definition file.
+        path: PathBuf,
+        /// Last key done before the failing chunk.
+        after: Option<String>,
+        /// The error.
+        message: String,
+    },
+
+    /// A backfill was cancelled by an operator while running.
+    #[error("backfill {name} was cancelled; `shiftlog backfill run {name}` starts it over")]
+    BackfillCancelled {
+        /// Backfill name.
+        name: String,
+    },
+
     /// Interrupted (Ctrl-C) after a clean stop.
     #[error("interrupted; stopped cleanly after the step in flight")]
     Interrupted,
@@ -193,7 +213,9 @@ impl Error {
                 ExitStatus::Usage
             }
             Self::SumFile { .. } | Self::Plan { .. } => ExitStatus::CheckFailed,
-            Self::MigrationFailed(_) => ExitStatus::Failed,
+            Self::MigrationFailed(_)
+            | Self::BackfillFailed { .. }
+            | Self::BackfillCancelled { .. } => ExitStatus::Failed,
             Self::Interrupted => ExitStatus::Interrupted,
             Self::LeaseUnavailable { .. } => ExitStatus::LeaseUnavailable,
         }

@@ -7,6 +7,7 @@
 //! This crate is a library first: the `shiftlog` binary only parses flags,
 //! calls into these modules and renders their reports.
 
+pub mod backfill;
 pub mod config;
 pub mod conn;
 pub mod demo;

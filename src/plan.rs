@@ -115,6 +115,19 @@ pub enum PlanProblem {
         /// The down script that should exist.
         expected: PathBuf,
     },
+    /// A contract phase whose backfill is not verified complete.
+    BackfillNotVerified {
+        /// Version of the phased migration.
+        version: Version,
+        /// The backfill.
+        backfill: String,
+        /// Its definition file.
+        path: PathBuf,
+        /// Where it stands (`not started`, `running`, `completed`…).
+        status: String,
+        /// Rows left at the last completion check, when there was one.
+        remaining: Option<u64>,
+    },
     /// `--to` names a version that does not exist.
     UnknownVersion {
         /// The version asked for.
@@ -187,6 +200,27 @@ impl fmt::Display for PlanProblem {
             ),
             Self::UnknownVersion { version } => {
                 write!(f, "version {version} is not a migration of this project")
+            }
+            Self::BackfillNotVerified {
+                version,
+                backfill,
+                path,
+                status,
+                remaining,
+            } => {
+                write!(
+                    f,
+                    "{}: the contract phase of migration {version} waits for backfill {backfill}, which ",
+                    path.display()
+                )?;
+                match remaining {
+                    Some(n) => write!(f, "still had {n} row(s) to do at its last completion check"),
+                    None => write!(f, "is {status} and not verified complete"),
+                }?;
+                write!(
+                    f,
+                    "; run `shiftlog backfill run {backfill}` then `shiftlog backfill verify {backfill}`"
+                )
             }
         }
     }
@@ -281,6 +315,7 @@ fn problem_version(p: &PlanProblem) -> Option<&Version> {
         | PlanProblem::Requires { version, .. }
         | PlanProblem::ResumeMismatch { version, .. }
         | PlanProblem::MissingDown { version, .. }
+        | PlanProblem::BackfillNotVerified { version, .. }
         | PlanProblem::UnknownVersion { version } => Some(version),
     }
 }
@@ -494,4 +529,35 @@ pub fn expected_down_path(up: &std::path::Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     up.with_file_name(format!("{stem}.down.sql"))
+}
+
+/// Contract phases whose migration has a backfill that is not verified
+/// complete (DESIGN.md §5: contract is gated on the backfill).
+pub fn contract_gate(
+    steps: &[ApplyStep<'_>],
+    backfills: &std::collections::BTreeMap<String, crate::backfill::Backfill>,
+    state: &LedgerState,
+) -> Vec<PlanProblem> {
+    let mut problems = Vec::new();
+    for step in steps.iter().filter(|s| s.unit.phase == Phase::Contract) {
+        for b in backfills
+            .values()
+            .filter(|b| b.migration.as_ref() == Some(step.unit.version()))
+        {
+            let s = state.backfill(&b.name);
+            if s.is_some_and(|s| s.is_verified_complete()) {
+                continue;
+            }
+            problems.push(PlanProblem::BackfillNotVerified {
+                version: step.unit.version().clone(),
+                backfill: b.name.clone(),
+                path: b.path.clone(),
+                status: s
+                    .map(|s| format!("{:?}", s.status).to_lowercase())
+                    .unwrap_or_else(|| "not started".into()),
+                remaining: s.and_then(|s| s.verified.as_ref()).map(|v| v.remaining),
+            });
+        }
+    }
+    problems
 }

@@ -16,6 +16,8 @@ pub struct Project {
     pub config: ProjectConfig,
     /// Its migrations, sorted by version.
     pub migrations: MigrationSet,
+    /// Its backfill definitions, by name.
+    pub backfills: std::collections::BTreeMap<String, crate::backfill::Backfill>,
 }
 
 impl Project {
@@ -33,10 +35,30 @@ impl Project {
         if !requires.is_empty() {
             return Err(migration::SourceError::Problems(requires).into());
         }
+        let backfills =
+            crate::backfill::definition::load_all(root, &config.backfills_dir, &migrations)?;
         Ok(Self {
             root: root.to_owned(),
             config,
             migrations,
+            backfills,
+        })
+    }
+
+    /// The backfill called `name`.
+    pub fn backfill(&self, name: &str) -> Result<&crate::backfill::Backfill, Error> {
+        self.backfills.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.backfills.keys().map(String::as_str).collect();
+            Error::Usage {
+                message: if known.is_empty() {
+                    format!(
+                        "no backfill {name}: there is no {}/{name}.toml",
+                        self.config.backfills_dir.display()
+                    )
+                } else {
+                    format!("no backfill {name} (known: {})", known.join(", "))
+                },
+            }
         })
     }
 

@@ -56,6 +56,30 @@ pub enum Progress<'a> {
         /// Wait before the next attempt.
         backoff: Duration,
     },
+    /// A backfill chunk committed (or the runner is throttled).
+    Backfill {
+        /// Backfill name.
+        name: &'a str,
+        /// Rows walked so far in this run.
+        rows_done: u64,
+        /// Estimated rows in the table.
+        estimate: Option<u64>,
+        /// Recent rows per second.
+        rows_per_second: f64,
+        /// Current chunk size.
+        chunk_size: u64,
+        /// Why it is being held back, if it is.
+        throttled: Option<&'a str>,
+        /// Seconds to go at the recent rate.
+        eta_secs: Option<u64>,
+    },
+    /// Something worth telling about a backfill (started, resumed, paused…).
+    BackfillNote {
+        /// Backfill name.
+        name: &'a str,
+        /// What happened.
+        note: &'a str,
+    },
     /// A statement of a non-transactional unit completed.
     StatementDone {
         /// Version.

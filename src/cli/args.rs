@@ -80,6 +80,9 @@ pub enum Command {
     Repair(RepairArgs),
     /// Record migrations up to a version as applied without running them (adopting a database).
     Baseline(BaselineArgs),
+    /// Run, watch, pause, resume, cancel and verify backfills (backfills/*.toml).
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
     /// Audit the ledger: verify the hash chain, print the head.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -250,4 +253,51 @@ pub struct VerifyArgs {
     /// Verify an export (from `ledger export`) offline, without a database.
     #[arg(long, value_name = "EXPORT")]
     pub file: Option<std::path::PathBuf>,
+}
+
+/// `backfill` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// List the project's backfills and where each stands.
+    List,
+    /// Run a backfill (or resume it after its last checkpoint). With
+    /// --rows-per-second on a backfill another process runs, changes its rate.
+    Run(BackfillRunArgs),
+    /// Show progress, rate, ETA, throttle and runner of one or every backfill (from the ledger).
+    Status(BackfillNameOpt),
+    /// Pause a running backfill (takes effect after the chunk in flight, from any host).
+    Pause(BackfillName),
+    /// Resume a paused (or failed) backfill.
+    Resume(BackfillName),
+    /// Cancel a backfill; a later run starts over.
+    Cancel(BackfillName),
+    /// Run the completion check and record it; exit 3 when rows remain.
+    Verify(BackfillName),
+}
+
+/// A backfill name.
+#[derive(Debug, Args)]
+pub struct BackfillName {
+    /// The backfill (file stem of backfills/NAME.toml).
+    pub name: String,
+}
+
+/// An optional backfill name.
+#[derive(Debug, Args)]
+pub struct BackfillNameOpt {
+    /// The backfill; all when omitted.
+    pub name: Option<String>,
+}
+
+/// `backfill run` flags.
+#[derive(Debug, Args)]
+pub struct BackfillRunArgs {
+    /// The backfill (file stem of backfills/NAME.toml).
+    pub name: String,
+    /// Parallel workers, each on a disjoint slice of the key range.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: u32,
+    /// Cap on rows per second (also changes the rate of a run in another process). 0 removes the cap.
+    #[arg(long, value_name = "N")]
+    pub rows_per_second: Option<u32>,
 }

@@ -1,23 +1,291 @@
-//! Folding backfill events (placeholder until the backfill engine lands): the
-//! state is the last payload merged over the previous one, so nothing is lost.
+//! Folding backfill events into a backfill's state (pure): where each slice
+//! of the key range has got to, rows done, rate, throttle, pauses, and the
+//! last completion check. A resumed run continues from `done_to` of each slice.
 
-use super::event::Event;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::event::{Event, EventKind};
 use super::fold::SubjectState;
+
+/// Where a backfill stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillStatus {
+    /// Started and not finished (a runner may or may not be attached).
+    Running,
+    /// Paused by an operator; the runner waits.
+    Paused,
+    /// Cancelled by an operator; a new run starts from the beginning.
+    Cancelled,
+    /// Stopped on an error; `run` resumes after the last checkpoint.
+    Failed,
+    /// Walked its whole key range.
+    Completed,
+}
+
+/// One disjoint slice of the key range (one per worker).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceState {
+    /// Exclusive lower bound (`None`: from the first key).
+    pub lo: Option<Vec<String>>,
+    /// Inclusive upper bound (`None`: nothing to do — the table was empty).
+    pub hi: Option<Vec<String>>,
+    /// Last key done, inclusive (`None`: nothing done yet).
+    pub done_to: Option<Vec<String>>,
+    /// Reached `hi`.
+    pub finished: bool,
+    /// Rows walked in this slice.
+    pub rows: u64,
+}
+
+/// The last completion check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    /// Rows still matching the completion check.
+    pub remaining: u64,
+    /// Sequence number of the `backfill_verified` event.
+    pub seq: u64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Folded state of one backfill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillState {
+    /// Status.
+    pub status: BackfillStatus,
+    /// Runs started (a cancelled backfill run again starts a new run).
+    pub runs: u32,
+    /// Target table.
+    pub table: String,
+    /// Key columns.
+    pub key: Vec<String>,
+    /// Slices of the current run.
+    pub slices: Vec<SliceState>,
+    /// Rows walked in the current run.
+    pub rows_done: u64,
+    /// Rows changed in the current run.
+    pub rows_updated: u64,
+    /// Chunks committed in the current run.
+    pub chunks: u64,
+    /// Estimated rows in the table at start.
+    pub estimate: Option<u64>,
+    /// Start of the current run.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub started_at: Option<OffsetDateTime>,
+    /// Time of the last checkpoint.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub last_checkpoint_at: Option<OffsetDateTime>,
+    /// Smoothed rows per second over recent checkpoints.
+    pub rate: u64,
+    /// Current rate cap.
+    pub rows_per_second: Option<u32>,
+    /// Chunk size of the last checkpoint.
+    pub chunk_size: u64,
+    /// Why the runner was last throttled, if it was.
+    pub throttled: Option<String>,
+    /// The last completion check (only counts when after the last start).
+    pub verified: Option<Verified>,
+    /// The error that stopped the run, if it failed.
+    pub failure: Option<String>,
+    /// When it completed.
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub completed_at: Option<OffsetDateTime>,
+}
+
+impl BackfillState {
+    /// True when the last completion check found nothing left and nothing
+    /// was started since.
+    pub fn is_verified_complete(&self) -> bool {
+        self.verified.as_ref().is_some_and(|v| v.remaining == 0)
+    }
+}
+
+#[derive(Deserialize)]
+struct Started {
+    table: String,
+    key: Vec<String>,
+    slices: Vec<(Option<Vec<String>>, Option<Vec<String>>)>,
+    estimate: Option<u64>,
+    rows_per_second: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct Checkpoint {
+    slice: usize,
+    hi: Option<Vec<String>>,
+    rows: u64,
+    #[serde(default)]
+    updated: u64,
+    #[serde(default)]
+    chunk_size: u64,
+    #[serde(default)]
+    finished: bool,
+    #[serde(default)]
+    throttled: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Resized {
+    rows_per_second: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct VerifiedPayload {
+    remaining: u64,
+}
+
+#[derive(Deserialize)]
+struct FailedPayload {
+    error: String,
+}
 
 /// Folds a backfill event.
 pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<SubjectState>, String> {
-    let payload: serde_json::Value =
-        serde_json::from_str(&event.payload).map_err(|e| format!("payload is not JSON: {e}"))?;
-    let mut state = match prev {
-        Some(SubjectState::Backfill(v)) => v.clone(),
-        None => serde_json::json!({}),
+    let json = |what: &str| -> Result<serde_json::Value, String> {
+        serde_json::from_str(&event.payload).map_err(|e| format!("{what} payload is not JSON: {e}"))
+    };
+    macro_rules! payload {
+        ($t:ty) => {
+            serde_json::from_value::<$t>(json(event.kind.as_str())?)
+                .map_err(|e| format!("unexpected payload: {e}"))?
+        };
+    }
+    let prev = match prev {
+        Some(SubjectState::Backfill(b)) => Some(b.clone()),
+        None => None,
         Some(_) => return Err(format!("subject {} is not a backfill", event.subject)),
     };
-    if let (Some(obj), Some(new)) = (state.as_object_mut(), payload.as_object()) {
-        for (k, v) in new {
-            obj.insert(k.clone(), v.clone());
+    let need = |s: Option<BackfillState>| {
+        s.ok_or_else(|| format!("{} before backfill_started", event.kind))
+    };
+    let mut s = match &event.kind {
+        EventKind::BackfillStarted => {
+            let p: Started = payload!(Started);
+            BackfillState {
+                status: BackfillStatus::Running,
+                runs: prev.as_ref().map(|p| p.runs).unwrap_or(0) + 1,
+                table: p.table,
+                key: p.key,
+                slices: p
+                    .slices
+                    .into_iter()
+                    .map(|(lo, hi)| SliceState {
+                        finished: hi.is_none(),
+                        lo,
+                        hi,
+                        done_to: None,
+                        rows: 0,
+                    })
+                    .collect(),
+                rows_done: 0,
+                rows_updated: 0,
+                chunks: 0,
+                estimate: p.estimate,
+                started_at: Some(event.at),
+                last_checkpoint_at: None,
+                rate: 0,
+                rows_per_second: p.rows_per_second,
+                chunk_size: 0,
+                throttled: None,
+                verified: None,
+                failure: None,
+                completed_at: None,
+            }
         }
-        obj.insert("last_event".into(), serde_json::json!(event.kind.as_str()));
+        EventKind::BackfillCheckpoint => {
+            let p: Checkpoint = payload!(Checkpoint);
+            let mut s = need(prev)?;
+            let slice = s
+                .slices
+                .get_mut(p.slice)
+                .ok_or_else(|| format!("checkpoint of slice {} that does not exist", p.slice))?;
+            if p.hi.is_some() {
+                slice.done_to = p.hi;
+            }
+            slice.rows += p.rows;
+            slice.finished |= p.finished;
+            s.rows_done += p.rows;
+            s.rows_updated += p.updated;
+            if p.rows > 0 {
+                s.chunks += 1;
+                s.chunk_size = p.chunk_size;
+            }
+            if let Some(last) = s.last_checkpoint_at {
+                let ms = (event.at - last).whole_milliseconds().max(1) as u64;
+                let instant = p.rows.saturating_mul(1000) / ms;
+                s.rate = if s.rate == 0 {
+                    instant
+                } else {
+                    (s.rate * 7 + instant * 3) / 10
+                };
+            }
+            s.last_checkpoint_at = Some(event.at);
+            s.throttled = p.throttled;
+            if s.status == BackfillStatus::Failed {
+                s.status = BackfillStatus::Running;
+                s.failure = None;
+            }
+            s
+        }
+        EventKind::BackfillPaused => {
+            let mut s = need(prev)?;
+            s.status = BackfillStatus::Paused;
+            s
+        }
+        EventKind::BackfillResumed => {
+            let mut s = need(prev)?;
+            s.status = BackfillStatus::Running;
+            s.failure = None;
+            s
+        }
+        EventKind::BackfillResized => {
+            let p: Resized = payload!(Resized);
+            let mut s = need(prev)?;
+            s.rows_per_second = p.rows_per_second;
+            s
+        }
+        EventKind::BackfillCancelled => {
+            let mut s = need(prev)?;
+            s.status = BackfillStatus::Cancelled;
+            s
+        }
+        EventKind::BackfillCompleted => {
+            let mut s = need(prev)?;
+            s.status = BackfillStatus::Completed;
+            s.completed_at = Some(event.at);
+            s.throttled = None;
+            s
+        }
+        EventKind::BackfillVerified => {
+            let p: VerifiedPayload = payload!(VerifiedPayload);
+            let mut s = need(prev)?;
+            s.verified = Some(Verified {
+                remaining: p.remaining,
+                seq: event.seq,
+                at: event.at,
+            });
+            s
+        }
+        EventKind::BackfillFailed => {
+            let p: FailedPayload = payload!(FailedPayload);
+            let mut s = need(prev)?;
+            s.status = BackfillStatus::Failed;
+            s.failure = Some(p.error);
+            s
+        }
+        _ => return Err(format!("{} is not a backfill event", event.kind)),
+    };
+    if event.kind != EventKind::BackfillVerified
+        && event.kind != EventKind::BackfillStarted
+        && event.kind != EventKind::BackfillResized
+    {
+        // Anything that changes the data invalidates an earlier completion check.
+        if event.kind == EventKind::BackfillCheckpoint && s.verified.is_some() {
+            s.verified = None;
+        }
     }
-    Ok(Some(SubjectState::Backfill(state)))
+    Ok(Some(SubjectState::Backfill(s)))
 }

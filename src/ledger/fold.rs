@@ -135,8 +135,8 @@ pub enum SubjectState {
     Migration(UnitState),
     /// The ledger itself.
     Ledger(LedgerFacts),
-    /// A backfill's state, kept as its JSON until the backfill engine reads it.
-    Backfill(serde_json::Value),
+    /// A backfill.
+    Backfill(crate::ledger::backfill_fold::BackfillState),
 }
 
 /// Why an event could not be folded.
@@ -197,6 +197,17 @@ impl LedgerState {
             SubjectState::Migration(u) => Some(u),
             _ => None,
         })
+    }
+
+    /// The state of backfill `name`.
+    pub fn backfill(&self, name: &str) -> Option<&crate::ledger::backfill_fold::BackfillState> {
+        match self
+            .subjects
+            .get(&crate::ledger::event::backfill_subject(name))
+        {
+            Some(SubjectState::Backfill(b)) => Some(b),
+            _ => None,
+        }
     }
 
     /// Ledger-wide facts.

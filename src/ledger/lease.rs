@@ -191,7 +191,15 @@ async fn try_take(
         }
         let takeover = row.token.is_some();
         ledger
-            .take_lease(client, name, token, &holder.name, &holder.host, holder.pid, ttl)
+            .take_lease(
+                client,
+                name,
+                token,
+                &holder.name,
+                &holder.host,
+                holder.pid,
+                ttl,
+            )
             .await?;
         if takeover {
             let payload = canonical_json(&serde_json::json!({

@@ -513,10 +513,21 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
 
     /// Reads lease `name`; with `for_update`, creates it if missing and locks it
     /// (call inside a transaction).
-    pub async fn lease_row(&self, client: &Client, name: &str, for_update: bool) -> Result<Option<LeaseRow>, Error> {
+    pub async fn lease_row(
+        &self,
+        client: &Client,
+        name: &str,
+        for_update: bool,
+    ) -> Result<Option<LeaseRow>, Error> {
         if for_update {
             client
-                .execute(&format!("INSERT INTO {} (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", self.t("lease")), &[&name])
+                .execute(
+                    &format!(
+                        "INSERT INTO {} (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                        self.t("lease")
+                    ),
+                    &[&name],
+                )
                 .await
                 .map_err(|e| Error::db("creating the lease row", e))?;
         }

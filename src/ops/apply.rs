@@ -61,8 +61,7 @@ pub async fn apply(
     project.require_fresh_sum()?;
     let presence = session.ledger.presence(&session.client).await?;
     let state = session.ledger.read_state(&session.client).await?;
-    let steps = plan_apply(&project.migrations, &state, &options.plan)
-        .map_err(|problems| Error::Plan { problems })?;
+    let steps = plan(project, &state, options)?;
     check_single_transaction(&steps, options)?;
     preflight(&steps)?;
     if options.dry_run {
@@ -99,8 +98,7 @@ pub async fn apply(
     let result = async {
         // Re-plan under the lease: another runner may have applied meanwhile.
         let state = session.ledger.read_projection(&session.client).await?;
-        let steps = plan_apply(&project.migrations, &state, &options.plan)
-            .map_err(|problems| Error::Plan { problems })?;
+        let steps = plan(project, &state, options)?;
         let runner = Runner {
             session,
             actor: actor.clone(),
@@ -143,6 +141,21 @@ pub async fn apply(
         head_seq: head.map(|h| h.0).unwrap_or(0),
         head_hash: head.map(|h| h.1.to_hex()),
     })
+}
+
+/// Plans, then applies the contract gate.
+fn plan<'a>(
+    project: &'a Project,
+    state: &crate::ledger::LedgerState,
+    options: &ApplyOptions,
+) -> Result<Vec<ApplyStep<'a>>, Error> {
+    let steps = plan_apply(&project.migrations, state, &options.plan)
+        .map_err(|problems| Error::Plan { problems })?;
+    let gate = crate::plan::contract_gate(&steps, &project.backfills, state);
+    if !gate.is_empty() {
+        return Err(Error::Plan { problems: gate });
+    }
+    Ok(steps)
 }
 
 /// Parses every script about to run with PostgreSQL's parser, so a syntax

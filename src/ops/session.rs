@@ -80,11 +80,17 @@ impl Session {
     /// Creates the ledger if needed and takes the migration runner's lease;
     /// `actor` is recorded on the events this writes (ledger creation, lease takeover).
     pub async fn take_lease(&self, options: LeaseOptions, actor: &str) -> Result<Lease, Error> {
-        self.take_named_lease(crate::ledger::lease::MIGRATIONS, options, actor).await
+        self.take_named_lease(crate::ledger::lease::MIGRATIONS, options, actor)
+            .await
     }
 
     /// Creates the ledger if needed and takes lease `name`.
-    pub async fn take_named_lease(&self, name: &str, options: LeaseOptions, actor: &str) -> Result<Lease, Error> {
+    pub async fn take_named_lease(
+        &self,
+        name: &str,
+        options: LeaseOptions,
+        actor: &str,
+    ) -> Result<Lease, Error> {
         self.ledger.install(&self.client, actor).await?;
         let holder = Holder {
             name: self.actor.operator.clone(),
@@ -92,7 +98,15 @@ impl Session {
             pid: std::process::id() as i32,
             actor: actor.to_owned(),
         };
-        Lease::acquire(&self.client, &self.info, &self.ledger, name, &holder, options).await
+        Lease::acquire(
+            &self.client,
+            &self.info,
+            &self.ledger,
+            name,
+            &holder,
+            options,
+        )
+        .await
     }
 }
 

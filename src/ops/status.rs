@@ -87,8 +87,8 @@ pub struct StatusReport {
     pub units: Vec<UnitRow>,
     /// Counts per state.
     pub counts: std::collections::BTreeMap<&'static str, usize>,
-    /// Backfills' folded state (filled in by the backfill engine).
-    pub backfills: Vec<serde_json::Value>,
+    /// Every backfill the ledger knows, with its folded state.
+    pub backfills: Vec<BackfillSummary>,
 }
 
 impl StatusReport {
@@ -100,6 +100,16 @@ impl StatusReport {
                 .iter()
                 .any(|u| !matches!(u.state, UnitState::Pending | UnitState::Applied))
     }
+}
+
+/// A backfill in `status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillSummary {
+    /// Its name.
+    pub name: String,
+    /// Its folded state.
+    #[serde(flatten)]
+    pub state: crate::ledger::backfill_fold::BackfillState,
 }
 
 /// Reads the ledger and builds the report.
@@ -206,16 +216,10 @@ pub fn build(
         .subjects
         .iter()
         .filter_map(|(k, v)| match v {
-            crate::ledger::SubjectState::Backfill(b) => {
-                let mut b = b.clone();
-                if let Some(o) = b.as_object_mut() {
-                    o.insert(
-                        "name".into(),
-                        serde_json::json!(k.trim_start_matches("backfill:")),
-                    );
-                }
-                Some(b)
-            }
+            crate::ledger::SubjectState::Backfill(b) => Some(BackfillSummary {
+                name: k.trim_start_matches("backfill:").to_owned(),
+                state: b.clone(),
+            }),
             _ => None,
         })
         .collect();

@@ -165,7 +165,18 @@ fn render_replay(r: &Replay) -> String {
     }
     for (subject, state) in &r.subjects {
         if let SubjectState::Backfill(b) = state {
-            out.push_str(&format!("{subject}: {b}\n"));
+            let estimate = b.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default();
+            out.push_str(&format!(
+                "{subject}: {}, {} rows{estimate} walked, {} updated, {} chunks{}\n",
+                format!("{:?}", b.status).to_lowercase(),
+                b.rows_done,
+                b.rows_updated,
+                b.chunks,
+                match &b.verified {
+                    Some(v) => format!(", verified with {} rows remaining", v.remaining),
+                    None => String::new(),
+                }
+            ));
         }
     }
     out

@@ -2,6 +2,7 @@
 //! the library, and renders the report.
 
 pub mod apply;
+pub mod backfill;
 pub mod baseline;
 pub mod ledger;
 pub mod new;

@@ -96,7 +96,23 @@ pub fn render(report: &StatusReport) -> String {
         report.sum_file
     ));
     for b in &report.backfills {
-        out.push_str(&format!("backfill {}\n", b));
+        let s = &b.state;
+        let estimate = s.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default();
+        out.push_str(
+            &format!(
+                "backfill {}: {:?}, {} rows{estimate} walked, {} updated{}\n",
+                b.name,
+                s.status,
+                s.rows_done,
+                s.rows_updated,
+                if s.is_verified_complete() {
+                    ", verified complete"
+                } else {
+                    ""
+                }
+            )
+            .to_lowercase(),
+        );
     }
     out
 }

@@ -67,26 +67,36 @@ macro_rules! not_extension_member {
     };
 }
 
-/// True when the pg_proc row `p` is a routine created on its own: not part of
-/// an extension, nor made implicitly with another object (the constructor
-/// functions PostgreSQL creates with a range type).
-macro_rules! standalone_routine {
-    () => {
-        "NOT EXISTS (SELECT 1 FROM pg_depend member WHERE member.classid = 'pg_proc'::regclass \
-         AND member.objid = p.oid AND member.deptype IN ('e', 'i'))"
+/// True when the object `$oid` of catalog `$catalog` was created on its own:
+/// it is not part of an extension, nor made implicitly with another object
+/// (a table's row type, an array type, a range type's multirange and
+/// constructor functions) — PostgreSQL records both as dependencies.
+macro_rules! standalone {
+    ($catalog:literal, $oid:literal) => {
+        concat!(
+            "NOT EXISTS (SELECT 1 FROM pg_depend member WHERE member.classid = '",
+            $catalog,
+            "'::regclass AND member.objid = ",
+            $oid,
+            " AND member.deptype IN ('e', 'i'))"
+        )
     };
 }
 
-/// True when the pg_type row `t` is a type created on its own (enum, domain,
-/// composite, range, base) — not a table's row type, an array type or a
-/// multirange created alongside another type, or an extension's type.
+/// True when the pg_proc row `p` is a routine created on its own.
+macro_rules! standalone_routine {
+    () => {
+        standalone!("pg_proc", "p.oid")
+    };
+}
+
+/// True when the pg_type row `t` is a type created on its own: an enum,
+/// domain, composite, range or base type (not a pseudo-type).
 macro_rules! standalone_type {
     () => {
         concat!(
-            "(t.typtype IN ('b', 'c', 'd', 'e', 'r') \
-             AND (t.typrelid = 0 OR (SELECT r.relkind FROM pg_class r WHERE r.oid = t.typrelid) = 'c') \
-             AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.typarray = t.oid) AND ",
-            not_extension_member!("pg_type", "t.oid"),
+            "(t.typtype IN ('b', 'c', 'd', 'e', 'r') AND ",
+            standalone!("pg_type", "t.oid"),
             ")"
         )
     };

@@ -1,0 +1,917 @@
+//! Whole-process benchmark of `shiftlog apply` / `status` / `rollback` against
+//! the psql floor, on one throwaway PostgreSQL server with fsync on
+//! (DESIGN.md §7; peers measured in `../shared/bench/peers/`).
+//!
+//! `cargo bench --bench migrations` runs the real thing (N = 1,000, several
+//! repetitions, ~5–8 minutes) and writes `target/bench-migrations.md`.
+//! Without `--bench` (how `cargo test --all-targets` runs bench targets) it
+//! runs a smoke version (N = 5, one repetition) in a few seconds, so the code
+//! cannot rot; that writes `target/bench-migrations-smoke.md`.
+//!
+//! Knobs (environment): `BENCH_N` (1000), `BENCH_REPS` (5), `BENCH_NOOP_REPS`
+//! (15), `BENCH_BIG_N` (10000), `BENCH_ROLLBACK_REPS` (3),
+//! `BENCH_PEERS_DIR` (`../shared/bench/peers`, for sqlx / refinery binaries
+//! in its `.tools/bin`), `BENCH_SKIP_PEERS=1`.
+//!
+//! Each timed command is a whole process (spawn → exit), like hyperfine. Each
+//! apply starts on a fresh database (`CREATE DATABASE`, then `CHECKPOINT`);
+//! each rollback starts from a `CREATE DATABASE … TEMPLATE` copy of an applied
+//! database (what the peer harness does with `createdb -T`). The variants of
+//! one operation are interleaved within each repetition, in rotating order, so
+//! load from other processes spreads over all of them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use shiftlog::scratch::{ScratchOptions, ScratchServer};
+use tokio_postgres::{Client, NoTls};
+
+/// Version of migration `i`: 14 digits, like the peer harness (`2024%010d`).
+fn version(i: usize) -> String {
+    format!("2024{i:010}")
+}
+
+fn up_sql(i: usize) -> String {
+    format!(
+        "CREATE TABLE t_{i} (id bigserial primary key, a int, b text);\n\
+         CREATE INDEX ON t_{i}(a);\n\
+         INSERT INTO t_{i}(a,b) SELECT g, md5(g::text) FROM generate_series(1,10) g;\n"
+    )
+}
+
+fn down_sql(i: usize) -> String {
+    format!("DROP TABLE t_{i};\n")
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    full: bool,
+    n: usize,
+    reps: usize,
+    noop_reps: usize,
+    big_n: usize,
+    rollback_reps: usize,
+    peers_dir: PathBuf,
+    skip_peers: bool,
+}
+
+impl Config {
+    fn from_env(full: bool) -> Self {
+        let num = |key: &str, full_default: usize, smoke_default: usize| {
+            std::env::var(key)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(if full { full_default } else { smoke_default })
+        };
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        Self {
+            full,
+            n: num("BENCH_N", 1000, 5),
+            reps: num("BENCH_REPS", 5, 1),
+            noop_reps: num("BENCH_NOOP_REPS", 15, 2),
+            big_n: num("BENCH_BIG_N", 10_000, 20),
+            rollback_reps: num("BENCH_ROLLBACK_REPS", 3, 1),
+            peers_dir: std::env::var_os("BENCH_PEERS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| manifest.join("../shared/bench/peers")),
+            // The smoke run never touches the peer tools: it must stay fast.
+            skip_peers: !full || std::env::var("BENCH_SKIP_PEERS").is_ok_and(|v| v == "1"),
+        }
+    }
+}
+
+/// One timed run's measurements.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    wall: f64,
+    client_cpu: f64,
+    commits: i64,
+    wal_syncs: i64,
+    wal_bytes: i64,
+}
+
+/// Samples of one (operation, tool) row.
+#[derive(Debug, Clone)]
+struct Row {
+    op: String,
+    tool: String,
+    n: usize,
+    samples: Vec<Sample>,
+    /// Reference row for the ratio column (its key in `rows`).
+    ratio_to: Option<String>,
+    target: String,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+impl Row {
+    fn walls(&self) -> Vec<f64> {
+        self.samples.iter().map(|s| s.wall).collect()
+    }
+    fn median_wall(&self) -> f64 {
+        median(self.walls())
+    }
+    fn min_wall(&self) -> f64 {
+        self.walls().into_iter().fold(f64::INFINITY, f64::min)
+    }
+    fn max_wall(&self) -> f64 {
+        self.walls().into_iter().fold(f64::NEG_INFINITY, f64::max)
+    }
+    fn median_of(&self, f: impl Fn(&Sample) -> f64) -> f64 {
+        median(self.samples.iter().map(f).collect())
+    }
+}
+
+/// The rows, keyed for ratios, in insertion order.
+#[derive(Debug, Default)]
+struct Results {
+    order: Vec<String>,
+    rows: BTreeMap<String, Row>,
+}
+
+impl Results {
+    fn row(
+        &mut self,
+        key: &str,
+        op: &str,
+        tool: &str,
+        n: usize,
+        ratio_to: Option<&str>,
+        target: &str,
+    ) {
+        if !self.rows.contains_key(key) {
+            self.order.push(key.to_owned());
+            self.rows.insert(
+                key.to_owned(),
+                Row {
+                    op: op.to_owned(),
+                    tool: tool.to_owned(),
+                    n,
+                    samples: Vec::new(),
+                    ratio_to: ratio_to.map(str::to_owned),
+                    target: target.to_owned(),
+                },
+            );
+        }
+    }
+    fn push(&mut self, key: &str, s: Sample) {
+        if let Some(r) = self.rows.get_mut(key) {
+            r.samples.push(s);
+        }
+    }
+    fn median(&self, key: &str) -> Option<f64> {
+        self.rows
+            .get(key)
+            .filter(|r| !r.samples.is_empty())
+            .map(Row::median_wall)
+    }
+}
+
+/// A small blocking wrapper around one admin connection.
+struct Admin {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    server_url: String,
+}
+
+impl Admin {
+    fn connect(server: &ScratchServer) -> Self {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let url = server.url();
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .expect("connect to the scratch server");
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            client
+        });
+        Self {
+            rt,
+            client,
+            server_url: url,
+        }
+    }
+
+    fn exec(&self, sql: &str) {
+        self.rt
+            .block_on(self.client.batch_execute(sql))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    fn query_i64s(&self, sql: &str) -> Vec<i64> {
+        let rows = self
+            .rt
+            .block_on(self.client.query(sql, &[]))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let row = rows.first().unwrap_or_else(|| panic!("{sql}: no row"));
+        (0..row.len()).map(|i| row.get::<_, i64>(i)).collect()
+    }
+
+    fn in_db_i64(&self, db: &str, sql: &str) -> i64 {
+        let url = self
+            .server_url
+            .replacen("/postgres?", &format!("/{db}?"), 1);
+        self.rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .expect("connect to the bench database");
+            let handle = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let v: i64 = client
+                .query_one(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .get(0);
+            drop(client);
+            let _ = handle.await;
+            v
+        })
+    }
+
+    fn fresh_db(&self, db: &str, template: Option<&str>) {
+        self.exec(&format!("DROP DATABASE IF EXISTS {db}"));
+        match template {
+            Some(t) => self.exec(&format!("CREATE DATABASE {db} TEMPLATE {t}")),
+            None => self.exec(&format!("CREATE DATABASE {db}")),
+        }
+        self.exec("CHECKPOINT");
+    }
+
+    fn drop_db(&self, db: &str) {
+        self.exec(&format!("DROP DATABASE IF EXISTS {db}"));
+    }
+
+    /// (xact_commit of `db`, WAL fsyncs, WAL bytes) — cluster-wide WAL counters.
+    fn counters(&self, db: &str) -> (i64, i64, i64) {
+        let v = self.query_i64s(&format!(
+            "SELECT coalesce((SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'), 0)::int8,
+                    wal_sync::int8, wal_bytes::int8 FROM pg_stat_wal"
+        ));
+        (v[0], v[1], v[2])
+    }
+
+    fn tables(&self, db: &str) -> i64 {
+        self.in_db_i64(
+            db,
+            "SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname ~ '^t_[0-9]+$'",
+        )
+    }
+}
+
+/// User + system CPU time of waited-for children, from /proc/self/stat (ticks of 1/100 s).
+fn children_cpu() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesised command name; cutime and cstime are fields 16 and 17.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // rest[0] is field 3 (state): field k is rest[k - 3].
+    (tick(16 - 3) + tick(17 - 3)) / 100.0
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// Runs `cmd` once, timed, with the counters around it.
+fn timed(admin: &Admin, db: &str, cmd: &mut Command) -> Sample {
+    let (c0, s0, b0) = admin.counters(db);
+    let cpu0 = children_cpu();
+    let t0 = Instant::now();
+    run(cmd);
+    let wall = t0.elapsed().as_secs_f64();
+    let client_cpu = children_cpu() - cpu0;
+    // Backends flush their statistics as they exit, just after the client sees the close.
+    std::thread::sleep(Duration::from_millis(250));
+    let (c1, s1, b1) = admin.counters(db);
+    Sample {
+        wall,
+        client_cpu,
+        commits: c1 - c0,
+        wal_syncs: s1 - s0,
+        wal_bytes: b1 - b0,
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+    }
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// Writes the N-migration project (shiftlog layout), `all.sql`, `down_all.sql`,
+/// `per_txn.sql` and, when asked, the sqlx / refinery layouts.
+fn generate(root: &Path, n: usize, peers: bool) {
+    let mig = root.join("migrations");
+    std::fs::create_dir_all(&mig).expect("mkdir migrations");
+    let mut all = String::new();
+    let mut per_txn = String::from(
+        "CREATE TABLE bench_versions (version bigint primary key, applied_at timestamptz default now());\n",
+    );
+    for i in 1..=n {
+        let (v, up, down) = (version(i), up_sql(i), down_sql(i));
+        write(&mig.join(format!("{v}_t_{i}.sql")), &up);
+        write(&mig.join(format!("{v}_t_{i}.down.sql")), &down);
+        all.push_str(&up);
+        let _ = writeln!(
+            per_txn,
+            "BEGIN;\n{up}INSERT INTO bench_versions(version) VALUES ({v});\nCOMMIT;"
+        );
+        if peers {
+            write(&root.join(format!("sqlx/{v}_t_{i}.up.sql")), &up);
+            write(&root.join(format!("sqlx/{v}_t_{i}.down.sql")), &down);
+            write(&root.join(format!("refinery/V{i}__t_{i}.sql")), &up);
+        }
+    }
+    let down_all: String = (1..=n).rev().map(down_sql).collect();
+    write(&root.join("all.sql"), &all);
+    write(&root.join("per_txn.sql"), &per_txn);
+    write(&root.join("down_all.sql"), &down_all);
+}
+
+/// 10,000 tiny migrations for the no-op measurements.
+fn generate_tiny(root: &Path, n: usize) {
+    let mig = root.join("migrations");
+    std::fs::create_dir_all(&mig).expect("mkdir migrations");
+    for i in 1..=n {
+        let v = version(i);
+        write(
+            &mig.join(format!("{v}_t_{i}.sql")),
+            &format!("CREATE TABLE t_{i} (id int);\n"),
+        );
+        write(&mig.join(format!("{v}_t_{i}.down.sql")), &down_sql(i));
+    }
+}
+
+fn find_psql() -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            Some((
+                e.file_name().to_string_lossy().parse().ok()?,
+                e.path().join("bin"),
+            ))
+        })
+        .collect();
+    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.extend(versioned.into_iter().map(|(_, p)| p));
+    dirs.into_iter()
+        .map(|d| d.join("psql"))
+        .find(|p| p.is_file())
+}
+
+fn sh(cmd: &str) -> String {
+    Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+struct Bench {
+    cfg: Config,
+    admin: Admin,
+    server: ScratchServer,
+    shiftlog: PathBuf,
+    psql: Option<PathBuf>,
+    sqlx: Option<PathBuf>,
+    refinery: Option<PathBuf>,
+    results: Results,
+    notes: Vec<String>,
+}
+
+impl Bench {
+    fn shiftlog(&self, project: &Path, db: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.shiftlog);
+        c.arg("--database-url")
+            .arg(self.server.url_for(db))
+            .arg("--dir")
+            .arg(project)
+            .args(args);
+        c.env("SHIFTLOG_ACTOR", "bench").env_remove("DATABASE_URL");
+        c
+    }
+
+    fn psql(&self, db: &str, args: &[&str]) -> Option<Command> {
+        let mut c = Command::new(self.psql.as_ref()?);
+        c.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+            .arg(self.server.url_for(db))
+            .args(args);
+        c.env("PGOPTIONS", "--client-min-messages=warning");
+        Some(c)
+    }
+
+    fn sqlx(&self, project: &Path, db: &str, args: &[&str]) -> Option<Command> {
+        let mut c = Command::new(self.sqlx.as_ref()?);
+        c.args(["migrate"])
+            .args(args)
+            .args(["--no-dotenv", "--source"])
+            .arg(project.join("sqlx"));
+        c.arg("--database-url").arg(self.server.url_for(db));
+        Some(c)
+    }
+
+    fn refinery(&self, project: &Path, db: &str, grouped: bool) -> Option<Command> {
+        let mut c = Command::new(self.refinery.as_ref()?);
+        c.arg("migrate");
+        if grouped {
+            c.arg("-g");
+        }
+        c.args(["-e", "DATABASE_URL", "-p"])
+            .arg(project.join("refinery"));
+        c.env("DATABASE_URL", self.server.url_for(db));
+        Some(c)
+    }
+
+    fn check_tables(&self, db: &str, expected: usize, what: &str) {
+        let got = self.admin.tables(db);
+        assert_eq!(
+            got, expected as i64,
+            "{what}: expected {expected} t_* tables in {db}, found {got}"
+        );
+    }
+
+    /// (a)–(c) and peers: apply N migrations on fresh databases.
+    fn apply_all(&mut self, project: &Path) {
+        let n = self.cfg.n;
+        let floor = "apply/psql-1";
+        type Make<'a> = Box<dyn Fn(&Bench, &str) -> Option<Command> + 'a>;
+        let mut variants: Vec<(&str, &str, &str, Make<'_>)> = vec![
+            (
+                floor,
+                "psql -X -q -1 -f all.sql (floor)",
+                "",
+                Box::new(|b: &Bench, db: &str| b.psql(db, &["-1", "-f", "all.sql"])),
+            ),
+            (
+                "apply/psql-per-txn",
+                "psql -f per_txn.sql (BEGIN; up; INSERT version; COMMIT per migration — stand-in for sqlx/refinery)",
+                "",
+                Box::new(|b: &Bench, db: &str| b.psql(db, &["-f", "per_txn.sql"])),
+            ),
+            (
+                "apply/shiftlog",
+                "shiftlog apply (transaction per migration)",
+                "≤ fastest per-migration peer, ≤ 1.05× psql -1",
+                Box::new(move |b: &Bench, db: &str| Some(b.shiftlog(project, db, &["apply"]))),
+            ),
+            (
+                "apply/shiftlog-1",
+                "shiftlog apply --single-transaction",
+                "≤ refinery -g",
+                Box::new(move |b: &Bench, db: &str| {
+                    Some(b.shiftlog(project, db, &["apply", "--single-transaction"]))
+                }),
+            ),
+        ];
+        if self.sqlx.is_some() {
+            variants.push((
+                "apply/sqlx",
+                "sqlx migrate run",
+                "",
+                Box::new(move |b: &Bench, db: &str| b.sqlx(project, db, &["run"])),
+            ));
+        }
+        if self.refinery.is_some() {
+            variants.push((
+                "apply/refinery",
+                "refinery migrate",
+                "",
+                Box::new(move |b: &Bench, db: &str| b.refinery(project, db, false)),
+            ));
+            variants.push((
+                "apply/refinery-g",
+                "refinery migrate -g",
+                "",
+                Box::new(move |b: &Bench, db: &str| b.refinery(project, db, true)),
+            ));
+        }
+        for (key, tool, target, _) in &variants {
+            self.results.row(
+                key,
+                "(a–c) apply all, fresh db",
+                tool,
+                n,
+                Some(floor),
+                target,
+            );
+        }
+        let count = variants.len();
+        for rep in 0..self.cfg.reps {
+            for k in 0..count {
+                let (key, _, _, make) = &variants[(rep + k) % count];
+                let db = "bench_apply";
+                self.admin.fresh_db(db, None);
+                let Some(mut cmd) = make(self, db) else {
+                    continue;
+                };
+                cmd.current_dir(project);
+                let s = timed(&self.admin, db, &mut cmd);
+                eprintln!("  rep {rep} {key}: {:.3} s", s.wall);
+                self.check_tables(db, n, key);
+                self.results.push(key, s);
+            }
+        }
+        self.admin.drop_db("bench_apply");
+    }
+
+    /// (d) no-op apply and status on a database with every migration applied.
+    fn noop(&mut self, project: &Path, db: &str, n: usize, label: &str, target: &str) {
+        let rows = [
+            (format!("noop{n}/apply"), "shiftlog apply (nothing pending)"),
+            (format!("noop{n}/status"), "shiftlog status"),
+            (
+                format!("noop{n}/psql"),
+                "psql -c 'SELECT 1' (process + connect floor)",
+            ),
+        ];
+        for (key, tool) in &rows {
+            let t = if key.ends_with("psql") { "" } else { target };
+            self.results.row(key, label, tool, n, None, t);
+        }
+        if self.sqlx.is_some() && n == self.cfg.n {
+            self.results.row(
+                &format!("noop{n}/sqlx"),
+                label,
+                "sqlx migrate run (nothing pending)",
+                n,
+                None,
+                "",
+            );
+        }
+        self.admin.exec("CHECKPOINT");
+        for rep in 0..self.cfg.noop_reps {
+            for (key, _) in &rows {
+                let mut cmd = match key.rsplit('/').next() {
+                    Some("apply") => self.shiftlog(project, db, &["apply"]),
+                    Some("status") => self.shiftlog(project, db, &["status"]),
+                    _ => match self.psql(db, &["-c", "SELECT 1"]) {
+                        Some(c) => c,
+                        None => continue,
+                    },
+                };
+                let s = timed(&self.admin, db, &mut cmd);
+                self.results.push(key, s);
+            }
+            if n == self.cfg.n
+                && let Some(mut cmd) = self.sqlx(project, "noop_sqlx", &["run"])
+            {
+                // sqlx's own applied database, prepared in `main`.
+                let s = timed(&self.admin, "noop_sqlx", &mut cmd);
+                self.results.push(&format!("noop{n}/sqlx"), s);
+            }
+            if rep == 0 {
+                eprintln!("  no-op N={n}: first round done");
+            }
+        }
+    }
+
+    /// (e) roll back all N, each repetition from a copy of an applied database.
+    fn rollback(&mut self, project: &Path) {
+        let n = self.cfg.n;
+        let floor = "rollback/psql-1";
+        self.results.row(
+            floor,
+            "(e) rollback all, from a copy of an applied db",
+            "psql -X -q -1 -f down_all.sql (floor)",
+            n,
+            Some(floor),
+            "",
+        );
+        self.results.row(
+            "rollback/shiftlog",
+            "(e) rollback all, from a copy of an applied db",
+            "shiftlog rollback --to 0",
+            n,
+            Some(floor),
+            "≤ sqlx-cli",
+        );
+        if self.sqlx.is_some() {
+            self.results.row(
+                "rollback/sqlx",
+                "(e) rollback all, from a copy of an applied db",
+                "sqlx migrate revert --target-version 0",
+                n,
+                Some(floor),
+                "",
+            );
+        }
+        // Golden databases, applied once (untimed).
+        self.admin.fresh_db("gold_shiftlog", None);
+        run(&mut self.shiftlog(project, "gold_shiftlog", &["apply", "--single-transaction"]));
+        if let Some(mut c) = self.psql("gold_psql", &["-1", "-f", "all.sql"]) {
+            self.admin.fresh_db("gold_psql", None);
+            run(c.current_dir(project));
+        }
+        if let Some(mut c) = self.sqlx(project, "gold_sqlx", &["run"]) {
+            self.admin.fresh_db("gold_sqlx", None);
+            run(&mut c);
+        }
+        let mut variants: Vec<(&str, &str)> = vec![("rollback/shiftlog", "gold_shiftlog")];
+        if self.psql.is_some() {
+            variants.push((floor, "gold_psql"));
+        }
+        if self.sqlx.is_some() {
+            variants.push(("rollback/sqlx", "gold_sqlx"));
+        }
+        let count = variants.len();
+        for rep in 0..self.cfg.rollback_reps {
+            for k in 0..count {
+                let (key, gold) = variants[(rep + k) % count];
+                let db = "bench_rollback";
+                self.admin.fresh_db(db, Some(gold));
+                let mut cmd = match key {
+                    "rollback/shiftlog" => self.shiftlog(project, db, &["rollback", "--to", "0"]),
+                    "rollback/sqlx" => {
+                        match self.sqlx(project, db, &["revert", "--target-version", "0"]) {
+                            Some(c) => c,
+                            None => continue,
+                        }
+                    }
+                    _ => match self.psql(db, &["-1", "-f", "down_all.sql"]) {
+                        Some(c) => c,
+                        None => continue,
+                    },
+                };
+                cmd.current_dir(project);
+                let s = timed(&self.admin, db, &mut cmd);
+                eprintln!("  rep {rep} {key}: {:.3} s", s.wall);
+                self.check_tables(db, 0, key);
+                self.results.push(key, s);
+            }
+        }
+        for db in ["bench_rollback", "gold_psql", "gold_sqlx"] {
+            self.admin.drop_db(db);
+        }
+        // gold_shiftlog stays: it is the N-applied database for the no-op runs.
+    }
+
+    fn render(&self, header: &str) -> String {
+        let mut md = String::new();
+        md.push_str(header);
+        md.push_str("\n| operation | tool / command | N | median s | min s | max s | runs | ratio to floor | target (DESIGN §7) |\n");
+        md.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|\n");
+        for key in &self.results.order {
+            let r = &self.results.rows[key];
+            if r.samples.is_empty() {
+                continue;
+            }
+            let ratio = r
+                .ratio_to
+                .as_deref()
+                .and_then(|f| self.results.median(f))
+                .map(|f| format!("{:.2}×", r.median_wall() / f))
+                .unwrap_or_default();
+            let (med, min, max) = (r.median_wall(), r.min_wall(), r.max_wall());
+            let fmt = |v: f64| {
+                if med < 1.0 {
+                    format!("{v:.4}")
+                } else {
+                    format!("{v:.3}")
+                }
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.op,
+                r.tool,
+                r.n,
+                fmt(med),
+                fmt(min),
+                fmt(max),
+                r.samples.len(),
+                ratio,
+                r.target
+            );
+        }
+        md.push_str(
+            "\n### Where the time goes (medians per run)\n\n\
+             commits = `xact_commit` delta of the target database (includes read-only transactions); \
+             WAL fsyncs = `pg_stat_wal.wal_sync` delta (cluster-wide, includes the WAL writer); \
+             client CPU = user+sys of the timed process.\n\n\
+             | operation | tool / command | wall s | client CPU s | commits | WAL fsyncs | WAL MB |\n\
+             |---|---|---:|---:|---:|---:|---:|\n",
+        );
+        for key in &self.results.order {
+            let r = &self.results.rows[key];
+            if r.samples.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.1} |",
+                r.op,
+                r.tool,
+                r.median_wall(),
+                r.median_of(|s| s.client_cpu),
+                r.median_of(|s| s.commits as f64),
+                r.median_of(|s| s.wal_syncs as f64),
+                r.median_of(|s| s.wal_bytes as f64) / 1e6
+            );
+        }
+        if !self.notes.is_empty() {
+            md.push_str("\nNotes:\n");
+            for n in &self.notes {
+                let _ = writeln!(md, "- {n}");
+            }
+        }
+        md
+    }
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let cfg = Config::from_env(full);
+    let started = Instant::now();
+    let load_before = sh("uptime");
+    eprintln!(
+        "migrations bench ({}): N={} reps={} noop_reps={} big_n={} rollback_reps={}",
+        if full {
+            "full"
+        } else {
+            "smoke; pass --bench for the real run"
+        },
+        cfg.n,
+        cfg.reps,
+        cfg.noop_reps,
+        cfg.big_n,
+        cfg.rollback_reps
+    );
+
+    let shiftlog = PathBuf::from(env!("CARGO_BIN_EXE_shiftlog"));
+    let tools = cfg.peers_dir.join(".tools/bin");
+    let peer = |name: &str| Some(tools.join(name)).filter(|p| !cfg.skip_peers && p.is_file());
+    let (sqlx, refinery) = (peer("sqlx"), peer("refinery"));
+
+    let work = tempfile::Builder::new()
+        .prefix("shiftlog-bench-")
+        .tempdir()
+        .expect("temp dir");
+    let project = work.path().join("n");
+    let big = work.path().join("big");
+    generate(&project, cfg.n, sqlx.is_some() || refinery.is_some());
+    generate_tiny(&big, cfg.big_n);
+
+    let server = ScratchServer::start(&ScratchOptions {
+        fsync: true,
+        ..ScratchOptions::default()
+    })
+    .unwrap_or_else(|e| panic!("cannot start a scratch PostgreSQL server: {e}"));
+    let admin = Admin::connect(&server);
+    let mut bench = Bench {
+        cfg: cfg.clone(),
+        admin,
+        server,
+        shiftlog,
+        psql: find_psql(),
+        sqlx,
+        refinery,
+        results: Results::default(),
+        notes: Vec::new(),
+    };
+    if bench.psql.is_none() {
+        bench
+            .notes
+            .push("psql not found (PATH, /usr/lib/postgresql/*/bin): psql rows skipped".into());
+    }
+    run(&mut bench.shiftlog(&project, "postgres", &["sum"]));
+    run(&mut bench.shiftlog(&big, "postgres", &["sum"]));
+
+    eprintln!("apply N={} ({} reps per variant)", cfg.n, cfg.reps);
+    bench.apply_all(&project);
+
+    eprintln!("rollback N={}", cfg.n);
+    bench.rollback(&project);
+
+    eprintln!("no-op at N={}", cfg.n);
+    if bench.sqlx.is_some() {
+        bench.admin.fresh_db("noop_sqlx", None);
+        if let Some(mut c) = bench.sqlx(&project, "noop_sqlx", &["run"]) {
+            run(&mut c);
+        }
+    }
+    let label = format!("(d) no-op, {} applied", cfg.n);
+    bench.noop(&project, "gold_shiftlog", cfg.n, &label, "≤ 25 ms");
+
+    // N_big tiny migrations, applied once (untimed) in chunks of at most 2,000
+    // per --single-transaction run, to stay inside the lock table.
+    eprintln!("no-op at N={} (applying them first, untimed)", cfg.big_n);
+    bench.admin.fresh_db("big", None);
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < cfg.big_n {
+        done = (done + 2000).min(cfg.big_n);
+        run(&mut bench.shiftlog(
+            &big,
+            "big",
+            &["apply", "--single-transaction", "--to", &version(done)],
+        ));
+    }
+    let big_apply = t0.elapsed().as_secs_f64();
+    bench.check_tables("big", cfg.big_n, "big apply");
+    let events = bench
+        .admin
+        .in_db_i64("big", "SELECT count(*) FROM shiftlog.events");
+    bench.notes.push(format!(
+        "Setup of the {} applied tiny migrations (`CREATE TABLE t_i (id int)`): {} `apply --single-transaction --to` runs of ≤ 2,000, {:.1} s in total (untimed); ledger then holds {events} events. The 1,000,000-event part of the target is not measured here.",
+        cfg.big_n,
+        cfg.big_n.div_ceil(2000),
+        big_apply
+    ));
+    let label = format!("(d) no-op, {} applied", cfg.big_n);
+    bench.noop(&big, "big", cfg.big_n, &label, "≤ 200 ms");
+
+    let server_version = bench
+        .admin
+        .query_i64s("SELECT current_setting('server_version_num')::int8")[0];
+    let settings = bench
+        .admin
+        .rt
+        .block_on(bench.admin.client.query_one(
+            "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) FROM pg_settings
+              WHERE name IN ('fsync','synchronous_commit','shared_buffers','max_wal_size','max_locks_per_transaction','wal_level','full_page_writes')",
+            &[],
+        ))
+        .map(|r| r.get::<_, String>(0))
+        .unwrap_or_default();
+    let load_after = sh("uptime");
+    let header = format!(
+        "## shiftlog migrations benchmark{}\n\n\
+         Generated {} by `cargo bench --bench migrations` on {} ({} CPUs). Scratch PostgreSQL {} ({}). \
+         shiftlog binary: `{}`. Wall time of the bench: {:.0} s.\n\n\
+         Load before: `{}`  \nLoad after: `{}`\n\n\
+         Whole-process wall time. Apply: fresh database (CREATE DATABASE + CHECKPOINT) before each run; \
+         rollback: a CREATE DATABASE … TEMPLATE copy of an applied database. Variants interleaved within each repetition.\n",
+        if full {
+            ""
+        } else {
+            " (SMOKE RUN — not figures)"
+        },
+        sh("date -u +%Y-%m-%dT%H:%M:%SZ"),
+        sh("hostname"),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        server_version,
+        settings,
+        bench.shiftlog.display(),
+        started.elapsed().as_secs_f64(),
+        load_before,
+        load_after,
+    );
+    let md = bench.render(&header);
+    println!("{md}");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let out = target_dir.join(if full {
+        "bench-migrations.md"
+    } else {
+        "bench-migrations-smoke.md"
+    });
+    write(&out, &md);
+    eprintln!(
+        "wrote {} ({:.1} s)",
+        out.display(),
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,231 @@
+//! Controlling a backfill from any process: pause, resume, cancel, change the
+//! rate — each an event in the ledger that the running process picks up
+//! within a fraction of a second — and reading its status.
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
+use crate::ledger::event::{backfill_subject, canonical_json};
+use crate::ledger::{EventDraft, EventKind};
+use crate::ops::session::Session;
+use crate::project::Project;
+
+/// An operator's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Stop after the chunks in flight and wait.
+    Pause,
+    /// Continue a paused backfill.
+    Resume,
+    /// Stop for good; a later `run` starts over.
+    Cancel,
+}
+
+async fn control_event(
+    session: &Session,
+    actor: &str,
+    name: &str,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<u64, Error> {
+    let client = &session.client;
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| Error::db("starting a transaction", e))?;
+    let draft = EventDraft {
+        kind,
+        subject: backfill_subject(name),
+        actor: actor.to_owned(),
+        payload: canonical_json(&payload),
+    };
+    // Control events are not fenced: the operator does not hold the runner's lease.
+    match session.ledger.append(client, None, draft).await {
+        Ok(e) => {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| Error::db("committing", e))?;
+            Ok(e.seq)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Records a new rate cap (`None`: no cap) for a backfill, running or not.
+pub async fn resize(
+    session: &Session,
+    actor: &str,
+    name: &str,
+    rows_per_second: Option<u32>,
+) -> Result<u64, Error> {
+    let state = session.ledger.read_state(&session.client).await?;
+    if state.backfill(name).is_none() {
+        return Err(Error::Usage {
+            message: format!(
+                "backfill {name} has not started: start it with `shiftlog backfill run {name}`"
+            ),
+        });
+    }
+    control_event(
+        session,
+        actor,
+        name,
+        EventKind::BackfillResized,
+        serde_json::json!({ "rows_per_second": rows_per_second }),
+    )
+    .await
+}
+
+/// Pauses, resumes or cancels backfill `name`.
+pub async fn command(
+    project: &Project,
+    session: &Session,
+    name: &str,
+    what: Command,
+) -> Result<u64, Error> {
+    project.backfill(name)?;
+    let actor = session.actor_json_for(project);
+    let state = session.ledger.read_state(&session.client).await?;
+    let status = state.backfill(name).map(|b| b.status);
+    let (kind, allowed) = match what {
+        Command::Pause => (
+            EventKind::BackfillPaused,
+            matches!(status, Some(BackfillStatus::Running)),
+        ),
+        Command::Resume => (
+            EventKind::BackfillResumed,
+            matches!(
+                status,
+                Some(BackfillStatus::Paused | BackfillStatus::Failed)
+            ),
+        ),
+        Command::Cancel => (
+            EventKind::BackfillCancelled,
+            matches!(
+                status,
+                Some(BackfillStatus::Running | BackfillStatus::Paused | BackfillStatus::Failed)
+            ),
+        ),
+    };
+    if !allowed {
+        let now = status
+            .map(|s| format!("{s:?}").to_lowercase())
+            .unwrap_or_else(|| "not started".into());
+        return Err(Error::Usage {
+            message: format!(
+                "backfill {name} is {now}, so it cannot be {}",
+                match what {
+                    Command::Pause => "paused",
+                    Command::Resume => "resumed",
+                    Command::Cancel => "cancelled",
+                }
+            ),
+        });
+    }
+    control_event(session, &actor, name, kind, serde_json::json!({})).await
+}
+
+/// One backfill as `backfill status` and `backfill list` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillStatusRow {
+    /// Name.
+    pub name: String,
+    /// Definition file.
+    pub path: String,
+    /// The phased migration it belongs to.
+    pub migration: Option<String>,
+    /// `not-started`, `running`, `paused`, `cancelled`, `failed`, `completed`.
+    pub state: String,
+    /// Whether a runner holds its lease right now (and who).
+    pub runner: Option<String>,
+    /// Rows walked in the current run.
+    pub rows_done: u64,
+    /// Estimated rows.
+    pub estimate: Option<u64>,
+    /// Smoothed rows per second.
+    pub rate: u64,
+    /// Seconds to go at that rate.
+    pub eta_secs: Option<u64>,
+    /// Current rate cap.
+    pub rows_per_second: Option<u32>,
+    /// Why it was last throttled.
+    pub throttled: Option<String>,
+    /// Last checkpoint time.
+    pub last_checkpoint_at: Option<String>,
+    /// Rows left at the last completion check (when it is still current).
+    pub verified_remaining: Option<u64>,
+    /// The error that stopped it.
+    pub failure: Option<String>,
+}
+
+/// Status of every backfill of the project (or just `only`).
+pub async fn status(
+    project: &Project,
+    session: &Session,
+    only: Option<&str>,
+) -> Result<Vec<BackfillStatusRow>, Error> {
+    if let Some(name) = only {
+        project.backfill(name)?;
+    }
+    let state = session.ledger.read_state(&session.client).await?;
+    let mut rows = Vec::new();
+    for (name, def) in &project.backfills {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let s: Option<&BackfillState> = state.backfill(name);
+        let runner = if state.last_seq > 0 {
+            session
+                .ledger
+                .lease_row(&session.client, &backfill_subject(name), false)
+                .await?
+                .filter(|l| l.token.is_some() && !l.expired)
+                .map(|l| {
+                    format!(
+                        "{} on {} (pid {})",
+                        l.holder.unwrap_or_default(),
+                        l.host.unwrap_or_default(),
+                        l.pid.unwrap_or_default()
+                    )
+                })
+        } else {
+            None
+        };
+        let rows_done = s.map(|s| s.rows_done).unwrap_or(0);
+        let rate = s.map(|s| s.rate).unwrap_or(0);
+        let estimate = s.and_then(|s| s.estimate);
+        rows.push(BackfillStatusRow {
+            name: name.clone(),
+            path: def.path.display().to_string(),
+            migration: def.migration.as_ref().map(|v| v.to_string()),
+            state: s
+                .map(|s| format!("{:?}", s.status).to_lowercase())
+                .unwrap_or_else(|| "not-started".into()),
+            runner,
+            rows_done,
+            estimate,
+            rate,
+            eta_secs: match (estimate, s.map(|s| s.status)) {
+                (Some(e), Some(BackfillStatus::Running)) if rate > 0 && e > rows_done => {
+                    Some((e - rows_done) / rate)
+                }
+                _ => None,
+            },
+            rows_per_second: s
+                .and_then(|s| s.rows_per_second)
+                .or(def.throttle.rows_per_second),
+            throttled: s.and_then(|s| s.throttled.clone()),
+            last_checkpoint_at: s
+                .and_then(|s| s.last_checkpoint_at)
+                .map(crate::ledger::export::format_time),
+            verified_remaining: s.and_then(|s| s.verified.as_ref()).map(|v| v.remaining),
+            failure: s.and_then(|s| s.failure.clone()),
+        });
+    }
+    Ok(rows)
+}

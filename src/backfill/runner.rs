@@ -1,0 +1,1009 @@
+//! Running a backfill: keyset chunks, one transaction per chunk holding the
+//! change and its checkpoint event (so a chunk is never done twice, even with
+//! a non-idempotent `sql`), throttled, resumable, controllable from anywhere.
+//!
+//! Why each piece:
+//! - `SET LOCAL lock_timeout` bounds how long a chunk waits for a row an
+//!   application transaction holds; 55P03 and 57014 are retried with a
+//!   halved chunk.
+//! - A watchdog on its own connection cancels a chunk whose locks have made
+//!   a client wait longer than the threshold, so live traffic never waits
+//!   on the backfill for longer than its `lock_timeout`.
+//! - The rate cap is a token bucket (governor); the chunk size adapts so a
+//!   chunk takes about `target_chunk_ms`; chunks pause while a standby lags.
+//! - Pause, resume, cancel and rate changes are ledger events written by any
+//!   process; the runner polls its projection row a few times a second.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use tokio_postgres::Client;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::resolve::{Resolved, resolve};
+use crate::conn::connect;
+use crate::error::{Error, db_error_text};
+use crate::ident::quote_literal;
+use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
+use crate::ledger::event::{backfill_subject, canonical_json};
+use crate::ledger::{EventDraft, EventKind, Lease, LeaseOptions};
+use crate::ops::session::Session;
+use crate::project::Project;
+use crate::report::{Progress, Reporter};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Parallel workers, each walking a disjoint slice of the key range.
+    pub workers: u32,
+    /// Override the rate cap (recorded as a `backfill_resized` event; sent to
+    /// the running process when another one holds the backfill).
+    pub rows_per_second: Option<u32>,
+    /// Lease timing.
+    pub lease: LeaseOptions,
+    /// Set to stop cleanly after the chunks in flight (Ctrl-C).
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Reconnection attempts after a lost connection (server restart).
+    pub reconnect_tries: u32,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            rows_per_second: None,
+            lease: LeaseOptions::default(),
+            interrupt: None,
+            reconnect_tries: 30,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Walked the whole key range.
+    Completed(RunReport),
+    /// It was already complete; nothing was done.
+    AlreadyComplete,
+    /// Another process runs it; the new rate was sent to it.
+    Resized {
+        /// The new cap.
+        rows_per_second: u32,
+        /// Sequence number of the `backfill_resized` event.
+        seq: u64,
+    },
+}
+
+/// Totals of a completed run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Backfill name.
+    pub name: String,
+    /// Rows walked in this process.
+    pub rows: u64,
+    /// Rows changed in this process.
+    pub updated: u64,
+    /// Chunks committed in this process.
+    pub chunks: u64,
+    /// Wall time, ms.
+    pub duration_ms: u64,
+}
+
+/// Shared between the workers, the control poller and the watchdog.
+struct Control {
+    paused: AtomicBool,
+    cancelled: AtomicBool,
+    stop: AtomicBool,
+    rows_per_second: AtomicU32,
+    limiter: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
+    rows_done: AtomicU64,
+    updated: AtomicU64,
+    chunks: AtomicU64,
+    worker_pids: Mutex<Vec<i32>>,
+    watchdog_cancels: AtomicU64,
+    window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+}
+
+impl Control {
+    fn limiter(&self) -> Option<(u32, Arc<DefaultDirectRateLimiter>)> {
+        let want = self.rows_per_second.load(Ordering::SeqCst);
+        let mut guard = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        if want == 0 {
+            *guard = None;
+            return None;
+        }
+        if guard.as_ref().map(|(r, _)| *r) != Some(want) {
+            let rate = NonZeroU32::new(want).unwrap_or(NonZeroU32::MIN);
+            *guard = Some((
+                want,
+                Arc::new(RateLimiter::direct(
+                    Quota::per_second(rate).allow_burst(rate),
+                )),
+            ));
+        }
+        guard.clone()
+    }
+
+    fn recent_rate(&self, rows: u64) -> f64 {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        w.push_back((now, rows));
+        while w.len() > 2
+            && w.front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(10))
+        {
+            w.pop_front();
+        }
+        match (w.front(), w.back()) {
+            (Some((t0, r0)), Some((t1, r1))) if t1 > t0 => {
+                (r1 - r0) as f64 / t1.duration_since(*t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Runs backfill `name` of `project` to completion (or until paused and
+/// interrupted, cancelled, or failed), resuming after its last checkpoint.
+pub async fn run(
+    project: &Project,
+    session: &Session,
+    name: &str,
+    options: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutcome, Error> {
+    let def = project.backfill(name)?;
+    let resolved = resolve(&session.client, def).await?;
+    let actor = session.actor_json_for(project);
+    let lease_name = backfill_subject(name);
+    let lease = match session
+        .take_named_lease(&lease_name, options.lease, &actor)
+        .await
+    {
+        Err(Error::LeaseUnavailable { .. }) if options.rows_per_second.is_some() => {
+            let rps = options.rows_per_second.unwrap_or_default();
+            let seq = super::control::resize(session, &actor, name, Some(rps)).await?;
+            return Ok(RunOutcome::Resized {
+                rows_per_second: rps,
+                seq,
+            });
+        }
+        other => other?,
+    };
+    let result = run_locked(session, &actor, &lease, &resolved, options, reporter).await;
+    let released = lease.release(&session.client, &session.ledger).await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
+}
+
+async fn append(
+    client: &Client,
+    session: &Session,
+    lease: &Lease,
+    actor: &str,
+    name: &str,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<u64, Error> {
+    if lease.is_lost() {
+        return Err(Error::LeaseLost);
+    }
+    let draft = EventDraft {
+        kind,
+        subject: backfill_subject(name),
+        actor: actor.to_owned(),
+        payload: canonical_json(&payload),
+    };
+    Ok(session
+        .ledger
+        .append(client, Some(lease.token()), draft)
+        .await?
+        .seq)
+}
+
+async fn append_alone(
+    client: &Client,
+    session: &Session,
+    lease: &Lease,
+    actor: &str,
+    name: &str,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<u64, Error> {
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| Error::db("starting a ledger transaction", e))?;
+    match append(client, session, lease, actor, name, kind, payload).await {
+        Ok(seq) => {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| Error::db("committing a ledger event", e))?;
+            Ok(seq)
+        }
+        Err(e) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
+    }
+}
+
+/// Reads the folded state of a backfill.
+pub async fn read_state(session: &Session, name: &str) -> Result<Option<BackfillState>, Error> {
+    Ok(session
+        .ledger
+        .read_state(&session.client)
+        .await?
+        .backfill(name)
+        .cloned())
+}
+
+async fn run_locked(
+    session: &Session,
+    actor: &str,
+    lease: &Lease,
+    r: &Resolved,
+    options: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutcome, Error> {
+    let name = r.def.name.as_str();
+    let client = &session.client;
+    let mut state = read_state(session, name).await?;
+    match state.as_ref().map(|s| s.status) {
+        Some(BackfillStatus::Completed) => return Ok(RunOutcome::AlreadyComplete),
+        Some(BackfillStatus::Failed) => {
+            append_alone(
+                client,
+                session,
+                lease,
+                actor,
+                name,
+                EventKind::BackfillResumed,
+                serde_json::json!({ "after": "failure" }),
+            )
+            .await?;
+            reporter.report(&Progress::BackfillNote {
+                name,
+                note: "resuming after the failure, from the last checkpoint",
+            });
+        }
+        Some(BackfillStatus::Running | BackfillStatus::Paused) => {
+            reporter.report(&Progress::BackfillNote {
+                name,
+                note: "resuming from the last checkpoint",
+            });
+        }
+        None | Some(BackfillStatus::Cancelled) => {
+            let started = start(session, r, options).await?;
+            append_alone(
+                client,
+                session,
+                lease,
+                actor,
+                name,
+                EventKind::BackfillStarted,
+                started,
+            )
+            .await?;
+            reporter.report(&Progress::BackfillNote {
+                name,
+                note: "started",
+            });
+        }
+    }
+    if let Some(rps) = options.rows_per_second {
+        append_alone(
+            client,
+            session,
+            lease,
+            actor,
+            name,
+            EventKind::BackfillResized,
+            serde_json::json!({ "rows_per_second": rps }),
+        )
+        .await?;
+    }
+    state = read_state(session, name).await?;
+    let state = state.ok_or_else(|| Error::LedgerCorrupt {
+        seq: 0,
+        message: format!("backfill {name} has no state after starting"),
+    })?;
+    let control = Arc::new(Control {
+        paused: AtomicBool::new(state.status == BackfillStatus::Paused),
+        cancelled: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        rows_per_second: AtomicU32::new(
+            state
+                .rows_per_second
+                .or(r.def.throttle.rows_per_second)
+                .unwrap_or(0),
+        ),
+        limiter: Mutex::new(None),
+        rows_done: AtomicU64::new(state.rows_done),
+        updated: AtomicU64::new(0),
+        chunks: AtomicU64::new(0),
+        worker_pids: Mutex::new(Vec::new()),
+        watchdog_cancels: AtomicU64::new(0),
+        window: Mutex::new(Default::default()),
+    });
+    let started = Instant::now();
+    let rows_before = state.rows_done;
+    let workers = options.workers.max(1) as usize;
+    let pending: Vec<usize> = state
+        .slices
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.finished)
+        .map(|(i, _)| i)
+        .collect();
+    let ctx = Ctx {
+        session,
+        actor,
+        lease,
+        r,
+        options,
+        control: control.clone(),
+        estimate: state.estimate,
+        reporter,
+    };
+    let poller = poll_control(session, name, control.clone());
+    let watchdog = watchdog(session, r.def.throttle.lock_timeout, control.clone());
+    let work = async {
+        let mut tasks = Vec::new();
+        for w in 0..workers.min(pending.len().max(1)) {
+            let mine: Vec<usize> = pending.iter().copied().skip(w).step_by(workers).collect();
+            let from_state = state.clone();
+            let ctx = &ctx;
+            tasks.push(async move {
+                for slice in mine {
+                    ctx.walk_slice(w, slice, &from_state).await?;
+                }
+                Ok::<(), Error>(())
+            });
+        }
+        let results = futures::future::join_all(tasks).await;
+        control.stop.store(true, Ordering::SeqCst);
+        results.into_iter().collect::<Result<Vec<()>, Error>>()
+    };
+    let (result, (), ()) = tokio::join!(work, poller, watchdog);
+    result?;
+    if control.cancelled.load(Ordering::SeqCst) {
+        return Err(Error::BackfillCancelled {
+            name: name.to_owned(),
+        });
+    }
+    if ctx.interrupted() {
+        return Err(Error::Interrupted);
+    }
+    let rows = control.rows_done.load(Ordering::SeqCst) - rows_before;
+    let report = RunReport {
+        name: name.to_owned(),
+        rows,
+        updated: control.updated.load(Ordering::SeqCst),
+        chunks: control.chunks.load(Ordering::SeqCst),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    append_alone(
+        client,
+        session,
+        lease,
+        actor,
+        name,
+        EventKind::BackfillCompleted,
+        serde_json::json!({ "rows": control.rows_done.load(Ordering::SeqCst), "duration_ms": report.duration_ms }),
+    )
+    .await?;
+    reporter.report(&Progress::BackfillNote {
+        name,
+        note: "completed; run `shiftlog backfill verify` to record the completion check",
+    });
+    Ok(RunOutcome::Completed(report))
+}
+
+/// Captures the run's upper bound and splits the key range into slices.
+async fn start(
+    session: &Session,
+    r: &Resolved,
+    options: &RunOptions,
+) -> Result<serde_json::Value, Error> {
+    let client = &session.client;
+    let ctx = |e| Error::db(format!("starting backfill {}", r.def.name), e);
+    let hi: Option<Vec<String>> = client
+        .query_opt(&r.max_key, &[])
+        .await
+        .map_err(ctx)?
+        .map(|row| key_of(&row, 0, r.key.len()));
+    let estimate: i64 = client
+        .query_one(
+            "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass($1)",
+            &[&r.table],
+        )
+        .await
+        .map_err(ctx)?
+        .get(0);
+    let mut bounds: Vec<Vec<String>> = Vec::new();
+    let workers = options.workers.max(1) as usize;
+    if workers > 1 && hi.is_some() {
+        // Split on the first key column's histogram (ANALYZE if there is none):
+        // disjoint slices without scanning the table.
+        let first = &r.key[0].name;
+        let (schema, table) = (
+            r.def
+                .table
+                .schema
+                .clone()
+                .unwrap_or_else(|| "public".into()),
+            r.def.table.name.clone(),
+        );
+        let mut hist = histogram(client, &schema, &table, first)
+            .await
+            .map_err(ctx)?;
+        if hist.is_empty() {
+            client
+                .batch_execute(&format!(
+                    "ANALYZE {} ({})",
+                    r.table,
+                    crate::ident::quote_ident(first)
+                ))
+                .await
+                .map_err(ctx)?;
+            hist = histogram(client, &schema, &table, first)
+                .await
+                .map_err(ctx)?;
+        }
+        for i in 1..workers {
+            if hist.is_empty() {
+                break;
+            }
+            let v = &hist[(i * hist.len() / workers).min(hist.len() - 1)];
+            if let Some(row) = client
+                .query_opt(&r.key_at_or_after, &[v])
+                .await
+                .map_err(ctx)?
+            {
+                let k = key_of(&row, 0, r.key.len());
+                if bounds.last() != Some(&k) && Some(&k) != hi.as_ref() {
+                    bounds.push(k);
+                }
+            }
+        }
+    }
+    let mut slices = Vec::new();
+    let mut lo: Option<Vec<String>> = None;
+    for b in bounds {
+        slices.push(serde_json::json!([lo, Some(b.clone())]));
+        lo = Some(b);
+    }
+    slices.push(serde_json::json!([lo, hi]));
+    let t = &r.def.throttle;
+    Ok(serde_json::json!({
+        "table": r.table,
+        "key": r.key.iter().map(|k| k.name.clone()).collect::<Vec<_>>(),
+        "hi": hi,
+        "slices": slices,
+        "estimate": estimate,
+        "definition": r.def.path.display().to_string(),
+        "definition_checksum": r.def.checksum.to_string(),
+        "rows_per_second": options.rows_per_second.or(t.rows_per_second),
+        "target_chunk_ms": t.target_chunk.as_millis() as u64,
+        "lock_timeout_ms": t.lock_timeout.as_millis() as u64,
+        "workers": workers,
+    }))
+}
+
+/// The histogram bounds of a column (as text), from `pg_stats`.
+async fn histogram(
+    client: &Client,
+    schema: &str,
+    table: &str,
+    column: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT histogram_bounds::text::text[] FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND attname = $3",
+            &[&schema, &table, &column],
+        )
+        .await?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<Vec<String>>>(0))
+        .unwrap_or_default())
+}
+
+fn key_of(row: &tokio_postgres::Row, offset: usize, k: usize) -> Vec<String> {
+    (offset..offset + k)
+        .map(|i| row.get::<_, String>(i))
+        .collect()
+}
+
+struct Ctx<'a> {
+    session: &'a Session,
+    actor: &'a str,
+    lease: &'a Lease,
+    r: &'a Resolved,
+    options: &'a RunOptions,
+    control: Arc<Control>,
+    estimate: Option<u64>,
+    reporter: &'a dyn Reporter,
+}
+
+/// What happened to one chunk attempt.
+enum Chunk {
+    Done {
+        rows: u64,
+        last: Vec<String>,
+        finished: bool,
+    },
+    Empty,
+}
+
+fn retryable(e: &tokio_postgres::Error) -> Option<&'static str> {
+    match e.code() {
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => Some("lock_timeout"),
+        Some(c) if *c == SqlState::QUERY_CANCELED => Some("cancelled"),
+        Some(c)
+            if *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
+            Some("conflict")
+        }
+        _ => None,
+    }
+}
+
+fn connection_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || e.code().is_none()
+        || e.code()
+            .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
+}
+
+impl Ctx<'_> {
+    fn interrupted(&self) -> bool {
+        self.options
+            .interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    async fn open_worker(&self, worker: usize) -> Result<Client, Error> {
+        let mut info = self.session.info.clone();
+        info.application_name = Some(format!("shiftlog backfill {} #{worker}", self.r.def.name));
+        let client = connect(&info).await?;
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(|e| Error::db("starting a backfill worker", e))?
+            .get(0);
+        self.control
+            .worker_pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(pid);
+        Ok(client)
+    }
+
+    async fn reconnect(&self, worker: usize) -> Result<Client, Error> {
+        let mut delay = Duration::from_millis(250);
+        let mut last = None;
+        for attempt in 1..=self.options.reconnect_tries.max(1) {
+            match self.open_worker(worker).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "backfill: reconnecting");
+                    last = Some(e);
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(3));
+        }
+        Err(last.unwrap_or(Error::Usage {
+            message: "could not reconnect".into(),
+        }))
+    }
+
+    /// The slice's resume point from the ledger (after a reconnect we cannot
+    /// know whether the last COMMIT landed, so the ledger decides).
+    async fn resume_point(
+        &self,
+        client: &Client,
+        slice: usize,
+    ) -> Result<(Option<Vec<String>>, bool), Error> {
+        let state = self.session.ledger.read_projection(client).await?;
+        let s = state
+            .backfill(&self.r.def.name)
+            .and_then(|b| b.slices.get(slice).cloned());
+        Ok(match s {
+            Some(s) => (s.done_to.or(s.lo), s.finished),
+            None => (None, false),
+        })
+    }
+
+    async fn walk_slice(
+        &self,
+        worker: usize,
+        slice: usize,
+        state: &BackfillState,
+    ) -> Result<(), Error> {
+        let t = &self.r.def.throttle;
+        let Some(s) = state.slices.get(slice) else {
+            return Ok(());
+        };
+        let Some(hi) = s.hi.clone() else {
+            return Ok(());
+        };
+        let mut last = s.done_to.clone().or(s.lo.clone());
+        let mut client = self.open_worker(worker).await?;
+        let mut size = u64::from(t.initial_chunk.max(1));
+        let mut throttled: Option<&'static str> = None;
+        let mut failures = 0u32;
+        loop {
+            if self.control.cancelled.load(Ordering::SeqCst) || self.interrupted() {
+                return Ok(());
+            }
+            if self.control.paused.load(Ordering::SeqCst) {
+                self.reporter.report(&Progress::BackfillNote {
+                    name: &self.r.def.name,
+                    note: "paused; waiting for `shiftlog backfill resume`",
+                });
+                while self.control.paused.load(Ordering::SeqCst)
+                    && !self.control.cancelled.load(Ordering::SeqCst)
+                    && !self.interrupted()
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+            if let Some(max_lag) = t.max_replica_lag {
+                let lag: f64 = match client
+                    .query_one("SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication", &[])
+                    .await
+                {
+                    Ok(row) => row.get(0),
+                    Err(_) => 0.0,
+                };
+                if lag > max_lag.as_secs_f64() {
+                    throttled = Some("replica_lag");
+                    self.progress(size, throttled);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+            if let Some((rate, limiter)) = self.control.limiter() {
+                size = size.min(u64::from(rate)).max(1);
+                let n = NonZeroU32::new(size as u32).unwrap_or(NonZeroU32::MIN);
+                if limiter.check_n(n).map(|r| r.is_err()).unwrap_or(true) {
+                    throttled = throttled.or(Some("rate_limit"));
+                    let _ = limiter.until_n_ready(n).await;
+                }
+            }
+            let t0 = Instant::now();
+            match self
+                .chunk(&client, slice, last.as_deref(), &hi, size, throttled)
+                .await
+            {
+                Ok(Chunk::Empty) => {
+                    append_alone(&client, self.session, self.lease, self.actor, &self.r.def.name, EventKind::BackfillCheckpoint,
+                        serde_json::json!({ "slice": slice, "hi": null, "rows": 0, "finished": true })).await?;
+                    return Ok(());
+                }
+                Ok(Chunk::Done {
+                    rows,
+                    last: new_last,
+                    finished,
+                }) => {
+                    failures = 0;
+                    last = Some(new_last);
+                    self.control.chunks.fetch_add(1, Ordering::SeqCst);
+                    self.progress(size, throttled);
+                    throttled = None;
+                    if finished {
+                        return Ok(());
+                    }
+                    // Adapt: aim for target_chunk per chunk, grow at most 2x, shrink at most 4x.
+                    let elapsed = t0.elapsed().as_secs_f64().max(0.001);
+                    let ideal = rows.max(1) as f64 * t.target_chunk.as_secs_f64() / elapsed;
+                    size = (ideal.clamp(size as f64 / 4.0, size as f64 * 2.0) as u64)
+                        .clamp(1, u64::from(t.max_chunk));
+                }
+                Err(ChunkError::Retry(reason)) => {
+                    failures += 1;
+                    let reason = if reason == "cancelled"
+                        && self.control.watchdog_cancels.load(Ordering::SeqCst) > 0
+                    {
+                        "lock_waiters"
+                    } else {
+                        reason
+                    };
+                    throttled = Some(reason);
+                    size = (size / 2).max(1);
+                    let backoff = Duration::from_millis(50u64.saturating_mul(1 << failures.min(6)))
+                        .min(Duration::from_secs(5));
+                    self.progress(size, throttled);
+                    tokio::time::sleep(backoff).await;
+                }
+                Err(ChunkError::ConnectionLost) => {
+                    self.reporter.report(&Progress::BackfillNote {
+                        name: &self.r.def.name,
+                        note: "connection lost; reconnecting",
+                    });
+                    client = self.reconnect(worker).await?;
+                    let (point, finished) = self.resume_point(&client, slice).await?;
+                    if finished {
+                        return Ok(());
+                    }
+                    last = point;
+                }
+                Err(ChunkError::Fatal(e)) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    let (sqlstate, message) = match &e {
+                        Error::Db { source, .. } => (
+                            source.code().map(|c| c.code().to_owned()),
+                            crate::conn::redact(&db_error_text(source)),
+                        ),
+                        other => (None, other.to_string()),
+                    };
+                    let payload = serde_json::json!({ "slice": slice, "lo": last, "chunk_size": size, "sqlstate": sqlstate, "error": message });
+                    let _ = append_alone(
+                        &client,
+                        self.session,
+                        self.lease,
+                        self.actor,
+                        &self.r.def.name,
+                        EventKind::BackfillFailed,
+                        payload,
+                    )
+                    .await;
+                    self.control.stop.store(true, Ordering::SeqCst);
+                    return Err(Error::BackfillFailed {
+                        name: self.r.def.name.clone(),
+                        path: self.r.def.path.clone(),
+                        after: last.map(|k| k.join(", ")),
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    fn progress(&self, size: u64, throttled: Option<&str>) {
+        let rows_done = self.control.rows_done.load(Ordering::SeqCst);
+        let rate = self.control.recent_rate(rows_done);
+        let eta = self
+            .estimate
+            .filter(|e| *e > rows_done && rate > 0.0)
+            .map(|e| ((e - rows_done) as f64 / rate) as u64);
+        self.reporter.report(&Progress::Backfill {
+            name: &self.r.def.name,
+            rows_done,
+            estimate: self.estimate,
+            rows_per_second: rate,
+            chunk_size: size,
+            throttled,
+            eta_secs: eta,
+        });
+    }
+
+    /// One chunk: bounds, change and checkpoint in one transaction.
+    async fn chunk(
+        &self,
+        client: &Client,
+        slice: usize,
+        after: Option<&[String]>,
+        hi: &[String],
+        size: u64,
+        throttled: Option<&str>,
+    ) -> Result<Chunk, ChunkError> {
+        let t = &self.r.def.throttle;
+        let ms = |d: Duration| quote_literal(&format!("{}ms", d.as_millis().max(1)));
+        let begin = format!(
+            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+            ms(t.lock_timeout),
+            ms(t.statement_timeout)
+        );
+        client
+            .batch_execute(&begin)
+            .await
+            .map_err(ChunkError::from_pg)?;
+        let result = self
+            .chunk_in_txn(client, slice, after, hi, size, throttled)
+            .await;
+        match result {
+            Ok(chunk) => {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(ChunkError::from_pg)?;
+                if let Chunk::Done { rows, .. } = &chunk {
+                    self.control.rows_done.fetch_add(*rows, Ordering::SeqCst);
+                }
+                Ok(chunk)
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn chunk_in_txn(
+        &self,
+        client: &Client,
+        slice: usize,
+        after: Option<&[String]>,
+        hi: &[String],
+        size: u64,
+        throttled: Option<&str>,
+    ) -> Result<Chunk, ChunkError> {
+        let r = self.r;
+        let limit = size as i64;
+        let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(a) = after {
+            p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+        }
+        p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
+        p.push(&limit);
+        let sql = if after.is_some() {
+            &r.bounds_next
+        } else {
+            &r.bounds_first
+        };
+        let Some(row) = client
+            .query_opt(sql.as_str(), &p)
+            .await
+            .map_err(ChunkError::from_pg)?
+        else {
+            return Ok(Chunk::Empty);
+        };
+        let k = r.key.len();
+        let first = key_of(&row, 0, k);
+        let last = key_of(&row, k, k);
+        let rows = row.get::<_, i64>(2 * k) as u64;
+        let mut up: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        let update = if r.update_takes_first_key() {
+            up.extend(first.iter().map(|v| v as &(dyn ToSql + Sync)));
+            up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+            &r.update_next
+        } else if let Some(a) = after {
+            up.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+            up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+            &r.update_next
+        } else {
+            up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+            &r.update_first
+        };
+        let t0 = Instant::now();
+        let updated = client
+            .execute(update.as_str(), &up)
+            .await
+            .map_err(ChunkError::from_pg)?;
+        let finished = rows < size || last.as_slice() == hi;
+        let payload = serde_json::json!({
+            "slice": slice,
+            "lo": after,
+            "hi": last,
+            "rows": rows,
+            "updated": updated,
+            "duration_ms": t0.elapsed().as_millis() as u64,
+            "chunk_size": size,
+            "finished": finished,
+            "throttled": throttled,
+        });
+        append(
+            client,
+            self.session,
+            self.lease,
+            self.actor,
+            &r.def.name,
+            EventKind::BackfillCheckpoint,
+            payload,
+        )
+        .await
+        .map_err(|e| match e {
+            Error::Db { source, .. } => ChunkError::from_pg(source),
+            other => ChunkError::Fatal(other),
+        })?;
+        self.control.updated.fetch_add(updated, Ordering::SeqCst);
+        Ok(Chunk::Done {
+            rows,
+            last,
+            finished,
+        })
+    }
+}
+
+enum ChunkError {
+    Retry(&'static str),
+    ConnectionLost,
+    Fatal(Error),
+}
+
+impl ChunkError {
+    fn from_pg(e: tokio_postgres::Error) -> Self {
+        if let Some(reason) = retryable(&e) {
+            ChunkError::Retry(reason)
+        } else if connection_lost(&e) {
+            ChunkError::ConnectionLost
+        } else {
+            ChunkError::Fatal(Error::db("running a backfill chunk", e))
+        }
+    }
+}
+
+/// Mirrors pause/resume/cancel/rate from the ledger into `control`.
+async fn poll_control(session: &Session, name: &str, control: Arc<Control>) {
+    while !control.stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(Some(state)) = read_state(session, name).await else {
+            continue;
+        };
+        control
+            .paused
+            .store(state.status == BackfillStatus::Paused, Ordering::SeqCst);
+        if state.status == BackfillStatus::Cancelled {
+            control.cancelled.store(true, Ordering::SeqCst);
+        }
+        control
+            .rows_per_second
+            .store(state.rows_per_second.unwrap_or(0), Ordering::SeqCst);
+    }
+}
+
+/// Cancels a chunk whose locks have kept a client waiting for longer than
+/// the threshold (just under `lock_timeout`), so live traffic never waits on
+/// the backfill longer than that. Needs PostgreSQL 14+ (`pg_locks.waitstart`).
+async fn watchdog(session: &Session, lock_timeout: Duration, control: Arc<Control>) {
+    let poll = Duration::from_millis(25);
+    let threshold = lock_timeout
+        .saturating_sub(Duration::from_millis(75))
+        .max(lock_timeout / 2);
+    let Ok(client) = connect(&session.info).await else {
+        return;
+    };
+    let supported: bool = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int >= 140000",
+            &[],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(false);
+    if !supported {
+        return;
+    }
+    while !control.stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(poll).await;
+        let pids: Vec<i32> = control
+            .worker_pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if pids.is_empty() {
+            continue;
+        }
+        let rows = client
+            .query(
+                "SELECT DISTINCT b.pid, pg_cancel_backend(b.pid)
+                   FROM pg_locks l, LATERAL unnest(pg_blocking_pids(l.pid)) AS b(pid)
+                  WHERE NOT l.granted AND l.waitstart < clock_timestamp() - make_interval(secs => $2)
+                    AND b.pid = ANY ($1)",
+                &[&pids, &threshold.as_secs_f64()],
+            )
+            .await;
+        if let Ok(rows) = rows
+            && !rows.is_empty()
+        {
+            control
+                .watchdog_cancels
+                .fetch_add(rows.len() as u64, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! `shiftlog backfill …`.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shiftlog::ExitStatus;
+use shiftlog::backfill::control::{self, BackfillStatusRow, Command};
+use shiftlog::backfill::{RunOptions, RunOutcome};
+use shiftlog::report::{Progress, Reporter};
+
+use crate::cli::args::{BackfillCommand, BackfillRunArgs, Format, GlobalArgs};
+use crate::cli::context;
+
+pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<ExitStatus> {
+    let project = context::project(global)?;
+    let session = context::session(global, &project.config).await?;
+    let json = global.format == Format::Json;
+    match cmd {
+        BackfillCommand::List | BackfillCommand::Status(_) => {
+            let only = match &cmd {
+                BackfillCommand::Status(n) => n.name.clone(),
+                _ => None,
+            };
+            let rows = control::status(&project, &session, only.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                print!("{}", render_status(&rows));
+            }
+            Ok(ExitStatus::Success)
+        }
+        BackfillCommand::Run(args) => run(global, &project, &session, args).await,
+        BackfillCommand::Pause(_) | BackfillCommand::Resume(_) | BackfillCommand::Cancel(_) => {
+            let (what, n) = match cmd {
+                BackfillCommand::Pause(n) => (Command::Pause, n),
+                BackfillCommand::Resume(n) => (Command::Resume, n),
+                BackfillCommand::Cancel(n) => (Command::Cancel, n),
+                _ => unreachable!("matched above"),
+            };
+            let seq = control::command(&project, &session, &n.name, what).await?;
+            let verb = match what {
+                Command::Pause => "paused",
+                Command::Resume => "resumed",
+                Command::Cancel => "cancelled",
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "ok": true, "name": n.name, "action": verb, "seq": seq })
+                );
+            } else {
+                println!(
+                    "{} {verb} (event {seq}); a running process picks it up within a second",
+                    n.name
+                );
+            }
+            Ok(ExitStatus::Success)
+        }
+        BackfillCommand::Verify(n) => {
+            let out = shiftlog::backfill::verify::verify(
+                &project,
+                &session,
+                &n.name,
+                context::lease(global, &project.config)?,
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&out)?);
+            } else if out.remaining == 0 {
+                println!(
+                    "{}: complete — no row left to do ({} checked); recorded as event {}",
+                    out.name, out.rows_checked, out.seq
+                );
+            } else {
+                println!(
+                    "{}: {} row(s) still to do; recorded as event {} — run `shiftlog backfill run {}`",
+                    out.name, out.remaining, out.seq, out.name
+                );
+            }
+            Ok(if out.remaining == 0 {
+                ExitStatus::Success
+            } else {
+                ExitStatus::CheckFailed
+            })
+        }
+    }
+}
+
+async fn run(
+    global: &GlobalArgs,
+    project: &shiftlog::project::Project,
+    session: &shiftlog::ops::Session,
+    args: BackfillRunArgs,
+) -> anyhow::Result<ExitStatus> {
+    let options = RunOptions {
+        workers: args.workers,
+        rows_per_second: args.rows_per_second,
+        lease: context::lease(global, &project.config)?,
+        interrupt: Some(context::interrupt_flag(global.quiet)),
+        ..RunOptions::default()
+    };
+    let json = global.format == Format::Json;
+    let reporter = BackfillReporter::new(json, global.quiet);
+    let outcome = shiftlog::backfill::run(project, session, &args.name, &options, &reporter).await;
+    reporter.finish();
+    let outcome = outcome?;
+    if json {
+        let mut v = serde_json::to_value(&outcome)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("event".into(), serde_json::json!("finished"));
+        }
+        println!("{v}");
+    } else {
+        match &outcome {
+            RunOutcome::Completed(r) => println!(
+                "{}: completed — {} rows walked, {} updated in {} chunks, {:.1}s",
+                r.name,
+                r.rows,
+                r.updated,
+                r.chunks,
+                r.duration_ms as f64 / 1000.0
+            ),
+            RunOutcome::AlreadyComplete => println!(
+                "{}: already complete; `shiftlog backfill verify {}` records the completion check",
+                args.name, args.name
+            ),
+            RunOutcome::Resized {
+                rows_per_second,
+                seq,
+            } => {
+                println!(
+                    "{}: another process runs it; its rate is now {rows_per_second} rows/s (event {seq})",
+                    args.name
+                )
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Progress bars on a terminal, JSON lines with `--format json`, a line every
+/// few seconds otherwise.
+struct BackfillReporter {
+    bar: Option<ProgressBar>,
+    json: bool,
+    quiet: bool,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl BackfillReporter {
+    fn new(json: bool, quiet: bool) -> Self {
+        let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg:>24} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        Self {
+            bar,
+            json,
+            quiet,
+            last_line: Mutex::new(None),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+impl Reporter for BackfillReporter {
+    fn report(&self, progress: &Progress<'_>) {
+        match progress {
+            Progress::Backfill {
+                name,
+                rows_done,
+                estimate,
+                rows_per_second,
+                chunk_size,
+                throttled,
+                eta_secs,
+            } => {
+                if self.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "event": "progress", "name": name, "rows_done": rows_done, "estimate": estimate,
+                            "rows_per_second": rows_per_second.round() as u64, "chunk_size": chunk_size,
+                            "throttled": throttled, "eta_secs": eta_secs,
+                        })
+                    );
+                } else if let Some(bar) = &self.bar {
+                    if let Some(e) = estimate {
+                        bar.set_length((*e).max(*rows_done));
+                    }
+                    bar.set_position(*rows_done);
+                    bar.set_message(match throttled {
+                        Some(t) => format!("{name} ({t})"),
+                        None => name.to_string(),
+                    });
+                } else if !self.quiet {
+                    let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+                    if last.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
+                        *last = Some(Instant::now());
+                        eprintln!(
+                            "{name}: {rows_done}{} rows, {:.0} rows/s, chunk {chunk_size}{}{}",
+                            estimate.map(|e| format!("/~{e}")).unwrap_or_default(),
+                            rows_per_second,
+                            eta_secs.map(|s| format!(", ETA {s}s")).unwrap_or_default(),
+                            throttled
+                                .map(|t| format!(", throttled: {t}"))
+                                .unwrap_or_default(),
+                        );
+                    }
+                }
+            }
+            Progress::BackfillNote { name, note } => {
+                if self.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "event": "note", "name": name, "note": note })
+                    );
+                } else if let Some(bar) = &self.bar {
+                    bar.println(format!("{name}: {note}"));
+                } else if !self.quiet {
+                    eprintln!("{name}: {note}");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn render_status(rows: &[BackfillStatusRow]) -> String {
+    if rows.is_empty() {
+        return "no backfills (backfills/*.toml)\n".into();
+    }
+    let mut out = String::new();
+    for r in rows {
+        let pct = r
+            .estimate
+            .filter(|e| *e > 0)
+            .map(|e| {
+                format!(
+                    " ({:.0}%)",
+                    (r.rows_done as f64 * 100.0 / e as f64).min(100.0)
+                )
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}  [{}]{}\n",
+            r.name,
+            r.state,
+            r.migration
+                .as_ref()
+                .map(|m| format!("  phase 2 of migration {m}"))
+                .unwrap_or_default()
+        ));
+        out.push_str(&format!(
+            "  rows        {}{}{}\n",
+            r.rows_done,
+            r.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default(),
+            pct
+        ));
+        if r.rate > 0 {
+            out.push_str(&format!(
+                "  rate        {} rows/s{}\n",
+                r.rate,
+                r.eta_secs
+                    .map(|s| format!(", ETA {s}s"))
+                    .unwrap_or_default()
+            ));
+        }
+        out.push_str(&format!(
+            "  throttle    {}{}\n",
+            r.rows_per_second
+                .map(|n| format!("{n} rows/s cap"))
+                .unwrap_or_else(|| "no rate cap".into()),
+            r.throttled
+                .as_ref()
+                .map(|t| format!(", last throttled by {t}"))
+                .unwrap_or_default()
+        ));
+        out.push_str(&format!(
+            "  runner      {}\n",
+            r.runner.clone().unwrap_or_else(|| "none".into())
+        ));
+        if let Some(t) = &r.last_checkpoint_at {
+            out.push_str(&format!("  checkpoint  {t}\n"));
+        }
+        if let Some(v) = r.verified_remaining {
+            out.push_str(&format!(
+                "  verified    {}\n",
+                if v == 0 {
+                    "complete".to_owned()
+                } else {
+                    format!("{v} row(s) left")
+                }
+            ));
+        }
+        if let Some(f) = &r.failure {
+            out.push_str(&format!("  failed      {f}\n"));
+        }
+    }
+    out
+}
