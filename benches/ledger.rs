@@ -12,14 +12,14 @@
 //! generated here, chained correctly, and loaded with binary COPY; the head
 //! row and the projection row are written as `Ledger::append` would have.
 
-#![allow(unsafe_code)] // wait4: the child's peak RSS; no safe std equivalent.
-
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt, pin_mut};
+use futures::pin_mut;
 use shiftlog::conn::{ConnInfo, ConnSource, PartialConnInfo};
 use shiftlog::ledger::event::{canonical_json, hash_fields, truncate_to_micros};
 use shiftlog::ledger::fold::LedgerState;
@@ -58,6 +58,16 @@ fn main() {
         "  setup (server, apply, generate, COPY): {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if std::env::var_os("SHIFTLOG_BENCH_HOLD").is_some() {
+        // For profiling by hand: keep the server and project until killed.
+        println!(
+            "  holding: --dir {} --database-url {url}",
+            project.path().display()
+        );
+        loop {
+            std::thread::park();
+        }
+    }
 
     // (1) verify in-process, with the peak RSS of just this step.
     let mut times = Vec::new();
@@ -227,42 +237,57 @@ async fn setup(server: &ScratchServer, project: &Path, url: &str, events: u64) -
         prev_hash: prev,
         hash: Hash::GENESIS,
     };
+    // Two slices (two workers), each walked in chunks of CHUNK_ROWS keys.
+    let chunks = events.saturating_sub(2).max(2);
+    let per_slice = chunks.div_ceil(2) * CHUNK_ROWS;
+    let total = 2 * per_slice;
+    let mut done = [0u64; 2];
     for i in 0..events {
-        let chunk = i; // chunk 0 is the start event
         let (kind, payload) = if i == 0 {
             (
                 EventKind::BackfillStarted,
                 serde_json::json!({
-                    "batch_rows": CHUNK_ROWS,
-                    "key": ["id"],
-                    "max_rows_per_second": 250_000,
-                    "name": "users_email_lower",
                     "table": "public.users",
-                    "total_estimate": CHUNK_ROWS * events,
+                    "key": ["id"],
+                    "hi": [total.to_string()],
+                    "slices": [[null, [per_slice.to_string()]], [[per_slice.to_string()], [total.to_string()]]],
+                    "estimate": total,
+                    "definition": "backfills/20261105120000_users_email_lower.toml",
+                    "definition_checksum": "b3n1:5d0c3f1e9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d",
+                    "rows_per_second": null,
+                    "target_chunk_ms": 250,
+                    "lock_timeout_ms": 200,
+                    "workers": 2,
                 }),
             )
         } else if i + 1 == events {
             (
                 EventKind::BackfillCompleted,
-                serde_json::json!({ "chunks": chunk - 1, "rows": CHUNK_ROWS * (chunk - 1) }),
+                serde_json::json!({ "rows": done[0] + done[1], "duration_ms": i * 41 }),
             )
         } else {
+            let slice = (i % 2) as usize;
+            let base = slice as u64 * per_slice;
+            let lo = (done[slice] > 0).then(|| vec![(base + done[slice]).to_string()]);
+            done[slice] += CHUNK_ROWS;
+            let hi = base + done[slice];
             (
                 EventKind::BackfillCheckpoint,
                 serde_json::json!({
-                    "chunk": chunk,
-                    "duration_ms": 38 + (chunk * 7) % 11,
-                    "hi": [chunk * CHUNK_ROWS],
-                    "lo": [(chunk - 1) * CHUNK_ROWS + 1],
-                    "lock_waits": 0,
+                    "slice": slice,
+                    "lo": lo,
+                    "hi": [hi.to_string()],
                     "rows": CHUNK_ROWS,
-                    "rows_done": chunk * CHUNK_ROWS,
-                    "throttle_ms": (chunk * 13) % 5,
+                    "updated": CHUNK_ROWS - i % 3,
+                    "duration_ms": 230 + (i * 7) % 40,
+                    "chunk_size": CHUNK_ROWS,
+                    "finished": done[slice] >= per_slice,
+                    "throttled": (i % 97 == 0).then_some("replication lag 2.1s > 2s"),
                 }),
             )
         };
         event.seq = head_seq + 1 + i;
-        event.at = t0 + Duration::from_micros(i * 41_237);
+        event.at = t0 + Duration::from_micros(i * 251_237);
         event.kind = kind;
         event.payload = canonical_json(&payload);
         event.prev_hash = prev;
@@ -341,12 +366,29 @@ fn run_reps(reps: usize, global: &[&str], args: &[&str], expect: &str) -> (Vec<D
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn shiftlog");
+        // Peak RSS: poll the child's VmHWM (ru_maxrss from wait4 would
+        // include this process's own RSS, inherited across fork and exec).
+        let status = format!("/proc/{}/status", child.id());
+        let done = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut peak = 0;
+                while !done.load(Ordering::Relaxed) {
+                    peak = peak.max(hwm_kb(&status));
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                peak
+            })
+        };
         let mut out = String::new();
         let mut err = String::new();
         child.stdout.take().map(|mut s| s.read_to_string(&mut out));
         child.stderr.take().map(|mut s| s.read_to_string(&mut err));
-        let (code, maxrss) = wait4(child.id());
+        let code = child.wait().expect("wait").code().unwrap_or(-1);
         times.push(t.elapsed());
+        done.store(true, Ordering::Relaxed);
+        let maxrss = poller.join().expect("poller");
         assert!(
             code == 0 && out.contains(expect),
             "shiftlog {args:?} exited {code}\n{out}\n{err}"
@@ -356,22 +398,6 @@ fn run_reps(reps: usize, global: &[&str], args: &[&str], expect: &str) -> (Vec<D
     (times, rss)
 }
 
-/// Waits for a child; its exit code and peak RSS in kB.
-fn wait4(pid: u32) -> (i32, u64) {
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: plain syscall on our own child, with valid out-pointers.
-    let r = unsafe { libc::wait4(pid as libc::pid_t, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid as libc::pid_t, "wait4");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (code, usage.ru_maxrss as u64)
-}
-
 /// Resets this process's peak RSS (Linux: `5` to /proc/self/clear_refs).
 fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -379,7 +405,12 @@ fn reset_hwm() {
 
 /// This process's peak RSS in kB (VmHWM).
 fn vm_hwm_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    hwm_kb("/proc/self/status")
+}
+
+/// VmHWM in kB from a `/proc/PID/status` file (0 when unreadable).
+fn hwm_kb(status: &str) -> u64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()

@@ -48,7 +48,6 @@ fn down_sql(i: usize) -> String {
 
 #[derive(Debug, Clone)]
 struct Config {
-    full: bool,
     n: usize,
     reps: usize,
     noop_reps: usize,
@@ -68,7 +67,6 @@ impl Config {
         };
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         Self {
-            full,
             n: num("BENCH_N", 1000, 5),
             reps: num("BENCH_REPS", 5, 1),
             noop_reps: num("BENCH_NOOP_REPS", 15, 2),
@@ -185,6 +183,8 @@ struct Admin {
     rt: tokio::runtime::Runtime,
     client: Client,
     server_url: String,
+    /// Pause after a timed run before reading the counters.
+    settle: Duration,
 }
 
 impl Admin {
@@ -207,6 +207,7 @@ impl Admin {
             rt,
             client,
             server_url: url,
+            settle: Duration::ZERO,
         }
     }
 
@@ -314,8 +315,7 @@ fn timed(admin: &Admin, db: &str, cmd: &mut Command) -> Sample {
     run(cmd);
     let wall = t0.elapsed().as_secs_f64();
     let client_cpu = children_cpu() - cpu0;
-    // Backends flush their statistics as they exit, just after the client sees the close.
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(admin.settle);
     let (c1, s1, b1) = admin.counters(db);
     Sample {
         wall,
@@ -377,10 +377,10 @@ fn generate_tiny(root: &Path, n: usize) {
     }
 }
 
-fn find_psql() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
+/// psql: the server's own `/usr/lib/postgresql/<major>/bin/psql` first, then
+/// the newest other one there, then `PATH` — Debian's `/usr/bin/psql` is a
+/// Perl wrapper that adds ~0.09 s of start-up to every run.
+fn find_psql(server_major: &str) -> Option<PathBuf> {
     let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
@@ -393,7 +393,13 @@ fn find_psql() -> Option<PathBuf> {
         })
         .collect();
     versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut dirs = vec![PathBuf::from(format!(
+        "/usr/lib/postgresql/{server_major}/bin"
+    ))];
     dirs.extend(versioned.into_iter().map(|(_, p)| p));
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
     dirs.into_iter()
         .map(|d| d.join("psql"))
         .find(|p| p.is_file())
@@ -620,7 +626,7 @@ impl Bench {
         self.results.row(
             "rollback/shiftlog",
             "(e) rollback all, from a copy of an applied db",
-            "shiftlog rollback --to 0",
+            "shiftlog rollback (all applied)",
             n,
             Some(floor),
             "≤ sqlx-cli",
@@ -653,6 +659,30 @@ impl Bench {
         if self.sqlx.is_some() {
             variants.push(("rollback/sqlx", "gold_sqlx"));
         }
+        // `rollback --to 0` is the documented "everything"; fall back to
+        // `--steps N` when this build refuses version 0 (probed untimed).
+        let mut probe = self.shiftlog(
+            project,
+            "gold_shiftlog",
+            &["rollback", "--to", "0", "--dry-run"],
+        );
+        let to_zero = probe
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        let steps = n.to_string();
+        let sl_args: Vec<&str> = if to_zero {
+            vec!["rollback", "--to", "0"]
+        } else {
+            self.notes.push(format!(
+                "`shiftlog rollback --to 0` was refused by this build (\"version 0 is not a migration of this project\"); \
+                 the rollback row uses `rollback --steps {n}` instead, which reverts the same {n} migrations."
+            ));
+            vec!["rollback", "--steps", &steps]
+        };
+        if let Some(r) = self.results.rows.get_mut("rollback/shiftlog") {
+            r.tool = format!("shiftlog {}", sl_args.join(" "));
+        }
         let count = variants.len();
         for rep in 0..self.cfg.rollback_reps {
             for k in 0..count {
@@ -660,7 +690,7 @@ impl Bench {
                 let db = "bench_rollback";
                 self.admin.fresh_db(db, Some(gold));
                 let mut cmd = match key {
-                    "rollback/shiftlog" => self.shiftlog(project, db, &["rollback", "--to", "0"]),
+                    "rollback/shiftlog" => self.shiftlog(project, db, &sl_args),
                     "rollback/sqlx" => {
                         match self.sqlx(project, db, &["revert", "--target-version", "0"]) {
                             Some(c) => c,
@@ -727,21 +757,30 @@ impl Bench {
             "\n### Where the time goes (medians per run)\n\n\
              commits = `xact_commit` delta of the target database (includes read-only transactions); \
              WAL fsyncs = `pg_stat_wal.wal_sync` delta (cluster-wide, includes the WAL writer); \
-             client CPU = user+sys of the timed process.\n\n\
-             | operation | tool / command | wall s | client CPU s | commits | WAL fsyncs | WAL MB |\n\
-             |---|---|---:|---:|---:|---:|---:|\n",
+             client CPU = user+sys of the timed process; \
+             over floor = (median − floor's median) / N.\n\n\
+             | operation | tool / command | wall s | over floor, ms per migration | client CPU s | commits | WAL fsyncs | WAL MB |\n\
+             |---|---|---:|---:|---:|---:|---:|---:|\n",
         );
         for key in &self.results.order {
             let r = &self.results.rows[key];
             if r.samples.is_empty() {
                 continue;
             }
+            let over = r
+                .ratio_to
+                .as_deref()
+                .filter(|f| f != key)
+                .and_then(|f| self.results.median(f))
+                .map(|f| format!("{:.2}", (r.median_wall() - f) / r.n as f64 * 1000.0))
+                .unwrap_or_default();
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.3} | {:.3} | {:.0} | {:.0} | {:.1} |",
+                "| {} | {} | {:.3} | {} | {:.3} | {:.0} | {:.0} | {:.1} |",
                 r.op,
                 r.tool,
                 r.median_wall(),
+                over,
                 r.median_of(|s| s.client_cpu),
                 r.median_of(|s| s.commits as f64),
                 r.median_of(|s| s.wal_syncs as f64),
@@ -792,17 +831,22 @@ fn main() {
     generate_tiny(&big, cfg.big_n);
 
     let server = ScratchServer::start(&ScratchOptions {
-        fsync: true,
+        fsync: full,
         ..ScratchOptions::default()
     })
     .unwrap_or_else(|e| panic!("cannot start a scratch PostgreSQL server: {e}"));
-    let admin = Admin::connect(&server);
+    let server_major = server.version().to_owned();
+    let mut admin = Admin::connect(&server);
+    // Backends flush their statistics as they exit, just after the client sees
+    // the connection close: give them a moment before reading the counters.
+    // The smoke run skips that (and fsync): it only checks that the code works.
+    admin.settle = Duration::from_millis(if full { 250 } else { 0 });
     let mut bench = Bench {
         cfg: cfg.clone(),
         admin,
         server,
         shiftlog,
-        psql: find_psql(),
+        psql: find_psql(&server_major),
         sqlx,
         refinery,
         results: Results::default(),

@@ -58,7 +58,14 @@ const SAMPLE: &[(&str, &str)] = &[
         "migrations/shiftlog.sum",
         include_str!("../migrations/shiftlog.sum"),
     ),
+    (
+        "backfills/20261105120000_users_email_lower.toml",
+        include_str!("../backfills/20261105120000_users_email_lower.toml"),
+    ),
 ];
+
+/// The sample backfill's name.
+const BACKFILL: &str = "20261105120000_users_email_lower";
 
 /// Writes the sample project under `root`.
 pub fn write_sample(root: &Path) -> Result<(), Error> {
@@ -121,7 +128,6 @@ pub async fn run(
     narrator: &dyn Narrator,
     render: &Renderers<'_>,
 ) -> Result<(), Error> {
-    let _ = options;
     narrator.step("starting a throwaway PostgreSQL server");
     let server = tokio::task::spawn_blocking(|| ScratchServer::start(&ScratchOptions::default()))
         .await
@@ -134,7 +140,7 @@ pub async fn run(
         server.port(),
         server.dir().display()
     ));
-    let result = tour(&server, narrator, render).await;
+    let result = tour(&server, options, narrator, render).await;
     narrator.step("stopping the server and removing its files");
     tokio::task::spawn_blocking(move || server.stop())
         .await
@@ -146,6 +152,7 @@ pub async fn run(
 
 async fn tour(
     server: &ScratchServer,
+    options: &DemoOptions,
     narrator: &dyn Narrator,
     render: &Renderers<'_>,
 ) -> Result<(), Error> {
@@ -184,6 +191,81 @@ async fn tour(
         "applied {} unit(s), each in its own transaction with its ledger event",
         report.applied.len()
     ));
+
+    narrator.step(&format!(
+        "loading {} sample users (rows that existed before the deploy: email_lower is empty)",
+        options.rows
+    ));
+    session
+        .client
+        .execute(
+            "ALTER TABLE users DISABLE TRIGGER users_email_lower_sync",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db("loading sample rows", e))?;
+    session
+        .client
+        .execute(
+            "INSERT INTO users (email, name) SELECT 'User' || g || '@Example.COM', 'user ' || g FROM generate_series(1, $1::int8) g",
+            &[&(options.rows as i64)],
+        )
+        .await
+        .map_err(|e| Error::db("loading sample rows", e))?;
+    session
+        .client
+        .batch_execute("ALTER TABLE users ENABLE TRIGGER users_email_lower_sync; ANALYZE users")
+        .await
+        .map_err(|e| Error::db("loading sample rows", e))?;
+
+    narrator.step("apply --phase contract before the backfill: refused (exit 3), nothing changes");
+    let contract = ApplyOptions {
+        plan: ApplyPlanOptions {
+            phase: PhaseFilter::Contract,
+            ..ApplyPlanOptions::default()
+        },
+        ..ApplyOptions::default()
+    };
+    match ops::apply(&project, &session, &contract, narrator).await {
+        Err(e) => narrator.show(&format!("refused: {e}")),
+        Ok(_) => narrator.show("unexpectedly applied"),
+    }
+
+    narrator
+        .step("backfill run: keyset chunks, each committed with its checkpoint event, 2 workers");
+    let run = crate::backfill::RunOptions {
+        workers: 2,
+        ..crate::backfill::RunOptions::default()
+    };
+    if let crate::backfill::RunOutcome::Completed(r) =
+        crate::backfill::run(&project, &session, BACKFILL, &run, narrator).await?
+    {
+        narrator.show(&format!(
+            "{} rows walked, {} updated in {} chunks, {:.1}s ({:.0} rows/s)",
+            r.rows,
+            r.updated,
+            r.chunks,
+            r.duration_ms as f64 / 1000.0,
+            r.rows as f64 * 1000.0 / r.duration_ms.max(1) as f64
+        ));
+    }
+
+    narrator.step("backfill verify: the completion check, recorded in the ledger");
+    let v = crate::backfill::verify::verify(
+        &project,
+        &session,
+        BACKFILL,
+        crate::ledger::LeaseOptions::default(),
+    )
+    .await?;
+    narrator.show(&format!(
+        "{} row(s) left (checked {})",
+        v.remaining, v.rows_checked
+    ));
+
+    narrator.step("apply --phase contract: now allowed — CHECK NOT VALID, VALIDATE, SET NOT NULL");
+    let report = ops::apply(&project, &session, &contract, narrator).await?;
+    narrator.show(&format!("applied {} unit(s)", report.applied.len()));
 
     narrator.step("status: read from the ledger's fold");
     narrator.show(&(render.status)(&ops::status(&project, &session).await?));

@@ -9,11 +9,17 @@ use super::context::StderrReporter;
 
 struct Terminal {
     progress: StderrReporter,
+    backfill: super::commands::backfill::BackfillReporter,
 }
 
 impl Reporter for Terminal {
     fn report(&self, progress: &Progress<'_>) {
-        self.progress.report(progress);
+        match progress {
+            Progress::Backfill { .. } | Progress::BackfillNote { .. } => {
+                self.backfill.report(progress)
+            }
+            other => self.progress.report(other),
+        }
     }
 }
 
@@ -31,12 +37,15 @@ pub async fn exec(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitSta
         progress: StderrReporter {
             quiet: global.quiet,
         },
+        backfill: super::commands::backfill::BackfillReporter::new(false, global.quiet),
     };
     let renderers = Renderers {
         status: &super::commands::status::render,
         verify: &super::commands::ledger::render,
     };
     let options = DemoOptions { rows: args.rows };
-    shiftlog::demo::run(&options, &terminal, &renderers).await?;
+    let result = shiftlog::demo::run(&options, &terminal, &renderers).await;
+    terminal.backfill.finish();
+    result?;
     Ok(ExitStatus::Success)
 }

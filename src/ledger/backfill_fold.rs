@@ -2,6 +2,7 @@
 //! of the key range has got to, rows done, rate, throttle, pauses, and the
 //! last completion check. A resumed run continues from `done_to` of each slice.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -142,62 +143,111 @@ struct FailedPayload {
     error: String,
 }
 
+/// Whether `kind` is one of the backfill kinds this fold knows.
+pub fn is_backfill_kind(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::BackfillStarted
+            | EventKind::BackfillCheckpoint
+            | EventKind::BackfillPaused
+            | EventKind::BackfillResumed
+            | EventKind::BackfillResized
+            | EventKind::BackfillCancelled
+            | EventKind::BackfillCompleted
+            | EventKind::BackfillVerified
+            | EventKind::BackfillFailed
+    )
+}
+
+/// The typed payload of `event`. Parses the text straight into `T`; only when
+/// that fails does it take the slower route through `serde_json::Value`, which
+/// defines the accepted payloads and the error messages.
+fn payload<T: DeserializeOwned>(event: &Event) -> Result<T, String> {
+    if let Ok(p) = serde_json::from_str::<T>(&event.payload) {
+        return Ok(p);
+    }
+    let what = event.kind.as_str();
+    let value: serde_json::Value = serde_json::from_str(&event.payload)
+        .map_err(|e| format!("{what} payload is not JSON: {e}"))?;
+    serde_json::from_value::<T>(value).map_err(|e| format!("unexpected payload: {e}"))
+}
+
 /// Folds a backfill event.
 pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<SubjectState>, String> {
-    let json = |what: &str| -> Result<serde_json::Value, String> {
-        serde_json::from_str(&event.payload).map_err(|e| format!("{what} payload is not JSON: {e}"))
-    };
-    macro_rules! payload {
-        ($t:ty) => {
-            serde_json::from_value::<$t>(json(event.kind.as_str())?)
-                .map_err(|e| format!("unexpected payload: {e}"))?
-        };
-    }
     let prev = match prev {
-        Some(SubjectState::Backfill(b)) => Some(b.clone()),
-        None => None,
+        Some(SubjectState::Backfill(b)) => b,
+        None => return first(event).map(|s| Some(SubjectState::Backfill(s))),
         Some(_) => return Err(format!("subject {} is not a backfill", event.subject)),
     };
-    let need = |s: Option<BackfillState>| {
-        s.ok_or_else(|| format!("{} before backfill_started", event.kind))
-    };
-    let mut s = match &event.kind {
+    if !is_backfill_kind(&event.kind) {
+        return Err(format!("{} is not a backfill event", event.kind));
+    }
+    let mut s = prev.clone();
+    update(&mut s, event)?;
+    Ok(Some(SubjectState::Backfill(s)))
+}
+
+/// The first event of a backfill subject: only `backfill_started` is valid.
+fn first(event: &Event) -> Result<BackfillState, String> {
+    let need = || format!("{} before backfill_started", event.kind);
+    match &event.kind {
+        EventKind::BackfillStarted => Ok(started(None, payload(event)?, event)),
+        EventKind::BackfillCheckpoint => payload::<Checkpoint>(event).and_then(|_| Err(need())),
+        EventKind::BackfillResized => payload::<Resized>(event).and_then(|_| Err(need())),
+        EventKind::BackfillVerified => payload::<VerifiedPayload>(event).and_then(|_| Err(need())),
+        EventKind::BackfillFailed => payload::<FailedPayload>(event).and_then(|_| Err(need())),
+        EventKind::BackfillPaused
+        | EventKind::BackfillResumed
+        | EventKind::BackfillCancelled
+        | EventKind::BackfillCompleted => Err(need()),
+        _ => Err(format!("{} is not a backfill event", event.kind)),
+    }
+}
+
+fn started(prev: Option<&BackfillState>, p: Started, event: &Event) -> BackfillState {
+    BackfillState {
+        status: BackfillStatus::Running,
+        runs: prev.map(|p| p.runs).unwrap_or(0) + 1,
+        table: p.table,
+        key: p.key,
+        slices: p
+            .slices
+            .into_iter()
+            .map(|(lo, hi)| SliceState {
+                finished: hi.is_none(),
+                lo,
+                hi,
+                done_to: None,
+                rows: 0,
+            })
+            .collect(),
+        rows_done: 0,
+        rows_updated: 0,
+        chunks: 0,
+        estimate: p.estimate,
+        started_at: Some(event.at),
+        last_checkpoint_at: None,
+        rate: 0,
+        rows_per_second: p.rows_per_second,
+        chunk_size: 0,
+        throttled: None,
+        verified: None,
+        failure: None,
+        completed_at: None,
+    }
+}
+
+/// Folds a backfill event into the existing state `s`, in place — what
+/// [`step`] does without copying the state. On error `s` is left unchanged.
+/// `event.kind` must be a backfill kind ([`is_backfill_kind`]).
+pub fn update(s: &mut BackfillState, event: &Event) -> Result<(), String> {
+    match &event.kind {
         EventKind::BackfillStarted => {
-            let p: Started = payload!(Started);
-            BackfillState {
-                status: BackfillStatus::Running,
-                runs: prev.as_ref().map(|p| p.runs).unwrap_or(0) + 1,
-                table: p.table,
-                key: p.key,
-                slices: p
-                    .slices
-                    .into_iter()
-                    .map(|(lo, hi)| SliceState {
-                        finished: hi.is_none(),
-                        lo,
-                        hi,
-                        done_to: None,
-                        rows: 0,
-                    })
-                    .collect(),
-                rows_done: 0,
-                rows_updated: 0,
-                chunks: 0,
-                estimate: p.estimate,
-                started_at: Some(event.at),
-                last_checkpoint_at: None,
-                rate: 0,
-                rows_per_second: p.rows_per_second,
-                chunk_size: 0,
-                throttled: None,
-                verified: None,
-                failure: None,
-                completed_at: None,
-            }
+            let p: Started = payload(event)?;
+            *s = started(Some(s), p, event);
         }
         EventKind::BackfillCheckpoint => {
-            let p: Checkpoint = payload!(Checkpoint);
-            let mut s = need(prev)?;
+            let p: Checkpoint = payload(event)?;
             let slice = s
                 .slices
                 .get_mut(p.slice)
@@ -228,64 +278,38 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
                 s.status = BackfillStatus::Running;
                 s.failure = None;
             }
-            s
+            // Anything that changes the data invalidates an earlier completion check.
+            s.verified = None;
         }
-        EventKind::BackfillPaused => {
-            let mut s = need(prev)?;
-            s.status = BackfillStatus::Paused;
-            s
-        }
+        EventKind::BackfillPaused => s.status = BackfillStatus::Paused,
         EventKind::BackfillResumed => {
-            let mut s = need(prev)?;
             s.status = BackfillStatus::Running;
             s.failure = None;
-            s
         }
         EventKind::BackfillResized => {
-            let p: Resized = payload!(Resized);
-            let mut s = need(prev)?;
+            let p: Resized = payload(event)?;
             s.rows_per_second = p.rows_per_second;
-            s
         }
-        EventKind::BackfillCancelled => {
-            let mut s = need(prev)?;
-            s.status = BackfillStatus::Cancelled;
-            s
-        }
+        EventKind::BackfillCancelled => s.status = BackfillStatus::Cancelled,
         EventKind::BackfillCompleted => {
-            let mut s = need(prev)?;
             s.status = BackfillStatus::Completed;
             s.completed_at = Some(event.at);
             s.throttled = None;
-            s
         }
         EventKind::BackfillVerified => {
-            let p: VerifiedPayload = payload!(VerifiedPayload);
-            let mut s = need(prev)?;
+            let p: VerifiedPayload = payload(event)?;
             s.verified = Some(Verified {
                 remaining: p.remaining,
                 seq: event.seq,
                 at: event.at,
             });
-            s
         }
         EventKind::BackfillFailed => {
-            let p: FailedPayload = payload!(FailedPayload);
-            let mut s = need(prev)?;
+            let p: FailedPayload = payload(event)?;
             s.status = BackfillStatus::Failed;
             s.failure = Some(p.error);
-            s
         }
         _ => return Err(format!("{} is not a backfill event", event.kind)),
-    };
-    if event.kind != EventKind::BackfillVerified
-        && event.kind != EventKind::BackfillStarted
-        && event.kind != EventKind::BackfillResized
-    {
-        // Anything that changes the data invalidates an earlier completion check.
-        if event.kind == EventKind::BackfillCheckpoint && s.verified.is_some() {
-            s.verified = None;
-        }
     }
-    Ok(Some(SubjectState::Backfill(s)))
+    Ok(())
 }

@@ -256,7 +256,8 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
                     "WITH l AS (SELECT expires_at > clock_timestamp() AS live FROM {lease} WHERE token = $2 FOR SHARE)
                      SELECT h.seq, h.hash, clock_timestamp(),
                             (SELECT state FROM {state} WHERE subject = $1),
-                            $2::text IS NULL OR coalesce((SELECT live FROM l), false)
+                            $2::text IS NULL OR coalesce((SELECT live FROM l), false),
+                            (SELECT seq FROM {head} WHERE id)
                        FROM {head} h WHERE h.id FOR UPDATE OF h",
                     lease = self.t("lease"),
                     state = self.t("state"),
@@ -273,7 +274,23 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         let head_seq: i64 = row.get(0);
         let head_hash: Vec<u8> = row.get(1);
         let at: OffsetDateTime = row.get(2);
-        let prev_state: Option<String> = row.get(3);
+        let mut prev_state: Option<String> = row.get(3);
+        // Under READ COMMITTED, when this statement waited for another
+        // appender's head lock, the locked head row is re-read at its newest
+        // version but the state subquery still saw the statement's snapshot.
+        // The snapshot's head seq tells: if it is older, read the state again
+        // (a new statement takes a new snapshot that includes that commit).
+        let snapshot_seq: i64 = row.get(5);
+        if snapshot_seq != head_seq {
+            prev_state = client
+                .query_opt(
+                    &format!("SELECT state FROM {} WHERE subject = $1", self.t("state")),
+                    &[&draft.subject],
+                )
+                .await
+                .map_err(ctx)?
+                .map(|r| r.get(0));
+        }
         let prev_hash = Hash::from_slice(&head_hash).ok_or_else(|| Error::LedgerCorrupt {
             seq: head_seq as u64,
             message: "head hash is not 32 bytes".into(),

@@ -8,4 +8,5 @@ mod audit;
 mod bad_input;
 mod connection;
 mod dry_run;
+mod fingerprint;
 mod scratch;

@@ -142,7 +142,7 @@ async fn run(
 
 /// Progress bars on a terminal, JSON lines with `--format json`, a line every
 /// few seconds otherwise.
-struct BackfillReporter {
+pub struct BackfillReporter {
     bar: Option<ProgressBar>,
     json: bool,
     quiet: bool,
@@ -150,7 +150,7 @@ struct BackfillReporter {
 }
 
 impl BackfillReporter {
-    fn new(json: bool, quiet: bool) -> Self {
+    pub fn new(json: bool, quiet: bool) -> Self {
         let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
             bar.set_style(
@@ -170,7 +170,7 @@ impl BackfillReporter {
         }
     }
 
-    fn finish(&self) {
+    pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish();
         }

