@@ -82,6 +82,9 @@ pub struct ScratchServer {
     port: u16,
     version: String,
     password: Option<String>,
+    bin: PathBuf,
+    owner: Option<(u32, u32)>,
+    options: ScratchOptions,
 }
 
 impl ScratchServer {
@@ -98,6 +101,9 @@ impl ScratchServer {
             port: 0,
             version: bin.version.clone(),
             password: options.password.clone(),
+            bin: bin.dir.clone(),
+            owner,
+            options: options.clone(),
         };
         let data = server.dir.join("data");
         let mut initdb = Command::new(bin.dir.join("initdb"));
@@ -270,6 +276,29 @@ impl ScratchServer {
     /// Major version of the binaries used, e.g. `"15"`.
     pub fn version(&self) -> &str {
         &self.version
+    }
+
+    /// Stops the server (fast shutdown) and starts it again on the same port
+    /// with the same data — for testing how clients survive a restart.
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.stop_child();
+        let (bin, data, port, owner, options) = (
+            self.bin.clone(),
+            self.dir.join("data"),
+            self.port,
+            self.owner,
+            self.options.clone(),
+        );
+        let mut last = None;
+        // The old postmaster may need a moment to release the port.
+        for _ in 0..20 {
+            match self.launch(&bin, &data, port, owner, &options) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(last.unwrap_or_else(|| scratch("could not restart the server".into())))
     }
 
     /// Stops the server (fast shutdown) and removes its directory.

@@ -178,7 +178,15 @@ pub async fn run(
         other => other?,
     };
     let result = run_locked(session, &actor, &lease, &resolved, options, reporter).await;
-    let released = lease.release(&session.client, &session.ledger).await;
+    // The session's connection may have died with a server restart mid-run.
+    let reconnected;
+    let client = if session.client.is_closed() {
+        reconnected = connect(&session.info).await?;
+        &reconnected
+    } else {
+        &session.client
+    };
+    let released = lease.release(client, &session.ledger).await;
     let outcome = result?;
     released?;
     Ok(outcome)
@@ -376,6 +384,13 @@ async fn run_locked(
     };
     let (result, (), ()) = tokio::join!(work, poller, watchdog);
     result?;
+    let reconnected;
+    let client = if client.is_closed() {
+        reconnected = connect(&session.info).await?;
+        &reconnected
+    } else {
+        client
+    };
     if control.cancelled.load(Ordering::SeqCst) {
         return Err(Error::BackfillCancelled {
             name: name.to_owned(),

@@ -1,7 +1,9 @@
 //! Auditing: `ledger log`, `verify` (against the database or an export
-//! file), `replay`, `export` and `head`. Everything streams in pages, so
-//! memory stays flat however long the ledger is.
+//! file), `replay`, `export` and `head`. Everything streams — one statement
+//! whose rows are handled as they arrive, or the export file a line at a
+//! time — so memory stays flat however long the ledger is.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -9,40 +11,27 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::Error;
+#[cfg(doc)]
 use crate::ledger::export::ExportedEvent;
+use crate::ledger::export::format_time;
 use crate::ledger::fold::LedgerState;
 use crate::ledger::verify::{Anchor, Verifier, VerifyProblem, VerifyReport, compare_projection};
-use crate::ledger::{Event, EventFilter};
+use crate::ledger::{Event, EventFilter, EventKind, Hash};
 use crate::ops::session::Session;
 
-/// Events read per round trip.
-const PAGE: u64 = 20_000;
-
-/// Calls `f` for every event matching `filter`, in order, a page at a time.
+/// Calls `f` for every event matching `filter`, in order, streaming.
 pub async fn for_each_event(
     session: &Session,
     filter: &EventFilter,
-    mut f: impl FnMut(&Event) -> Result<(), Error>,
+    f: impl FnMut(&Event) -> Result<(), Error>,
 ) -> Result<u64, Error> {
     if session.ledger.head(&session.client).await?.is_none() {
         return Err(no_ledger(session));
     }
-    let mut after = 0;
-    let mut count = 0;
-    loop {
-        let page = session
-            .ledger
-            .read_events_filtered(&session.client, after, PAGE, filter)
-            .await?;
-        for e in &page {
-            f(e)?;
-        }
-        count += page.len() as u64;
-        match page.last() {
-            Some(last) if page.len() as u64 == PAGE => after = last.seq,
-            _ => return Ok(count),
-        }
-    }
+    session
+        .ledger
+        .stream_events_filtered(&session.client, 0, filter, f)
+        .await
 }
 
 fn no_ledger(session: &Session) -> Error {
@@ -95,12 +84,38 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
         path: path.to_owned(),
         source,
     })?;
-    let reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     let mut verifier = Verifier::new(anchor, true);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
+    let mut buf = Vec::with_capacity(4096);
+    let mut event = Event {
+        seq: 0,
+        at: OffsetDateTime::UNIX_EPOCH,
+        kind: EventKind::LedgerCreated,
+        subject: String::new(),
+        actor: String::new(),
+        payload: String::new(),
+        prev_hash: Hash::GENESIS,
+        hash: Hash::GENESIS,
+    };
+    let io = |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    };
+    for i in 0usize.. {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(io)? == 0 {
+            break;
+        }
+        // What `BufRead::lines` yields: the line without `\n` or `\r\n`, UTF-8.
+        let mut bytes = buf.as_slice();
+        if let Some(rest) = bytes.strip_suffix(b"\n") {
+            bytes = rest.strip_suffix(b"\r").unwrap_or(rest);
+        }
+        let line = std::str::from_utf8(bytes).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
         })?;
         if line.trim().is_empty() {
             continue;
@@ -110,44 +125,141 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
             line: Some(i as u32 + 1),
             message,
         };
-        let exported: ExportedEvent = serde_json::from_str(&line)
+        let exported: ExportLine<'_> = serde_json::from_str(line)
             .map_err(|e| bad(format!("not an exported ledger event: {e}")))?;
-        verifier.push(&exported.to_event().map_err(bad)?);
+        exported.fill(&mut event).map_err(bad)?;
+        verifier.push(&event);
     }
     Ok(verifier.finish().0)
 }
 
-/// Writes every event with `seq > since` as JSON Lines; returns the count.
-pub async fn export(session: &Session, since: u64, out: &mut dyn Write) -> Result<u64, Error> {
-    let filter = EventFilter::default();
-    let mut written = 0;
-    let mut after = since;
-    loop {
-        let page = session
-            .ledger
-            .read_events_filtered(&session.client, after, PAGE, &filter)
-            .await?;
-        for e in &page {
-            let line =
-                serde_json::to_string(&ExportedEvent::from(e)).map_err(|e| Error::Usage {
-                    message: e.to_string(),
-                })?;
-            writeln!(out, "{line}").map_err(|source| Error::Io {
-                path: "<output>".into(),
-                source,
-            })?;
+/// One line of an export, borrowing from the line where it can: the same
+/// fields and checks as [`ExportedEvent`] and [`ExportedEvent::to_event`],
+/// decoded into a reused [`Event`].
+#[derive(serde::Deserialize)]
+struct ExportLine<'a> {
+    seq: u64,
+    #[serde(borrow)]
+    #[allow(dead_code)] // required, like `ExportedEvent::at`, but not hashed
+    at: Cow<'a, str>,
+    at_us: i64,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    subject: Cow<'a, str>,
+    #[serde(borrow)]
+    actor: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+    #[serde(borrow)]
+    prev_hash: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+}
+
+impl ExportLine<'_> {
+    fn fill(self, e: &mut Event) -> Result<(), String> {
+        e.at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.at_us) * 1000)
+            .map_err(|err| format!("event {}: at_us out of range: {err}", self.seq))?;
+        e.prev_hash = hex_hash(&self.prev_hash)
+            .map_err(|err| format!("event {}: prev_hash {err}", self.seq))?;
+        e.hash = hex_hash(&self.hash).map_err(|err| format!("event {}: hash {err}", self.seq))?;
+        e.seq = self.seq;
+        if e.kind.as_str() != self.kind {
+            let Ok(kind) = self.kind.parse::<EventKind>();
+            e.kind = kind;
         }
-        written += page.len() as u64;
-        match page.last() {
-            Some(last) if page.len() as u64 == PAGE => after = last.seq,
-            _ => break,
+        set(&mut e.subject, self.subject);
+        set(&mut e.actor, self.actor);
+        set(&mut e.payload, self.payload);
+        Ok(())
+    }
+}
+
+/// 64 hex digits; [`Hash::from_hex`] (and its messages) for anything else.
+fn hex_hash(s: &str) -> Result<Hash, String> {
+    let mut out = [0u8; 32];
+    match hex::decode_to_slice(s, &mut out) {
+        Ok(()) => Ok(Hash(out)),
+        Err(_) => Hash::from_hex(s),
+    }
+}
+
+/// Moves an unescaped string in, or copies a borrowed one into `dst`'s buffer.
+fn set(dst: &mut String, src: Cow<'_, str>) {
+    match src {
+        Cow::Owned(s) => *dst = s,
+        Cow::Borrowed(s) => {
+            dst.clear();
+            dst.push_str(s);
         }
     }
+}
+
+/// Writes every event with `seq > since` as JSON Lines; returns the count.
+pub async fn export(session: &Session, since: u64, out: &mut dyn Write) -> Result<u64, Error> {
+    let mut line = Vec::with_capacity(4096);
+    let written = session
+        .ledger
+        .stream_events_filtered(&session.client, since, &EventFilter::default(), |e| {
+            line.clear();
+            serde_json::to_writer(&mut line, &ExportRef::from(e)).map_err(|e| Error::Usage {
+                message: e.to_string(),
+            })?;
+            line.push(b'\n');
+            out.write_all(&line).map_err(|source| Error::Io {
+                path: "<output>".into(),
+                source,
+            })
+        })
+        .await?;
     out.flush().map_err(|source| Error::Io {
         path: "<output>".into(),
         source,
     })?;
     Ok(written)
+}
+
+/// [`ExportedEvent`] borrowing from the event: the same fields in the same
+/// order, so the same JSON, without copying the strings.
+#[derive(Serialize)]
+struct ExportRef<'a> {
+    seq: u64,
+    at: String,
+    at_us: i64,
+    kind: &'a str,
+    subject: &'a str,
+    actor: &'a str,
+    payload: &'a str,
+    prev_hash: HexHash,
+    hash: HexHash,
+}
+
+impl<'a> From<&'a Event> for ExportRef<'a> {
+    fn from(e: &'a Event) -> Self {
+        Self {
+            seq: e.seq,
+            at: format_time(e.at),
+            at_us: e.at_us(),
+            kind: e.kind.as_str(),
+            subject: &e.subject,
+            actor: &e.actor,
+            payload: &e.payload,
+            prev_hash: HexHash(e.prev_hash),
+            hash: HexHash(e.hash),
+        }
+    }
+}
+
+/// A hash serialized as lowercase hex without allocating.
+struct HexHash(Hash);
+
+impl Serialize for HexHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0.0, &mut buf).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?)
+    }
 }
 
 /// A point in history.

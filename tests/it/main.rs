@@ -5,6 +5,7 @@ mod support;
 
 mod apply;
 mod audit;
+mod backfill;
 mod bad_input;
 mod connection;
 mod dry_run;
