@@ -173,6 +173,17 @@ pub enum Error {
         name: String,
     },
 
+    /// `drift` has nothing to compare with: no schema fingerprint was recorded.
+    #[error(
+        "no schema fingerprint is recorded for {target} ({reason}): `shiftlog apply` and `shiftlog rollback` record one after every run that changes the schema"
+    )]
+    NoFingerprint {
+        /// `user@host:port/dbname`.
+        target: String,
+        /// Why there is none.
+        reason: String,
+    },
+
     /// Interrupted (Ctrl-C) after a clean stop.
     #[error("interrupted; stopped cleanly after the step in flight")]
     Interrupted,
@@ -209,9 +220,10 @@ impl Error {
             | Self::Io { .. }
             | Self::LedgerCorrupt { .. }
             | Self::LeaseLost => ExitStatus::Failed,
-            Self::NotALedger { .. } | Self::LedgerTooNew { .. } | Self::Source(_) => {
-                ExitStatus::Usage
-            }
+            Self::NotALedger { .. }
+            | Self::LedgerTooNew { .. }
+            | Self::Source(_)
+            | Self::NoFingerprint { .. } => ExitStatus::Usage,
             Self::SumFile { .. } | Self::Plan { .. } => ExitStatus::CheckFailed,
             Self::MigrationFailed(_)
             | Self::BackfillFailed { .. }

@@ -86,6 +86,18 @@ pub enum Command {
     /// Audit the ledger: verify the hash chain, print the head.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Check the project for CI: file names, versions, directives, requires,
+    /// shiftlog.sum, down scripts, backfill definitions and lint. Exit 3 on any error.
+    Check(CheckArgs),
+    /// Lint migration scripts for dangerous DDL (the whole project, or the given files).
+    /// Exit 3 on a finding not accepted by allow-lint, 2 on a script that cannot be parsed.
+    Lint(LintArgs),
+    /// Compare the live schema with the fingerprint recorded after the last
+    /// apply or rollback. Exit 3 with the differences when someone changed it by hand.
+    Drift,
+    /// Compare two environments: migrations applied in one and not the other,
+    /// and their schemas. Exit 3 when they differ.
+    Diff(DiffArgs),
     /// Start a throwaway PostgreSQL, run the sample project against it, show
     /// what happened, and stop it.
     Demo(DemoArgs),
@@ -300,4 +312,51 @@ pub struct BackfillRunArgs {
     /// Cap on rows per second (also changes the rate of a run in another process). 0 removes the cap.
     #[arg(long, value_name = "N")]
     pub rows_per_second: Option<u32>,
+}
+
+/// `check` flags.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also replay every migration up, down and up again on a throwaway
+    /// PostgreSQL (started from the system's binaries) and compare schema fingerprints.
+    #[arg(long)]
+    pub scratch: bool,
+    /// Run the replay on this server instead (implies --scratch): it creates
+    /// a database of its own there and drops it afterwards.
+    #[arg(long, value_name = "URL", hide_env_values = true)]
+    pub scratch_url: Option<String>,
+    /// A migration without a down script is an error, not a warning.
+    #[arg(long)]
+    pub require_down: bool,
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+}
+
+/// `lint` flags.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Scripts to lint; every migration of the project when none is given.
+    /// A file outside the project is linted as a simple up script.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `diff` flags: one side from `--from-env` or `--from-url`, the other from
+/// `--to-env` or `--to-url`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("from").required(true).args(["from_env", "from_url"])))]
+#[command(group(clap::ArgGroup::new("to").required(true).args(["to_env", "to_url"])))]
+pub struct DiffArgs {
+    /// The reference environment (from shiftlog.toml), e.g. staging.
+    #[arg(long, value_name = "NAME")]
+    pub from_env: Option<String>,
+    /// The reference database, by URL.
+    #[arg(long, value_name = "URL", hide_env_values = true)]
+    pub from_url: Option<String>,
+    /// The environment compared with it, e.g. production.
+    #[arg(long, value_name = "NAME")]
+    pub to_env: Option<String>,
+    /// The database compared with it, by URL.
+    #[arg(long, value_name = "URL", hide_env_values = true)]
+    pub to_url: Option<String>,
 }

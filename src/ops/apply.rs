@@ -131,6 +131,7 @@ pub async fn apply(
         Ok(applied)
     }
     .await;
+    crate::ops::fingerprint::record_after_run(session, &lease, &actor).await;
     let released = lease.release(&session.client, &session.ledger).await;
     let applied = result?;
     released?;

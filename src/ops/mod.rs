@@ -3,14 +3,23 @@
 
 pub mod apply;
 pub mod audit;
+pub mod check;
+pub mod drift;
+pub mod env_diff;
 pub mod dry_run;
 pub mod exec;
+pub mod fingerprint;
+pub mod lint;
 pub mod repair;
+pub mod replay;
 pub mod rollback;
 pub mod session;
 pub mod status;
 
 pub use apply::{ApplyOptions, ApplyReport, apply};
+pub use check::{CheckFinding, CheckOptions, CheckReport, Severity, check};
+pub use drift::{DriftReport, drift};
+pub use env_diff::{EnvDiffReport, diff_environments};
 pub use repair::{Repair, RepairReport, baseline, repair};
 pub use rollback::{RollbackOptions, RollbackReport, rollback};
 pub use session::Session;

@@ -103,6 +103,7 @@ pub async fn rollback(
         Ok(reverted)
     }
     .await;
+    crate::ops::fingerprint::record_after_run(session, &lease, &actor).await;
     let released = lease.release(&session.client, &session.ledger).await;
     let reverted = result?;
     released?;

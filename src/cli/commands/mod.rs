@@ -4,7 +4,11 @@
 pub mod apply;
 pub mod backfill;
 pub mod baseline;
+pub mod check;
+pub mod diff;
+pub mod drift;
 pub mod ledger;
+pub mod lint;
 pub mod new;
 pub mod repair;
 pub mod rollback;

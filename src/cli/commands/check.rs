@@ -1,0 +1,117 @@
+//! `shiftlog check [--scratch | --scratch-url URL] [--require-down]`.
+
+use std::fmt::Write as _;
+
+use shiftlog::ExitStatus;
+use shiftlog::conn::{self, ConnectRequest};
+use shiftlog::ops::replay::{ScratchTarget, UnitVerdict};
+use shiftlog::ops::{CheckOptions, CheckReport, Severity};
+
+use crate::cli::args::{CheckArgs, Format, GlobalArgs};
+use crate::cli::context::{self, StderrReporter};
+
+pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitStatus> {
+    let config = context::project_config(global)?;
+    let scratch = match &args.scratch_url {
+        Some(url) => {
+            let request = ConnectRequest {
+                database_url: Some(url.clone()),
+                env: None,
+            };
+            let info = conn::resolve(&request, &config, &|k| std::env::var(k).ok())?;
+            Some(ScratchTarget::Server(info))
+        }
+        None if args.scratch => Some(ScratchTarget::Throwaway),
+        None => None,
+    };
+    let options = CheckOptions {
+        require_down: args.require_down,
+        scratch,
+        exec: context::exec_settings(&args.timeouts, &config)?,
+    };
+    // The replay applies and reverts every unit several times: its progress
+    // lines only with -v.
+    let reporter = StderrReporter {
+        quiet: global.quiet || global.format == Format::Json || global.verbose == 0,
+    };
+    let report = shiftlog::ops::check(&global.dir, &options, &reporter).await?;
+    match global.format {
+        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Human => print!("{}", render(&report)),
+    }
+    Ok(report.exit_status())
+}
+
+/// One `path:line:column: severity[rule]: message` per finding (continuation
+/// lines indented), then the replay's tally and a summary line.
+pub fn render(report: &CheckReport) -> String {
+    let mut out = String::new();
+    for f in &report.findings {
+        let mut place = f.path.display().to_string();
+        if let Some(line) = f.line {
+            let _ = write!(place, ":{line}");
+            if let Some(column) = f.column {
+                let _ = write!(place, ":{column}");
+            }
+        }
+        let mut lines = f.message.lines();
+        let first = lines.next().unwrap_or("");
+        let docs = f
+            .docs
+            .as_ref()
+            .filter(|_| f.severity != Severity::Notice)
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{place}: {}[{}]: {first}{docs}",
+            f.severity.as_str(),
+            f.rule
+        );
+        for line in lines {
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    if let Some(scratch) = &report.scratch {
+        let count = |v: UnitVerdict| scratch.units.iter().filter(|u| u.verdict == v).count();
+        let mut parts = vec![format!(
+            "{} reversible",
+            count(UnitVerdict::Reversible)
+        )];
+        for (verdict, what) in [
+            (UnitVerdict::Failed, "failed"),
+            (UnitVerdict::NoDownScript, "without down script"),
+            (UnitVerdict::NotReached, "not reached"),
+        ] {
+            let n = count(verdict);
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "scratch replay on {}: {} unit(s): {}",
+            scratch.server,
+            scratch.units.len(),
+            parts.join(", ")
+        );
+    }
+    let plural = |n: usize, word: &str| {
+        if n == 1 {
+            format!("{n} {word}")
+        } else {
+            format!("{n} {word}s")
+        }
+    };
+    let _ = writeln!(
+        out,
+        "check: {} — {}, {}, {}; {}, {} linted",
+        if report.ok { "ok" } else { "failed" },
+        plural(report.count(Severity::Error), "error"),
+        plural(report.count(Severity::Warning), "warning"),
+        plural(report.count(Severity::Notice), "notice"),
+        plural(report.migrations, "migration"),
+        plural(report.scripts_linted, "script"),
+    );
+    out
+}

@@ -1,0 +1,495 @@
+//! `check`: everything CI needs to know about a project before it reaches a
+//! database — file names and layout, duplicate versions, directives,
+//! `requires`, the sum file, down scripts, backfill definitions and lint —
+//! and, with a scratch target, the up/down/up replay ([`super::replay`]).
+//!
+//! Every finding is collected (never only the first), each with its file,
+//! line when known, severity and rule, so one CI run shows everything to fix
+//! and a CI step can turn the JSON into annotations. Offline checks touch no
+//! database; only the replay connects, and only to a throwaway database.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::ProjectConfig;
+use crate::error::{Error, ExitStatus};
+use crate::lint::{Finding, LintError, docs_path, lint_script, lint_set};
+use crate::migration::{self, MigrationSet, Phase, Problem, Script, SumStatus, sumfile};
+use crate::ops::exec::ExecSettings;
+use crate::ops::replay::{self, ReplaySummary, ScratchTarget};
+use crate::project::Project;
+use crate::report::Reporter;
+use crate::schema::SchemaDiff;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Fails the check (exit 3).
+    Error,
+    /// Reported; does not fail the check.
+    Warning,
+    /// For information, e.g. a lint finding accepted by `allow-lint`.
+    Notice,
+}
+
+impl Severity {
+    /// `error`, `warning` or `notice`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Notice => "notice",
+        }
+    }
+}
+
+/// One thing `check` found.
+///
+/// JSON shape (stable): `{"path", "line", "column", "severity", "rule",
+/// "message"}` plus `"docs"` for lint rules and `"diff"` (a
+/// [`SchemaDiff`]) for schema mismatches found by the scratch replay;
+/// `line` and `column` are `null` when unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckFinding {
+    /// The file concerned, relative to the project root.
+    pub path: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<u32>,
+    /// 1-based column, when known.
+    pub column: Option<u32>,
+    /// How bad it is.
+    pub severity: Severity,
+    /// What kind of check found it: a lint rule id, or one of the rules
+    /// listed in docs/ci.md (`migration-file`, `requires`, `sum-file`,
+    /// `missing-down`, `backfill`, `sql-syntax`, `allow-lint`, `scratch-*`).
+    pub rule: String,
+    /// Lowercase, says what to do; may span lines (a schema diff).
+    pub message: String,
+    /// The rule's documentation page, for lint rules.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docs: Option<String>,
+    /// The schema difference behind a scratch-replay finding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<SchemaDiff>,
+}
+
+impl CheckFinding {
+    /// A finding without position, docs or diff.
+    pub fn new(
+        path: impl Into<PathBuf>,
+        severity: Severity,
+        rule: &str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            path: path.into(),
+            line: None,
+            column: None,
+            severity,
+            rule: rule.to_owned(),
+            message: message.into(),
+            docs: None,
+            diff: None,
+        }
+    }
+
+    /// The same finding at `line`.
+    pub fn at_line(mut self, line: Option<u32>) -> Self {
+        self.line = line;
+        self
+    }
+
+    fn from_problem(problem: Problem, rule: &str) -> Self {
+        let line = problem.line.and_then(|l| u32::try_from(l).ok());
+        Self::new(problem.path, Severity::Error, rule, problem.message).at_line(line)
+    }
+}
+
+/// What `check` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// A unit without a down script is an error, not a warning.
+    pub require_down: bool,
+    /// Also replay every migration up, down and up again on a scratch database.
+    pub scratch: Option<ScratchTarget>,
+    /// Timeouts of the replay's migrations.
+    pub exec: ExecSettings,
+}
+
+/// Everything `check` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// True when no finding is an error.
+    pub ok: bool,
+    /// Every finding, sorted by path and line.
+    pub findings: Vec<CheckFinding>,
+    /// Migrations loaded (0 when the files could not be loaded).
+    pub migrations: usize,
+    /// Scripts read by the lint rules.
+    pub scripts_linted: usize,
+    /// What the scratch replay did, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<ReplaySummary>,
+}
+
+impl CheckReport {
+    /// Findings of `severity`.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+
+    /// 3 when any finding is an error, else 0 (DESIGN.md §4).
+    pub fn exit_status(&self) -> ExitStatus {
+        if self.ok {
+            ExitStatus::Success
+        } else {
+            ExitStatus::CheckFailed
+        }
+    }
+}
+
+/// Checks the project under `root`; with `options.scratch`, also replays it
+/// on a scratch database.
+///
+/// Fails only when the check itself cannot run: an unreadable
+/// `shiftlog.toml` (exit 2), a scratch server that cannot be started or
+/// reached (exit 1). Problems in the project are findings.
+pub async fn check(
+    root: &Path,
+    options: &CheckOptions,
+    reporter: &dyn Reporter,
+) -> Result<CheckReport, Error> {
+    let config = ProjectConfig::load(root)?;
+    let migrations_dir = config.migrations_dir.clone();
+    let (mut report, project) = check_files(root, config, options.require_down);
+    if let Some(target) = &options.scratch {
+        match project {
+            Some(project) if !report.findings.iter().any(blocks_replay) => {
+                let replayed = replay::replay(&project, target, &options.exec, reporter).await?;
+                report.findings.extend(replayed.findings);
+                report.scratch = Some(replayed.summary);
+            }
+            _ => report.findings.push(CheckFinding::new(
+                migrations_dir,
+                Severity::Notice,
+                "scratch-skipped",
+                "the scratch replay did not run: the migration files, shiftlog.sum, \
+                 `requires` or a backfill definition have errors; fix those first",
+            )),
+        }
+    }
+    finish(&mut report);
+    Ok(report)
+}
+
+/// The offline checks. Returns the project too when it loaded completely
+/// (migrations, `requires`, backfills), for the replay.
+pub fn check_files(
+    root: &Path,
+    config: ProjectConfig,
+    require_down: bool,
+) -> (CheckReport, Option<Project>) {
+    let mut findings = Vec::new();
+    let mut report = CheckReport {
+        ok: true,
+        findings: Vec::new(),
+        migrations: 0,
+        scripts_linted: 0,
+        scratch: None,
+    };
+    let set = match migration::load(root, &config.migrations_dir) {
+        Ok(set) => set,
+        Err(e) => {
+            findings.extend(
+                e.into_problems()
+                    .into_iter()
+                    .map(|p| CheckFinding::from_problem(p, "migration-file")),
+            );
+            // The set did not load, but the scripts that can be read still
+            // get their lint findings, so one run shows everything.
+            report.scripts_linted = lint_loose_scripts(root, &config.migrations_dir, &mut findings);
+            report.findings = findings;
+            finish(&mut report);
+            return (report, None);
+        }
+    };
+    report.migrations = set.len();
+    let requires = migration::validate_requires(&set);
+    let requires_ok = requires.is_empty();
+    findings.extend(
+        requires
+            .into_iter()
+            .map(|p| CheckFinding::from_problem(p, "requires")),
+    );
+    findings.extend(sum_finding(root, &config, &set));
+    findings.extend(missing_downs(&set, require_down));
+    let (backfills, backfill_findings) = load_backfills(root, &config.backfills_dir, &set);
+    let backfills_ok = backfill_findings.is_empty();
+    findings.extend(backfill_findings);
+    let lint = lint_set(&set);
+    report.scripts_linted = lint.scripts;
+    findings.extend(lint.errors.iter().map(lint_error));
+    findings.extend(lint.findings.into_iter().map(lint_finding));
+    report.findings = findings;
+    finish(&mut report);
+    let project = (requires_ok && backfills_ok).then(|| Project {
+        root: root.to_owned(),
+        config,
+        migrations: set,
+        backfills,
+    });
+    (report, project)
+}
+
+/// Findings that make a replay pointless or impossible (`apply` refuses a
+/// stale sum file; a broken definition or `requires` stops the project loading).
+fn blocks_replay(f: &CheckFinding) -> bool {
+    f.severity == Severity::Error
+        && matches!(
+            f.rule.as_str(),
+            "migration-file" | "requires" | "sum-file" | "backfill"
+        )
+}
+
+fn finish(report: &mut CheckReport) {
+    report.findings.sort_by(|a, b| {
+        (&a.path, a.line, a.column, a.severity).cmp(&(&b.path, b.line, b.column, b.severity))
+    });
+    report.findings.dedup();
+    report.ok = !report
+        .findings
+        .iter()
+        .any(|f| f.severity == Severity::Error);
+}
+
+fn sum_finding(root: &Path, config: &ProjectConfig, set: &MigrationSet) -> Option<CheckFinding> {
+    let path = config.migrations_dir.join(sumfile::FILE_NAME);
+    let existing = match sumfile::read(root, &config.migrations_dir) {
+        Ok(existing) => existing,
+        Err(e) => {
+            return Some(CheckFinding::new(
+                path,
+                Severity::Error,
+                "sum-file",
+                e.to_string(),
+            ));
+        }
+    };
+    let message = match sumfile::check(set, existing.as_deref()) {
+        SumStatus::Fresh => return None,
+        SumStatus::Missing => "missing: run `shiftlog sum` and commit it".to_owned(),
+        SumStatus::Conflict => "has merge conflict markers: after reviewing both branches' \
+                                migrations, run `shiftlog sum` and commit it"
+            .to_owned(),
+        SumStatus::Stale { differences } => format!(
+            "does not match the migration files ({}): if the change was reviewed, run \
+             `shiftlog sum` and commit it",
+            differences.join("; ")
+        ),
+    };
+    Some(CheckFinding::new(
+        path,
+        Severity::Error,
+        "sum-file",
+        message,
+    ))
+}
+
+fn missing_downs(set: &MigrationSet, require_down: bool) -> Vec<CheckFinding> {
+    let severity = if require_down {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    set.units()
+        .filter(|(_, _, scripts, _)| scripts.down.is_none())
+        .map(|(version, phase, scripts, _)| {
+            let expected = crate::plan::expected_down_path(&scripts.up.path);
+            CheckFinding::new(
+                scripts.up.path.clone(),
+                severity,
+                "missing-down",
+                format!(
+                    "migration {version} ({phase}) has no down script: it cannot be rolled \
+                     back, and `check --scratch` cannot check it for reversibility; write {}",
+                    expected.display()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Parses every backfill definition, collecting every problem (loading the
+/// project stops at the first).
+fn load_backfills(
+    root: &Path,
+    dir: &Path,
+    set: &MigrationSet,
+) -> (BTreeMap<String, crate::backfill::Backfill>, Vec<CheckFinding>) {
+    let mut backfills = BTreeMap::new();
+    let mut findings = Vec::new();
+    let entries = match std::fs::read_dir(root.join(dir)) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (backfills, findings),
+        Err(e) => {
+            findings.push(CheckFinding::new(
+                dir,
+                Severity::Error,
+                "backfill",
+                format!("cannot read the directory: {e}"),
+            ));
+            return (backfills, findings);
+        }
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    names.sort();
+    for name in names {
+        let rel = dir.join(&name);
+        if !name.ends_with(".toml") {
+            findings.push(CheckFinding::new(
+                rel,
+                Severity::Error,
+                "backfill",
+                "unexpected file: backfill definitions are <name>.toml",
+            ));
+            continue;
+        }
+        let text = match std::fs::read(root.join(&rel)).map(String::from_utf8) {
+            Ok(Ok(text)) => text,
+            Ok(Err(_)) => {
+                findings.push(CheckFinding::new(
+                    rel,
+                    Severity::Error,
+                    "backfill",
+                    "is not UTF-8",
+                ));
+                continue;
+            }
+            Err(e) => {
+                findings.push(CheckFinding::new(
+                    rel,
+                    Severity::Error,
+                    "backfill",
+                    format!("cannot read the file: {e}"),
+                ));
+                continue;
+            }
+        };
+        match crate::backfill::definition::parse(&rel, &text, set) {
+            Ok(b) => {
+                backfills.insert(b.name.clone(), b);
+            }
+            Err(Error::Config {
+                path,
+                line,
+                message,
+            }) => findings.push(
+                CheckFinding::new(path.unwrap_or(rel), Severity::Error, "backfill", message)
+                    .at_line(line),
+            ),
+            Err(e) => findings.push(CheckFinding::new(
+                rel,
+                Severity::Error,
+                "backfill",
+                e.to_string(),
+            )),
+        }
+    }
+    (backfills, findings)
+}
+
+/// A lint finding; one accepted by `allow-lint` is a notice.
+fn lint_finding(f: Finding) -> CheckFinding {
+    let (severity, message) = if f.allowed {
+        (
+            Severity::Notice,
+            format!("{} (accepted by allow-lint)", f.message),
+        )
+    } else {
+        (Severity::Error, f.message)
+    };
+    CheckFinding {
+        path: f.path,
+        line: Some(f.line),
+        column: Some(f.column),
+        severity,
+        rule: f.rule.to_owned(),
+        message,
+        docs: Some(docs_path(f.rule)),
+        diff: None,
+    }
+}
+
+fn lint_error(e: &LintError) -> CheckFinding {
+    let rule = match e {
+        LintError::Parse { .. } => "sql-syntax",
+        _ => "allow-lint",
+    };
+    let position = e.position();
+    CheckFinding {
+        path: e.path().to_owned(),
+        line: position.map(|p| p.0),
+        column: position.map(|p| p.1),
+        severity: Severity::Error,
+        rule: rule.to_owned(),
+        message: e.message(),
+        docs: None,
+        diff: None,
+    }
+}
+
+/// Lints the scripts of a migrations directory that did not load as a set:
+/// each readable script on its own, its phase and direction taken from its
+/// name. Problems reading them are already findings of the load.
+fn lint_loose_scripts(root: &Path, dir: &Path, findings: &mut Vec<CheckFinding>) -> usize {
+    let mut paths = Vec::new();
+    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let rel = dir.join(entry.file_name());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            if let Ok(inner) = std::fs::read_dir(entry.path()) {
+                paths.extend(inner.flatten().map(|e| rel.join(e.file_name())));
+            }
+        } else {
+            paths.push(rel);
+        }
+    }
+    paths.sort();
+    let mut linted = 0;
+    for rel in paths {
+        let name = rel
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.ends_with(".sql") || name.ends_with(".verify.sql") {
+            continue;
+        }
+        let Ok(script) = Script::read(root, rel.clone()) else {
+            continue;
+        };
+        let in_phased_dir = rel.parent() != Some(dir);
+        let phase = match name.split('.').next() {
+            Some("expand") if in_phased_dir => Phase::Expand,
+            Some("contract") if in_phased_dir => Phase::Contract,
+            _ => Phase::Main,
+        };
+        linted += 1;
+        match lint_script(&script, phase, name.ends_with(".down.sql")) {
+            Ok(found) => findings.extend(found.into_iter().map(lint_finding)),
+            Err(e) => findings.push(lint_error(&e)),
+        }
+    }
+    linted
+}
