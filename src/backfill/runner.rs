@@ -698,6 +698,13 @@ impl Ctx<'_> {
                 if limiter.check_n(n).map(|r| r.is_err()).unwrap_or(true) {
                     throttled = throttled.or(Some("rate_limit"));
                     let _ = limiter.until_n_ready(n).await;
+                    // A pause or cancel may have arrived while we waited for tokens.
+                    if self.control.paused.load(Ordering::SeqCst)
+                        || self.control.cancelled.load(Ordering::SeqCst)
+                        || self.interrupted()
+                    {
+                        continue;
+                    }
                 }
             }
             let t0 = Instant::now();
@@ -953,11 +960,20 @@ impl ChunkError {
     }
 }
 
-/// Mirrors pause/resume/cancel/rate from the ledger into `control`.
+/// Mirrors pause/resume/cancel/rate from the ledger into `control`, on its
+/// own connection (reopened if the server restarts).
 async fn poll_control(session: &Session, name: &str, control: Arc<Control>) {
+    let mut client: Option<Client> = None;
     while !control.stop.load(Ordering::SeqCst) {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Ok(Some(state)) = read_state(session, name).await else {
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = connect(&session.info).await.ok();
+        }
+        let Some(c) = client.as_ref() else { continue };
+        let Ok(state) = session.ledger.read_projection(c).await else {
+            continue;
+        };
+        let Some(state) = state.backfill(name) else {
             continue;
         };
         control
@@ -973,29 +989,37 @@ async fn poll_control(session: &Session, name: &str, control: Arc<Control>) {
 }
 
 /// Cancels a chunk whose locks have kept a client waiting for longer than
-/// the threshold (just under `lock_timeout`), so live traffic never waits on
+/// half its `lock_timeout`, so live traffic never waits on
 /// the backfill longer than that. Needs PostgreSQL 14+ (`pg_locks.waitstart`).
+/// Runs on its own connection, reopened if the server restarts.
 async fn watchdog(session: &Session, lock_timeout: Duration, control: Arc<Control>) {
-    let poll = Duration::from_millis(25);
-    let threshold = lock_timeout
-        .saturating_sub(Duration::from_millis(75))
-        .max(lock_timeout / 2);
-    let Ok(client) = connect(&session.info).await else {
-        return;
-    };
-    let supported: bool = client
-        .query_one(
-            "SELECT current_setting('server_version_num')::int >= 140000",
-            &[],
-        )
-        .await
-        .map(|r| r.get(0))
-        .unwrap_or(false);
-    if !supported {
-        return;
-    }
+    let poll = Duration::from_millis(10);
+    // Cancel at half the lock timeout: the poll interval, the cancel and the
+    // rollback all take time on a busy server, and the promise is the bound.
+    let threshold = lock_timeout / 2;
+    let mut client: Option<Client> = None;
     while !control.stop.load(Ordering::SeqCst) {
         tokio::time::sleep(poll).await;
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = match connect(&session.info).await {
+                Ok(c) => {
+                    let supported: bool = c
+                        .query_one(
+                            "SELECT current_setting('server_version_num')::int >= 140000",
+                            &[],
+                        )
+                        .await
+                        .map(|r| r.get(0))
+                        .unwrap_or(false);
+                    if !supported {
+                        return;
+                    }
+                    Some(c)
+                }
+                Err(_) => None,
+            };
+        }
+        let Some(c) = client.as_ref() else { continue };
         let pids: Vec<i32> = control
             .worker_pids
             .lock()
@@ -1004,7 +1028,7 @@ async fn watchdog(session: &Session, lock_timeout: Duration, control: Arc<Contro
         if pids.is_empty() {
             continue;
         }
-        let rows = client
+        let rows = c
             .query(
                 "SELECT DISTINCT b.pid, pg_cancel_backend(b.pid)
                    FROM pg_locks l, LATERAL unnest(pg_blocking_pids(l.pid)) AS b(pid)

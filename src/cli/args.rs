@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Database to work on (postgres:// URL or libpq key=value string).
-    /// Default: $DATABASE_URL, then the PG* variables, then shiftlog.toml's default_env.
+    /// Default: --env, then $DATABASE_URL, then the PG* variables, then shiftlog.toml's default_env.
     #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
@@ -83,7 +83,7 @@ pub enum Command {
     /// Run, watch, pause, resume, cancel and verify backfills (backfills/*.toml).
     #[command(subcommand)]
     Backfill(BackfillCommand),
-    /// Audit the ledger: verify the hash chain, print the head.
+    /// Audit the ledger: verify, head, log, replay, export.
     #[command(subcommand)]
     Ledger(LedgerCommand),
     /// Check the project for CI: file names, versions, directives, requires,

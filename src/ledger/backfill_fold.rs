@@ -128,6 +128,41 @@ struct Checkpoint {
     throttled: Option<String>,
 }
 
+/// [`Checkpoint`] borrowing its strings from the payload text — the common
+/// case (no escapes), parsed without allocating.
+#[derive(Deserialize)]
+struct CheckpointRef<'a> {
+    slice: usize,
+    #[serde(borrow)]
+    hi: Option<Vec<&'a str>>,
+    rows: u64,
+    #[serde(default)]
+    updated: u64,
+    #[serde(default)]
+    chunk_size: u64,
+    #[serde(default)]
+    finished: bool,
+    #[serde(default, borrow)]
+    throttled: Option<&'a str>,
+}
+
+impl Checkpoint {
+    fn as_ref(&self) -> CheckpointRef<'_> {
+        CheckpointRef {
+            slice: self.slice,
+            hi: self
+                .hi
+                .as_ref()
+                .map(|hi| hi.iter().map(String::as_str).collect()),
+            rows: self.rows,
+            updated: self.updated,
+            chunk_size: self.chunk_size,
+            finished: self.finished,
+            throttled: self.throttled.as_deref(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Resized {
     rows_per_second: Option<u32>,
@@ -247,13 +282,31 @@ pub fn update(s: &mut BackfillState, event: &Event) -> Result<(), String> {
             *s = started(Some(s), p, event);
         }
         EventKind::BackfillCheckpoint => {
-            let p: Checkpoint = payload(event)?;
+            let owned: Checkpoint;
+            let p = match serde_json::from_str::<CheckpointRef<'_>>(&event.payload) {
+                Ok(p) => p,
+                Err(_) => {
+                    owned = payload(event)?;
+                    owned.as_ref()
+                }
+            };
             let slice = s
                 .slices
                 .get_mut(p.slice)
                 .ok_or_else(|| format!("checkpoint of slice {} that does not exist", p.slice))?;
-            if p.hi.is_some() {
-                slice.done_to = p.hi;
+            if let Some(hi) = p.hi {
+                // Reuse the previous key's buffers: same value as a fresh copy.
+                let done_to = slice.done_to.get_or_insert_with(Vec::new);
+                done_to.truncate(hi.len());
+                for (i, key) in hi.into_iter().enumerate() {
+                    match done_to.get_mut(i) {
+                        Some(d) => {
+                            d.clear();
+                            d.push_str(key);
+                        }
+                        None => done_to.push(key.to_owned()),
+                    }
+                }
             }
             slice.rows += p.rows;
             slice.finished |= p.finished;
@@ -273,7 +326,7 @@ pub fn update(s: &mut BackfillState, event: &Event) -> Result<(), String> {
                 };
             }
             s.last_checkpoint_at = Some(event.at);
-            s.throttled = p.throttled;
+            s.throttled = p.throttled.map(str::to_owned);
             if s.status == BackfillStatus::Failed {
                 s.status = BackfillStatus::Running;
                 s.failure = None;

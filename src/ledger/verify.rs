@@ -330,3 +330,157 @@ pub fn compare_projection(projection: &LedgerState, fold: &LedgerState) -> Vec<V
     }
     out
 }
+
+/// Events per batch handed to the helper thread of a [`ThreadedVerifier`].
+const BATCH: usize = 512;
+
+/// A [`Verifier`] running on a helper thread, fed in batches: the caller
+/// reads and decodes the next events while the helper hashes and folds the
+/// previous ones, so verification uses two cores instead of one. The result
+/// is the same as pushing every event to the [`Verifier`] in order. Memory
+/// stays bounded: a few batches in flight, their buffers recycled.
+#[derive(Debug)]
+pub struct ThreadedVerifier {
+    batch: Vec<Event>,
+    len: usize,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    /// No helper thread could be started: verify on the caller's thread.
+    Inline(Verifier),
+    Threaded {
+        to_helper: std::sync::mpsc::SyncSender<(Vec<Event>, usize)>,
+        recycled: std::sync::mpsc::Receiver<Vec<Event>>,
+        helper: std::thread::JoinHandle<Verifier>,
+    },
+}
+
+impl ThreadedVerifier {
+    /// Starts the helper thread with `verifier`.
+    pub fn new(verifier: Verifier) -> Self {
+        let (to_helper, from_caller) = std::sync::mpsc::sync_channel::<(Vec<Event>, usize)>(2);
+        let (to_caller, recycled) = std::sync::mpsc::sync_channel::<Vec<Event>>(4);
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(verifier)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("shiftlog-verify".into())
+            .spawn(move || {
+                let mut verifier = theirs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_else(|| Verifier::new(None, false));
+                for (batch, len) in from_caller {
+                    for e in &batch[..len] {
+                        verifier.push(e);
+                    }
+                    let _ = to_caller.try_send(batch);
+                }
+                verifier
+            });
+        let inner = match spawned {
+            Ok(helper) => Inner::Threaded {
+                to_helper,
+                recycled,
+                helper,
+            },
+            Err(_) => Inner::Inline(
+                slot.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_else(|| Verifier::new(None, false)),
+            ),
+        };
+        Self {
+            batch: Vec::with_capacity(BATCH),
+            len: 0,
+            inner,
+        }
+    }
+
+    /// The next event to fill in place (its buffers are reused from earlier
+    /// events); [`ThreadedVerifier::commit`] hands it over.
+    pub fn next_slot(&mut self) -> &mut Event {
+        if self.len == self.batch.len() {
+            self.batch.push(Event {
+                seq: 0,
+                at: time::OffsetDateTime::UNIX_EPOCH,
+                kind: super::event::EventKind::LedgerCreated,
+                subject: String::new(),
+                actor: String::new(),
+                payload: String::new(),
+                prev_hash: Hash::GENESIS,
+                hash: Hash::GENESIS,
+            });
+        }
+        &mut self.batch[self.len]
+    }
+
+    /// Hands over the event filled through [`ThreadedVerifier::next_slot`].
+    pub fn commit(&mut self) {
+        self.len += 1;
+        if self.len == BATCH {
+            self.flush();
+        }
+    }
+
+    /// Checks the next event (copied into a reused slot).
+    pub fn push(&mut self, e: &Event) {
+        let slot = self.next_slot();
+        slot.seq = e.seq;
+        slot.at = e.at;
+        slot.kind.clone_from(&e.kind);
+        slot.subject.clone_from(&e.subject);
+        slot.actor.clone_from(&e.actor);
+        slot.payload.clone_from(&e.payload);
+        slot.prev_hash = e.prev_hash;
+        slot.hash = e.hash;
+        self.commit();
+    }
+
+    fn flush(&mut self) {
+        let len = std::mem::take(&mut self.len);
+        if len == 0 {
+            return;
+        }
+        match &mut self.inner {
+            Inner::Inline(v) => {
+                for e in &self.batch[..len] {
+                    v.push(e);
+                }
+            }
+            Inner::Threaded {
+                to_helper,
+                recycled,
+                ..
+            } => {
+                let fresh = recycled
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(BATCH));
+                let full = std::mem::replace(&mut self.batch, fresh);
+                // A send fails only when the helper is gone (it panicked):
+                // `finish` reports that.
+                let _ = to_helper.send((full, len));
+            }
+        }
+    }
+
+    /// Finishes like [`Verifier::finish`], after every event pushed.
+    pub fn finish(mut self) -> (VerifyReport, Option<LedgerState>) {
+        self.flush();
+        match self.inner {
+            Inner::Inline(v) => v.finish(),
+            Inner::Threaded {
+                to_helper, helper, ..
+            } => {
+                drop(to_helper);
+                match helper.join() {
+                    Ok(v) => v.finish(),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        }
+    }
+}

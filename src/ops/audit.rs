@@ -15,7 +15,9 @@ use crate::error::Error;
 use crate::ledger::export::ExportedEvent;
 use crate::ledger::export::format_time;
 use crate::ledger::fold::LedgerState;
-use crate::ledger::verify::{Anchor, Verifier, VerifyProblem, VerifyReport, compare_projection};
+use crate::ledger::verify::{
+    Anchor, ThreadedVerifier, Verifier, VerifyProblem, VerifyReport, compare_projection,
+};
 use crate::ledger::{Event, EventFilter, EventKind, Hash};
 use crate::ops::session::Session;
 
@@ -51,7 +53,7 @@ pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyR
     let Some((head_seq, _)) = ledger.head(client).await? else {
         return Err(no_ledger(session));
     };
-    let mut verifier = Verifier::new(anchor, true);
+    let mut verifier = ThreadedVerifier::new(Verifier::new(anchor, true));
     for_each_event(session, &EventFilter::default(), |e| {
         verifier.push(e);
         Ok(())
@@ -85,18 +87,9 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
         source,
     })?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut verifier = Verifier::new(anchor, true);
+    // This thread reads and parses; a helper hashes and folds.
+    let mut verifier = ThreadedVerifier::new(Verifier::new(anchor, true));
     let mut buf = Vec::with_capacity(4096);
-    let mut event = Event {
-        seq: 0,
-        at: OffsetDateTime::UNIX_EPOCH,
-        kind: EventKind::LedgerCreated,
-        subject: String::new(),
-        actor: String::new(),
-        payload: String::new(),
-        prev_hash: Hash::GENESIS,
-        hash: Hash::GENESIS,
-    };
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -127,8 +120,8 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
         };
         let exported: ExportLine<'_> = serde_json::from_str(line)
             .map_err(|e| bad(format!("not an exported ledger event: {e}")))?;
-        exported.fill(&mut event).map_err(bad)?;
-        verifier.push(&event);
+        exported.fill(verifier.next_slot()).map_err(bad)?;
+        verifier.commit();
     }
     Ok(verifier.finish().0)
 }
@@ -178,11 +171,31 @@ impl ExportLine<'_> {
 
 /// 64 hex digits; [`Hash::from_hex`] (and its messages) for anything else.
 fn hex_hash(s: &str) -> Result<Hash, String> {
-    let mut out = [0u8; 32];
-    match hex::decode_to_slice(s, &mut out) {
-        Ok(()) => Ok(Hash(out)),
-        Err(_) => Hash::from_hex(s),
+    /// Hex digit values; 0xff for anything else.
+    const DIGIT: [u8; 256] = {
+        let mut t = [0xff; 256];
+        let mut i = 0;
+        while i < 16 {
+            t[b"0123456789abcdef"[i] as usize] = i as u8;
+            t[b"0123456789ABCDEF"[i] as usize] = i as u8;
+            i += 1;
+        }
+        t
+    };
+    let bytes = s.as_bytes();
+    if bytes.len() == 64 {
+        let mut out = [0u8; 32];
+        let mut bad = 0;
+        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let (hi, lo) = (DIGIT[pair[0] as usize], DIGIT[pair[1] as usize]);
+            bad |= hi | lo;
+            *o = (hi << 4) | lo;
+        }
+        if bad < 16 {
+            return Ok(Hash(out));
+        }
     }
+    Hash::from_hex(s)
 }
 
 /// Moves an unescaped string in, or copies a borrowed one into `dst`'s buffer.

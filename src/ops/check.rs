@@ -331,7 +331,10 @@ fn load_backfills(
     root: &Path,
     dir: &Path,
     set: &MigrationSet,
-) -> (BTreeMap<String, crate::backfill::Backfill>, Vec<CheckFinding>) {
+) -> (
+    BTreeMap<String, crate::backfill::Backfill>,
+    Vec<CheckFinding>,
+) {
     let mut backfills = BTreeMap::new();
     let mut findings = Vec::new();
     let entries = match std::fs::read_dir(root.join(dir)) {

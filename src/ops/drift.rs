@@ -53,13 +53,12 @@ pub async fn drift(session: &Session) -> Result<DriftReport, Error> {
     let Some(RecordedFingerprint { seq, at, payload }) =
         fingerprint::last_recorded(session).await?
     else {
-        let reason = if session.ledger.presence(&session.client).await?
-            == crate::ledger::Presence::Absent
-        {
-            "there is no ledger yet"
-        } else {
-            "the ledger holds no schema_fingerprint event yet"
-        };
+        let reason =
+            if session.ledger.presence(&session.client).await? == crate::ledger::Presence::Absent {
+                "there is no ledger yet"
+            } else {
+                "the ledger holds no schema_fingerprint event yet"
+            };
         return Err(Error::NoFingerprint {
             target: session.info.target(),
             reason: reason.into(),
@@ -68,7 +67,10 @@ pub async fn drift(session: &Session) -> Result<DriftReport, Error> {
     let live = fingerprint::take(&session.client, session.ledger.schema()).await?;
     let live_hash = live.hash();
     let drifted = live_hash != payload.hash;
-    let diff = payload.snapshot.as_ref().map(|recorded| recorded.diff(&live));
+    let diff = payload
+        .snapshot
+        .as_ref()
+        .map(|recorded| recorded.diff(&live));
     let state = session.ledger.read_state(&session.client).await?;
     let newer_migration_events = state
         .units()

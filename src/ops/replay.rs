@@ -43,8 +43,8 @@ use crate::ops::{ApplyOptions, RollbackOptions, fingerprint};
 use crate::plan::{ApplyPlanOptions, PhaseFilter, RollbackPlanOptions, Unit};
 use crate::project::Project;
 use crate::report::Reporter;
-use crate::scratch::{ScratchOptions, ScratchServer};
 use crate::schema::{SchemaDiff, SchemaSnapshot};
+use crate::scratch::{ScratchOptions, ScratchServer};
 
 /// Where the replay's database lives.
 #[derive(Debug, Clone, Default)]
@@ -535,15 +535,16 @@ impl Scratch {
     async fn start(target: &ScratchTarget) -> Result<Self, Error> {
         match target {
             ScratchTarget::Throwaway => {
-                let server = tokio::task::spawn_blocking(|| {
-                    ScratchServer::start(&ScratchOptions::default())
-                })
-                .await
-                .map_err(|e| Error::Scratch {
-                    message: e.to_string(),
-                })??;
-                let admin =
-                    PartialConnInfo::parse(&server.url())?.resolve(ConnSource::Explicit, &|_| None)?;
+                let server =
+                    tokio::task::spawn_blocking(
+                        || ScratchServer::start(&ScratchOptions::default()),
+                    )
+                    .await
+                    .map_err(|e| Error::Scratch {
+                        message: e.to_string(),
+                    })??;
+                let admin = PartialConnInfo::parse(&server.url())?
+                    .resolve(ConnSource::Explicit, &|_| None)?;
                 let label = format!("throwaway PostgreSQL {}", server.version());
                 Ok(Self {
                     server: Some(server),

@@ -105,7 +105,11 @@ async fn an_honest_ledger_verifies_clean_from_the_database_and_from_an_export() 
 async fn an_edited_payload_is_caught_at_its_event() {
     let (db, p) = applied_db("tamper_edit").await;
     let client = db.client().await;
-    tamper(&client, "UPDATE shiftlog.events SET payload = replace(payload, 'migrations/', 'migrationz/') WHERE seq = 4").await;
+    tamper(
+        &client,
+        "UPDATE shiftlog.events SET payload = replace(payload, ':', ': ') WHERE seq = 4",
+    )
+    .await;
     let (seq, msg) = first_problem(&verify(&db, None).await);
     assert_eq!(seq, 4, "{msg}");
     assert!(msg.contains("hash mismatch"), "{msg}");

@@ -287,14 +287,28 @@ initial_chunk = 200
         &["backfill", "run", "bump", "--rows-per-second", "40000"],
     );
     assert!(out.stdout.contains("40000 rows/s"), "{out:?}");
-    let t0 = Instant::now();
-    std::thread::sleep(Duration::from_millis(1000));
-    let rate = (done().await - before) as f64 / t0.elapsed().as_secs_f64();
-    assert!(
-        rate > 4000.0,
-        "faster after the rate change: {rate:.0} rows/s"
-    );
-
+    // Under the old cap of 2000 rows/s no chunk could exceed 2000 rows; after
+    // the change the running process grows its chunks past that.
+    let resized_at = support::events_of(&client, "backfill_resized")
+        .await
+        .last()
+        .expect("resize recorded")
+        .seq;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let bigger = support::events_of(&client, "backfill_checkpoint")
+            .await
+            .iter()
+            .any(|e| e.seq > resized_at && e.payload_json()["rows"].as_u64().unwrap_or(0) > 2000);
+        if bigger {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the running process never took the new rate"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     p.ok(&db, &["backfill", "cancel", "bump"]);
     let status = wait_for(&mut runner, Duration::from_secs(10));
     assert_eq!(
@@ -380,15 +394,16 @@ async fn contract_is_refused_until_the_backfill_verifies() {
 #[tokio::test]
 async fn a_concurrent_writer_is_never_blocked_longer_than_lock_timeout() {
     let db = TestDb::new("bf_writer").await;
-    // Big, slow chunks: without the watchdog a writer would wait ~1 s on a chunk's row locks.
+    // Big, slow chunks (~2.5 s): without the watchdog a writer would wait for
+    // seconds on a chunk's row locks.
     let backfill = r#"table = "t"
 set = { v = "v + 1", pad = "md5(pad)" }
 where = "v = 0"
 [throttle]
-target_chunk_ms = 1500
+target_chunk_ms = 2500
 initial_chunk = 20000
 max_chunk = 60000
-lock_timeout = "400ms"
+lock_timeout = "1s"
 "#;
     let p = project_with(
         "CREATE TABLE t (id bigint PRIMARY KEY, v int NOT NULL DEFAULT 0, pad text NOT NULL DEFAULT 'x');\n",
@@ -402,6 +417,12 @@ lock_timeout = "400ms"
         .expect("rows");
     let mut runner = spawn(&p, &db, &["backfill", "run", "bump"]);
     let writer = db.client().await;
+    // The server measures the lock wait itself: a writer statement that waits
+    // longer than the backfill's lock_timeout fails with 55P03.
+    writer
+        .batch_execute("SET lock_timeout = '1s'")
+        .await
+        .expect("writer lock_timeout");
     let mut worst = Duration::ZERO;
     let mut seed: u64 = 42;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -412,20 +433,19 @@ lock_timeout = "400ms"
             .wrapping_add(1442695040888963407);
         let id = 1 + (seed >> 33) as i64 % 300_000;
         let t0 = Instant::now();
-        writer
+        if let Err(e) = writer
             .execute("UPDATE t SET pad = pad WHERE id = $1", &[&id])
             .await
-            .expect("writer update");
+        {
+            panic!("a writer waited longer than the backfill's lock_timeout (1s): {e}");
+        }
         worst = worst.max(t0.elapsed());
         writes += 1;
     }
     let status = wait_for(&mut runner, Duration::from_secs(60));
     assert!(status.success(), "backfill finished");
     assert!(writes > 100, "the writer ran alongside ({writes} writes)");
-    assert!(
-        worst < Duration::from_millis(400),
-        "a writer waited {worst:?} on the backfill (lock_timeout 400ms)"
-    );
+    eprintln!("worst writer latency {worst:?} over {writes} writes");
     assert_eq!(
         count(&client, "SELECT count(*) FROM t WHERE v <> 1").await,
         0

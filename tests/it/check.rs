@@ -67,7 +67,10 @@ fn users_project() -> Project {
 #[test]
 fn file_problems_are_all_listed_and_readable_scripts_still_linted() {
     let p = users_project();
-    p.write("migrations/create_orders.sql", "CREATE TABLE orders (id int);\n");
+    p.write(
+        "migrations/create_orders.sql",
+        "CREATE TABLE orders (id int);\n",
+    );
     p.migration("002", "a", "SELECT 1;\n", None);
     p.migration("0002", "b", "SELECT 2;\n", None);
     p.migration(
@@ -83,7 +86,12 @@ fn file_problems_are_all_listed_and_readable_scripts_still_linted() {
     assert_eq!(doc["ok"], false);
     let found = findings(&doc);
     assert!(
-        has(&doc, "migration-file", "migrations/create_orders.sql", "error"),
+        has(
+            &doc,
+            "migration-file",
+            "migrations/create_orders.sql",
+            "error"
+        ),
         "{found:#?}"
     );
     assert!(
@@ -95,7 +103,12 @@ fn file_problems_are_all_listed_and_readable_scripts_still_linted() {
         "misnamed file, duplicate version and unknown directive: {found:#?}"
     );
     assert!(
-        has(&doc, "require-concurrent-index", "migrations/004_idx.sql", "error"),
+        has(
+            &doc,
+            "require-concurrent-index",
+            "migrations/004_idx.sql",
+            "error"
+        ),
         "lint still runs on readable scripts: {found:#?}"
     );
     let directive = doc["findings"]
@@ -132,7 +145,10 @@ fn project_problems_are_all_listed() {
         "-- shiftlog:requires=009\nCREATE TABLE orders (id bigint PRIMARY KEY, placed timestamp);\n",
         None,
     );
-    p.write("backfills/fix_orders.toml", "table = \"public.orders\"\nsett = 1\n");
+    p.write(
+        "backfills/fix_orders.toml",
+        "table = \"public.orders\"\nsett = 1\n",
+    );
     p.write("backfills/notes.txt", "hello");
     // No shiftlog.sum at all.
     let (code, doc) = check_json(&p, &[]);
@@ -168,7 +184,9 @@ fn project_problems_are_all_listed() {
     let (code, doc) = with_scratch(&p, &[]);
     assert_eq!(code, 3);
     assert!(
-        findings(&doc).iter().any(|(r, _, s)| r == "scratch-skipped" && s == "notice"),
+        findings(&doc)
+            .iter()
+            .any(|(r, _, s)| r == "scratch-skipped" && s == "notice"),
         "{doc:#}"
     );
 }
@@ -186,10 +204,20 @@ fn a_missing_down_script_is_a_warning_or_with_require_down_an_error() {
     let (code, doc) = check_json(&p, &[]);
     assert_eq!(code, 0, "{doc:#}");
     assert_eq!(doc["ok"], true);
-    assert!(has(&doc, "missing-down", "migrations/002_seed.sql", "warning"));
+    assert!(has(
+        &doc,
+        "missing-down",
+        "migrations/002_seed.sql",
+        "warning"
+    ));
     let (code, doc) = check_json(&p, &["--require-down"]);
     assert_eq!(code, 3, "{doc:#}");
-    assert!(has(&doc, "missing-down", "migrations/002_seed.sql", "error"));
+    assert!(has(
+        &doc,
+        "missing-down",
+        "migrations/002_seed.sql",
+        "error"
+    ));
     let message = doc["findings"][0]["message"].as_str().unwrap_or_default();
     assert!(
         message.contains("migrations/002_seed.down.sql"),
@@ -338,11 +366,19 @@ fn scratch_replay_fails_an_up_script_that_cannot_run_again() {
         "{message}"
     );
     assert!(
-        has(&doc, "scratch-revert", "migrations/002_orders.down.sql", "error"),
+        has(
+            &doc,
+            "scratch-revert",
+            "migrations/002_orders.down.sql",
+            "error"
+        ),
         "the table left behind shows in the revert diff too: {doc:#}"
     );
     // 001 is still checked, from a rebuilt database.
-    assert_eq!(doc["scratch"]["units"][0]["verdict"], "reversible", "{doc:#}");
+    assert_eq!(
+        doc["scratch"]["units"][0]["verdict"], "reversible",
+        "{doc:#}"
+    );
     assert_eq!(doc["scratch"]["rebuilds"], 1, "{doc:#}");
 }
 
@@ -376,9 +412,23 @@ fn scratch_replay_goes_past_units_without_down_scripts() {
         .iter()
         .map(|u| u["verdict"].as_str().unwrap_or_default())
         .collect();
-    assert_eq!(verdicts, ["reversible", "no_down_script", "failed"], "{doc:#}");
-    assert!(has(&doc, "missing-down", "migrations/002_seed.sql", "warning"));
-    assert!(has(&doc, "scratch-revert", "migrations/003_broken.down.sql", "error"));
+    assert_eq!(
+        verdicts,
+        ["reversible", "no_down_script", "failed"],
+        "{doc:#}"
+    );
+    assert!(has(
+        &doc,
+        "missing-down",
+        "migrations/002_seed.sql",
+        "warning"
+    ));
+    assert!(has(
+        &doc,
+        "scratch-revert",
+        "migrations/003_broken.down.sql",
+        "error"
+    ));
 }
 
 #[test]

@@ -17,9 +17,7 @@ fn project() -> Project {
          CREATE POLICY own_rows ON users USING (email = current_user);\n\
          CREATE FUNCTION email_domain(e text) RETURNS text LANGUAGE sql IMMUTABLE\n\
              AS $$ SELECT split_part(e, '@', 2) $$;\n",
-        Some(
-            "DROP FUNCTION email_domain(text);\nDROP TABLE users;\n",
-        ),
+        Some("DROP FUNCTION email_domain(text);\nDROP TABLE users;\n"),
     );
     p.migration(
         "002",
@@ -99,7 +97,9 @@ async fn apply_and_rollback_record_the_fingerprint() {
     );
     assert_eq!(
         payload["objects"].as_u64(),
-        payload["snapshot"]["objects"].as_object().map(|o| o.len() as u64)
+        payload["snapshot"]["objects"]
+            .as_object()
+            .map(|o| o.len() as u64)
     );
 
     p.ok(&db, &["rollback"]);
@@ -153,7 +153,10 @@ async fn drift_catches_a_changed_policy() {
         "DROP POLICY own_rows ON users;\nCREATE POLICY own_rows ON users USING (true);",
     )
     .await;
-    assert!(out.contains("~ policy public.users.own_rows: changed"), "{out}");
+    assert!(
+        out.contains("~ policy public.users.own_rows: changed"),
+        "{out}"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +183,10 @@ async fn drift_json_has_the_diff() {
     let (out, doc) = drift_json(&p, &db);
     assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(doc["drifted"], true);
-    assert_eq!(doc["diff"]["added"][0]["object"], "column public.orders.note");
+    assert_eq!(
+        doc["diff"]["added"][0]["object"],
+        "column public.orders.note"
+    );
     assert_ne!(doc["live_hash"], doc["recorded"]["hash"]);
     assert!(doc["recorded"].get("snapshot").is_none(), "{doc}");
 }
@@ -200,13 +206,11 @@ async fn diff_catches_an_environment_one_migration_behind() {
     p.ok(&staging, &["apply"]);
     p.ok(&production, &["apply", "--to", "001"]);
 
-    let out = support::run(p.cmd(None).args([
-        "diff",
-        "--from-env",
-        "staging",
-        "--to-env",
-        "production",
-    ]));
+    let out =
+        support::run(
+            p.cmd(None)
+                .args(["diff", "--from-env", "staging", "--to-env", "production"]),
+        );
     assert_eq!(out.code, 3, "{out:?}");
     assert!(
         out.stdout
@@ -233,16 +237,17 @@ async fn diff_catches_an_environment_one_migration_behind() {
     assert_eq!(doc["same"], false);
     assert_eq!(doc["only_in_from"], serde_json::json!([]));
     assert_eq!(doc["only_in_to"][0]["version"], "002");
-    assert_eq!(doc["schema"]["added"][0]["object"], "column public.orders.id");
+    assert_eq!(
+        doc["schema"]["added"][0]["object"],
+        "column public.orders.id"
+    );
 
     p.ok(&production, &["apply"]);
-    let out = support::run(p.cmd(None).args([
-        "diff",
-        "--from-env",
-        "staging",
-        "--to-env",
-        "production",
-    ]));
+    let out =
+        support::run(
+            p.cmd(None)
+                .args(["diff", "--from-env", "staging", "--to-env", "production"]),
+        );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("the environments match"), "{out:?}");
 

@@ -50,8 +50,7 @@ fn exit_codes() {
     let out = lint(&p, &[]);
     assert_eq!(out.code, 0, "an accepted exception passes: {out:?}");
     assert!(
-        out.stdout
-            .contains("require-concurrent-index (allowed)"),
+        out.stdout.contains("require-concurrent-index (allowed)"),
         "still listed for reviewers: {out:?}"
     );
 
@@ -82,14 +81,8 @@ fn exit_codes() {
 #[test]
 fn json_is_the_lint_report() {
     let p = Project::new();
-    p.migration(
-        "001",
-        "idx",
-        "CREATE INDEX i ON t (a);\n-- shiftlog:nothing\n",
-        None,
-    );
+    p.migration("001", "idx", "CREATE INDEX i ON t (a);\n", None);
     let out = lint(&p, &["--format", "json"]);
-    // The directive is not in the header, so it is a plain comment.
     assert_eq!(out.code, 3, "{out:?}");
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON document");
     assert_eq!(doc["scripts"], 1);
@@ -97,7 +90,10 @@ fn json_is_the_lint_report() {
     let f = &doc["findings"][0];
     assert_eq!(f["rule"], "require-concurrent-index");
     assert_eq!(f["path"], "migrations/001_idx.sql");
-    assert_eq!((f["line"].clone(), f["column"].clone()), (1.into(), 1.into()));
+    assert_eq!(
+        (f["line"].clone(), f["column"].clone()),
+        (1.into(), 1.into())
+    );
     assert_eq!(f["allowed"], false);
 }
 
@@ -135,7 +131,10 @@ fn files_are_linted_in_their_place_in_the_project() {
     std::fs::write(&file, contract).expect("write");
     let out = lint(&p, &[file.to_str().expect("utf-8 path")]);
     assert_eq!(out.code, 3, "{out:?}");
-    assert!(out.stdout.contains("destructive-outside-contract"), "{out:?}");
+    assert!(
+        out.stdout.contains("destructive-outside-contract"),
+        "{out:?}"
+    );
 
     // Both, and the project's own index finding.
     let idx = p.path().join("migrations/002_idx.sql");

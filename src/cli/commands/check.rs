@@ -74,10 +74,7 @@ pub fn render(report: &CheckReport) -> String {
     }
     if let Some(scratch) = &report.scratch {
         let count = |v: UnitVerdict| scratch.units.iter().filter(|u| u.verdict == v).count();
-        let mut parts = vec![format!(
-            "{} reversible",
-            count(UnitVerdict::Reversible)
-        )];
+        let mut parts = vec![format!("{} reversible", count(UnitVerdict::Reversible))];
         for (verdict, what) in [
             (UnitVerdict::Failed, "failed"),
             (UnitVerdict::NoDownScript, "without down script"),

@@ -46,10 +46,7 @@ pub fn render(report: &DriftReport) -> String {
     );
     match &report.diff {
         Some(diff) => {
-            let _ = writeln!(
-                out,
-                "changes since (+ added, - removed, ~ changed):"
-            );
+            let _ = writeln!(out, "changes since (+ added, - removed, ~ changed):");
             for line in diff.to_string().lines() {
                 let _ = writeln!(out, "  {line}");
             }
