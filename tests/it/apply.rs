@@ -319,6 +319,7 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
         .arg("apply")
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(crate::support::ChildGuard)
         .expect("spawn");
     let client = db.client().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

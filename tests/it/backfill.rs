@@ -17,12 +17,13 @@ fn project_with(table_sql: &str, backfill: &str) -> Project {
     p
 }
 
-fn spawn(p: &Project, db: &TestDb, args: &[&str]) -> Child {
+fn spawn(p: &Project, db: &TestDb, args: &[&str]) -> support::ChildGuard {
     p.cmd(Some(db))
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(support::ChildGuard)
         .expect("spawn shiftlog")
 }
 
@@ -130,6 +131,7 @@ async fn a_server_restart_mid_run_is_survived() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .map(crate::support::ChildGuard)
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(800));
     let server = tokio::task::spawn_blocking(move || {
