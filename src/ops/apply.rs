@@ -7,10 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::ledger::payload::{AppliedPayload, to_canonical};
-use crate::ledger::{EventKind, LeaseOptions, Presence};
+use crate::ledger::{LeaseOptions, Presence};
 use crate::ops::dry_run::{self, DryRun};
-use crate::ops::exec::{ExecSettings, Runner, ScriptKind, outcome, prelude, run_batch};
+use crate::ops::exec::{Applied, ExecSettings, Runner, ScriptKind, outcome, prelude, run_batch};
 use crate::ops::session::Session;
 use crate::plan::{ApplyPlanOptions, ApplyStep, plan_apply};
 use crate::project::Project;
@@ -236,36 +235,12 @@ async fn apply_single_transaction(
                     return Err(runner.fail_script(unit, up, ScriptKind::Up, &err).await);
                 }
             };
-            if let Some(verify) = &unit.scripts.verify
-                && let Err(err) = run_batch(client, &verify.text).await
-            {
-                let _ = client.batch_execute("ROLLBACK").await;
-                return Err(runner
-                    .fail_script(unit, verify, ScriptKind::Verify, &err)
-                    .await);
-            }
-            let duration = t0.elapsed();
-            let payload = to_canonical(&AppliedPayload {
-                version: unit.version().clone(),
-                phase: unit.phase,
-                checksum: up.checksum.clone(),
-                path: up.path.display().to_string(),
-                duration_ms: duration.as_millis() as u64,
+            let how = Applied {
                 transactional: true,
                 lock_retries: attempt - 1,
-                allowed_lints: up.directives.allow_lint.clone(),
                 statements,
-            });
-            let event = match runner
-                .append(EventKind::MigrationApplied, unit.subject(), payload)
-                .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    return Err(e);
-                }
             };
+            let (event, duration) = runner.verify_and_record(unit, t0, how).await?;
             applied.push(outcome(
                 unit,
                 up,

@@ -3,7 +3,6 @@
 //! whose rows are handled as they arrive, or the export file a line at a
 //! time — so memory stays flat however long the ledger is.
 
-use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
@@ -11,14 +10,12 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::Error;
-#[cfg(doc)]
-use crate::ledger::export::ExportedEvent;
-use crate::ledger::export::format_time;
+use crate::ledger::export::{ExportedEvent, format_time};
 use crate::ledger::fold::LedgerState;
 use crate::ledger::verify::{
     Anchor, ThreadedVerifier, Verifier, VerifyProblem, VerifyReport, compare_projection,
 };
-use crate::ledger::{Event, EventFilter, EventKind, Hash};
+use crate::ledger::{Event, EventFilter, Hash};
 use crate::ops::session::Session;
 
 /// Calls `f` for every event matching `filter`, in order, streaming.
@@ -118,72 +115,211 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
             line: Some(i as u32 + 1),
             message,
         };
-        let exported: ExportLine<'_> = serde_json::from_str(line)
-            .map_err(|e| bad(format!("not an exported ledger event: {e}")))?;
-        exported.fill(verifier.next_slot()).map_err(bad)?;
+        let slot = verifier.next_slot();
+        if parse_line(line, slot).is_err() {
+            // Not the plain form: the export format's own rules and messages.
+            let exported: ExportedEvent = serde_json::from_str(line)
+                .map_err(|e| bad(format!("not an exported ledger event: {e}")))?;
+            *slot = exported.to_event().map_err(bad)?;
+        }
         verifier.commit();
     }
     Ok(verifier.finish().0)
 }
 
-/// One line of an export, borrowing from the line where it can: the same
-/// fields and checks as [`ExportedEvent`] and [`ExportedEvent::to_event`],
-/// decoded into a reused [`Event`].
-#[derive(serde::Deserialize)]
-struct ExportLine<'a> {
-    seq: u64,
-    #[serde(borrow)]
-    #[allow(dead_code)] // required, like `ExportedEvent::at`, but not hashed
-    at: Cow<'a, str>,
-    at_us: i64,
-    #[serde(borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    subject: Cow<'a, str>,
-    #[serde(borrow)]
-    actor: Cow<'a, str>,
-    #[serde(borrow)]
-    payload: Cow<'a, str>,
-    #[serde(borrow)]
-    prev_hash: Cow<'a, str>,
-    #[serde(borrow)]
-    hash: Cow<'a, str>,
+/// Parses one export line straight into `e`, reusing its buffers. Succeeds
+/// only on what [`ExportedEvent`] and [`ExportedEvent::to_event`] accept, with
+/// the same result; anything else (a missing, repeated or mistyped field,
+/// a hash that is not 64 hex digits, a time out of range) is an error, and
+/// the caller then takes the slow path for the exact message.
+fn parse_line(line: &str, e: &mut Event) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(line);
+    serde::de::DeserializeSeed::deserialize(LineSeed(e), &mut de)?;
+    de.end()
 }
 
-impl ExportLine<'_> {
-    fn fill(self, e: &mut Event) -> Result<(), String> {
-        e.at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.at_us) * 1000)
-            .map_err(|err| format!("event {}: at_us out of range: {err}", self.seq))?;
-        e.prev_hash = hex_hash(&self.prev_hash)
-            .map_err(|err| format!("event {}: prev_hash {err}", self.seq))?;
-        e.hash = hex_hash(&self.hash).map_err(|err| format!("event {}: hash {err}", self.seq))?;
-        e.seq = self.seq;
-        if e.kind.as_str() != self.kind {
-            let Ok(kind) = self.kind.parse::<EventKind>();
-            e.kind = kind;
-        }
-        set(&mut e.subject, self.subject);
-        set(&mut e.actor, self.actor);
-        set(&mut e.payload, self.payload);
-        Ok(())
+mod line {
+    //! Visitors of [`super::parse_line`].
+
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+    use time::OffsetDateTime;
+
+    use crate::ledger::{Event, EventKind, Hash};
+
+    const FIELDS: [&str; 9] = [
+        "seq",
+        "at",
+        "at_us",
+        "kind",
+        "subject",
+        "actor",
+        "payload",
+        "prev_hash",
+        "hash",
+    ];
+
+    fn fail<E: de::Error>(what: &str) -> E {
+        E::custom(what)
     }
-}
 
-/// 64 hex digits; [`Hash::from_hex`] (and its messages) for anything else.
-fn hex_hash(s: &str) -> Result<Hash, String> {
-    /// Hex digit values; 0xff for anything else.
-    const DIGIT: [u8; 256] = {
-        let mut t = [0xff; 256];
-        let mut i = 0;
-        while i < 16 {
-            t[b"0123456789abcdef"[i] as usize] = i as u8;
-            t[b"0123456789ABCDEF"[i] as usize] = i as u8;
-            i += 1;
+    pub(super) struct LineSeed<'e>(pub(super) &'e mut Event);
+
+    impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
         }
-        t
-    };
-    let bytes = s.as_bytes();
-    if bytes.len() == 64 {
+    }
+
+    impl<'de> Visitor<'de> for LineSeed<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an exported event")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let e = self.0;
+            let mut seen = 0u16;
+            let (mut seq, mut at_us) = (0u64, 0i64);
+            while let Some(field) = map.next_key_seed(Key)? {
+                let Some(i) = field else {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                };
+                if seen & (1 << i) != 0 {
+                    return Err(fail("duplicate field"));
+                }
+                seen |= 1 << i;
+                match i {
+                    0 => seq = map.next_value()?,
+                    1 => map.next_value_seed(Str(None))?,
+                    2 => at_us = map.next_value()?,
+                    3 => map.next_value_seed(Kind(&mut e.kind))?,
+                    4 => map.next_value_seed(Str(Some(&mut e.subject)))?,
+                    5 => map.next_value_seed(Str(Some(&mut e.actor)))?,
+                    6 => map.next_value_seed(Str(Some(&mut e.payload)))?,
+                    7 => e.prev_hash = map.next_value_seed(Hex)?,
+                    _ => e.hash = map.next_value_seed(Hex)?,
+                }
+            }
+            if seen != (1 << FIELDS.len()) - 1 {
+                return Err(fail("missing field"));
+            }
+            e.seq = seq;
+            e.at = i128::from(at_us)
+                .checked_mul(1000)
+                .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(ns).ok())
+                .ok_or_else(|| fail("at_us out of range"))?;
+            Ok(())
+        }
+    }
+
+    /// A field name: its index in [`FIELDS`], `None` for an unknown one.
+    struct Key;
+
+    impl<'de> DeserializeSeed<'de> for Key {
+        type Value = Option<u8>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u8>, D::Error> {
+            d.deserialize_identifier(self)
+        }
+    }
+
+    impl Visitor<'_> for Key {
+        type Value = Option<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a field name")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u8>, E> {
+            Ok(FIELDS.iter().position(|f| *f == v).map(|i| i as u8))
+        }
+    }
+
+    /// A string, copied into a reused buffer (or only checked to be a string).
+    struct Str<'s>(Option<&'s mut String>);
+
+    impl<'de> DeserializeSeed<'de> for Str<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl Visitor<'_> for Str<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+            if let Some(dst) = self.0 {
+                dst.clear();
+                dst.push_str(v);
+            }
+            Ok(())
+        }
+    }
+
+    /// The kind, parsed only when it differs from the previous event's.
+    struct Kind<'k>(&'k mut EventKind);
+
+    impl<'de> DeserializeSeed<'de> for Kind<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl Visitor<'_> for Kind<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+            if self.0.as_str() != v {
+                let Ok(kind) = v.parse::<EventKind>();
+                *self.0 = kind;
+            }
+            Ok(())
+        }
+    }
+
+    /// A hash: exactly 64 hex digits.
+    struct Hex;
+
+    impl<'de> DeserializeSeed<'de> for Hex {
+        type Value = Hash;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Hash, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl Visitor<'_> for Hex {
+        type Value = Hash;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("64 hex digits")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Hash, E> {
+            hex32(v).ok_or_else(|| fail("not 64 hex digits"))
+        }
+    }
+
+    /// 64 hex digits (either case, like `hex::decode`) → 32 bytes.
+    fn hex32(s: &str) -> Option<Hash> {
+        /// Hex digit values; 0xff for anything else.
+        const DIGIT: [u8; 256] = {
+            let mut t = [0xff; 256];
+            let mut i = 0;
+            while i < 16 {
+                t[b"0123456789abcdef"[i] as usize] = i as u8;
+                t[b"0123456789ABCDEF"[i] as usize] = i as u8;
+                i += 1;
+            }
+            t
+        };
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
         let mut out = [0u8; 32];
         let mut bad = 0;
         for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
@@ -191,23 +327,11 @@ fn hex_hash(s: &str) -> Result<Hash, String> {
             bad |= hi | lo;
             *o = (hi << 4) | lo;
         }
-        if bad < 16 {
-            return Ok(Hash(out));
-        }
+        (bad < 16).then_some(Hash(out))
     }
-    Hash::from_hex(s)
 }
 
-/// Moves an unescaped string in, or copies a borrowed one into `dst`'s buffer.
-fn set(dst: &mut String, src: Cow<'_, str>) {
-    match src {
-        Cow::Owned(s) => *dst = s,
-        Cow::Borrowed(s) => {
-            dst.clear();
-            dst.push_str(s);
-        }
-    }
-}
+use line::LineSeed;
 
 /// Writes every event with `seq > since` as JSON Lines; returns the count.
 pub async fn export(session: &Session, since: u64, out: &mut dyn Write) -> Result<u64, Error> {

@@ -143,6 +143,17 @@ impl fmt::Display for ScriptFailure {
     }
 }
 
+/// How a unit's up script ran, for its `migration_applied` event.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Applied {
+    /// Ran in one transaction with the event.
+    pub transactional: bool,
+    /// Lock-timeout retries before it succeeded.
+    pub lock_retries: u32,
+    /// Statements run.
+    pub statements: u32,
+}
+
 /// A statement that failed while running a script.
 #[derive(Debug)]
 pub(crate) struct StatementError {
@@ -344,6 +355,56 @@ impl Runner<'_> {
             .await
     }
 
+    /// In the open transaction, after the up script: runs the verify script
+    /// (if any) and appends `migration_applied`. On any failure the
+    /// transaction is rolled back (and a verify failure recorded).
+    pub async fn verify_and_record(
+        &self,
+        unit: &Unit<'_>,
+        started: Instant,
+        how: Applied,
+    ) -> Result<(Event, Duration), Error> {
+        let up = &unit.scripts.up;
+        if let Some(verify) = &unit.scripts.verify
+            && let Err(err) = run_batch(self.client(), &verify.text).await
+        {
+            self.rollback_quietly().await;
+            let done = if how.transactional { 0 } else { how.statements };
+            let failure = self.failure(
+                unit,
+                verify,
+                ScriptKind::Verify,
+                &err,
+                None,
+                how.transactional,
+                done,
+            );
+            return Err(self.fail(failure).await);
+        }
+        let duration = started.elapsed();
+        let payload = to_canonical(&AppliedPayload {
+            version: unit.version().clone(),
+            phase: unit.phase,
+            checksum: up.checksum.clone(),
+            path: up.path.display().to_string(),
+            duration_ms: duration.as_millis() as u64,
+            transactional: how.transactional,
+            lock_retries: how.lock_retries,
+            allowed_lints: up.directives.allow_lint.clone(),
+            statements: how.statements,
+        });
+        match self
+            .append(EventKind::MigrationApplied, unit.subject(), payload)
+            .await
+        {
+            Ok(e) => Ok((e, duration)),
+            Err(e) => {
+                self.rollback_quietly().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Records the failure of a transactional script and returns its error.
     pub async fn fail_script(
         &self,
@@ -471,36 +532,12 @@ impl Runner<'_> {
                         .await);
                 }
             };
-            if let Some(verify) = &unit.scripts.verify
-                && let Err(err) = run_batch(self.client(), &verify.text).await
-            {
-                self.rollback_quietly().await;
-                return Err(self
-                    .fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, true, 0))
-                    .await);
-            }
-            let duration = started.elapsed();
-            let payload = to_canonical(&AppliedPayload {
-                version: unit.version().clone(),
-                phase: unit.phase,
-                checksum: up.checksum.clone(),
-                path: up.path.display().to_string(),
-                duration_ms: duration.as_millis() as u64,
+            let applied = Applied {
                 transactional: true,
                 lock_retries: attempt - 1,
-                allowed_lints: up.directives.allow_lint.clone(),
                 statements,
-            });
-            let event = match self
-                .append(EventKind::MigrationApplied, unit.subject(), payload)
-                .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    self.rollback_quietly().await;
-                    return Err(e);
-                }
             };
+            let (event, duration) = self.verify_and_record(unit, started, applied).await?;
             self.exec("COMMIT", "committing a migration").await?;
             self.reporter.report(&Progress::UnitFinished {
                 version: unit.version(),
@@ -610,36 +647,12 @@ impl Runner<'_> {
         .await?;
         self.exec("BEGIN", "starting the final ledger transaction")
             .await?;
-        if let Some(verify) = &unit.scripts.verify
-            && let Err(err) = run_batch(self.client(), &verify.text).await
-        {
-            self.rollback_quietly().await;
-            return Err(self
-                .fail(self.failure(unit, verify, ScriptKind::Verify, &err, None, false, total))
-                .await);
-        }
-        let duration = started.elapsed();
-        let payload = to_canonical(&AppliedPayload {
-            version: unit.version().clone(),
-            phase: unit.phase,
-            checksum: up.checksum.clone(),
-            path: up.path.display().to_string(),
-            duration_ms: duration.as_millis() as u64,
+        let applied = Applied {
             transactional: false,
             lock_retries: retries,
-            allowed_lints: up.directives.allow_lint.clone(),
             statements: total,
-        });
-        let event = match self
-            .append(EventKind::MigrationApplied, unit.subject(), payload)
-            .await
-        {
-            Ok(e) => e,
-            Err(e) => {
-                self.rollback_quietly().await;
-                return Err(e);
-            }
         };
+        let (event, duration) = self.verify_and_record(unit, started, applied).await?;
         self.exec("COMMIT", "committing the migration's ledger event")
             .await?;
         self.reporter.report(&Progress::UnitFinished {
