@@ -29,11 +29,6 @@ async fn control_event(
     kind: EventKind,
     payload: serde_json::Value,
 ) -> Result<u64, Error> {
-    let client = &session.client;
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| Error::db("starting a transaction", e))?;
     let draft = EventDraft {
         kind,
         subject: backfill_subject(name),
@@ -41,19 +36,11 @@ async fn control_event(
         payload: canonical_json(&payload),
     };
     // Control events are not fenced: the operator does not hold the runner's lease.
-    match session.ledger.append(client, None, draft).await {
-        Ok(e) => {
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| Error::db("committing", e))?;
-            Ok(e.seq)
-        }
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+    Ok(session
+        .ledger
+        .append_committed(&session.client, None, draft)
+        .await?
+        .seq)
 }
 
 /// Records a new rate cap (`None`: no cap) for a backfill, running or not.

@@ -192,14 +192,16 @@ pub async fn run(
     Ok(outcome)
 }
 
-async fn append(
+/// Appends a backfill event fenced on the lease, in the open transaction
+/// (`own_txn = false`) or in one of its own.
+async fn append_event(
     client: &Client,
     session: &Session,
     lease: &Lease,
     actor: &str,
     name: &str,
-    kind: EventKind,
-    payload: serde_json::Value,
+    (kind, payload): (EventKind, serde_json::Value),
+    own_txn: bool,
 ) -> Result<u64, Error> {
     if lease.is_lost() {
         return Err(Error::LeaseLost);
@@ -210,11 +212,28 @@ async fn append(
         actor: actor.to_owned(),
         payload: canonical_json(&payload),
     };
-    Ok(session
-        .ledger
-        .append(client, Some(lease.token()), draft)
-        .await?
-        .seq)
+    let token = Some(lease.token());
+    let event = if own_txn {
+        session
+            .ledger
+            .append_committed(client, token, draft)
+            .await?
+    } else {
+        session.ledger.append(client, token, draft).await?
+    };
+    Ok(event.seq)
+}
+
+async fn append(
+    client: &Client,
+    session: &Session,
+    lease: &Lease,
+    actor: &str,
+    name: &str,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<u64, Error> {
+    append_event(client, session, lease, actor, name, (kind, payload), false).await
 }
 
 async fn append_alone(
@@ -226,23 +245,7 @@ async fn append_alone(
     kind: EventKind,
     payload: serde_json::Value,
 ) -> Result<u64, Error> {
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| Error::db("starting a ledger transaction", e))?;
-    match append(client, session, lease, actor, name, kind, payload).await {
-        Ok(seq) => {
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| Error::db("committing a ledger event", e))?;
-            Ok(seq)
-        }
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+    append_event(client, session, lease, actor, name, (kind, payload), true).await
 }
 
 /// Reads the folded state of a backfill.

@@ -143,38 +143,19 @@ async fn record(
         .take_named_lease(&backfill_subject(name), lease, &actor)
         .await?;
     let client = &session.client;
-    let result = async {
-        client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| Error::db("starting a transaction", e))?;
-        let draft = EventDraft {
-            kind: EventKind::BackfillVerified,
-            subject: backfill_subject(name),
-            actor: actor.clone(),
-            payload: canonical_json(
-                &serde_json::json!({ "remaining": remaining, "rows_checked": checked }),
-            ),
-        };
-        match session
-            .ledger
-            .append(client, Some(lease.token()), draft)
-            .await
-        {
-            Ok(e) => {
-                client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(|e| Error::db("committing", e))?;
-                Ok(e.seq)
-            }
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
-        }
-    }
-    .await;
+    let draft = EventDraft {
+        kind: EventKind::BackfillVerified,
+        subject: backfill_subject(name),
+        actor: actor.clone(),
+        payload: canonical_json(
+            &serde_json::json!({ "remaining": remaining, "rows_checked": checked }),
+        ),
+    };
+    let result = session
+        .ledger
+        .append_committed(client, Some(lease.token()), draft)
+        .await
+        .map(|e| e.seq);
     let released = lease.release(client, &session.ledger).await;
     let seq = result?;
     released?;

@@ -351,6 +351,33 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         Ok(event)
     }
 
+    /// Appends one event in a transaction of its own (BEGIN, append, COMMIT;
+    /// rolled back on failure). `lease_token` fences it as in [`Ledger::append`].
+    pub async fn append_committed(
+        &self,
+        client: &Client,
+        lease_token: Option<&str>,
+        draft: EventDraft,
+    ) -> Result<Event, Error> {
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| Error::db("starting a ledger transaction", e))?;
+        match self.append(client, lease_token, draft).await {
+            Ok(event) => {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| Error::db("committing a ledger event", e))?;
+                Ok(event)
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
     /// Reads the state from the projection (one row per subject — fast however
     /// long the ledger is). `LedgerState::default()` when there is no ledger.
     pub async fn read_state(&self, client: &Client) -> Result<LedgerState, Error> {

@@ -312,17 +312,19 @@ impl Runner<'_> {
         subject: String,
         payload: String,
     ) -> Result<Event, Error> {
-        self.exec("BEGIN", "starting a ledger transaction").await?;
-        match self.append(kind, subject, payload).await {
-            Ok(e) => {
-                self.exec("COMMIT", "committing a ledger event").await?;
-                Ok(e)
-            }
-            Err(e) => {
-                self.rollback_quietly().await;
-                Err(e)
-            }
+        if self.lease.is_lost() {
+            return Err(Error::LeaseLost);
         }
+        let draft = EventDraft {
+            kind,
+            subject,
+            actor: self.actor.clone(),
+            payload,
+        };
+        self.session
+            .ledger
+            .append_committed(self.client(), Some(self.lease.token()), draft)
+            .await
     }
 
     fn prelude(&self, script: &Script, local: bool, defer_durability: bool) -> String {
