@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 use super::event::{Event, EventKind};
 use super::fold::SubjectState;
 
+/// A key value: one text per key column.
+type Key = Vec<String>;
+
 /// Where a backfill stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,7 +111,7 @@ impl BackfillState {
 struct Started {
     table: String,
     key: Vec<String>,
-    slices: Vec<(Option<Vec<String>>, Option<Vec<String>>)>,
+    slices: Vec<(Option<Key>, Option<Key>)>,
     estimate: Option<u64>,
     rows_per_second: Option<u32>,
 }

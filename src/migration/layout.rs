@@ -115,14 +115,14 @@ pub(crate) fn scan(project_root: &Path, migrations_dir: &Path) -> Result<Layout,
         Ok(meta) if !meta.is_dir() => return Err(SourceError::NotADirectory { path: rel }),
         Ok(_) => {}
     }
-    let names = list_dir(&abs).map_err(|source| SourceError::Read {
+    let names = list_dir_typed(&abs).map_err(|source| SourceError::Read {
         path: rel.clone(),
         source,
     })?;
 
     let mut layout = Layout::default();
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for raw in names {
+    for (raw, file_type) in names {
         let path = rel.join(&raw);
         let Some(name) = raw.to_str() else {
             layout.problems.push(Problem::new(
@@ -135,7 +135,7 @@ pub(crate) fn scan(project_root: &Path, migrations_dir: &Path) -> Result<Layout,
         if name.starts_with('.') {
             continue;
         }
-        let meta = match fs::metadata(abs.join(name)) {
+        let meta = match file_type {
             Ok(meta) => meta,
             Err(e) => {
                 layout.problems.push(Problem::new(
@@ -369,9 +369,25 @@ fn phase_files(slots: Slots, phase: &str, problems: &mut Vec<Problem>) -> Option
 
 /// The names in `dir`, sorted so that scans and their problems are stable.
 fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
-    let mut names = fs::read_dir(dir)?
-        .map(|entry| entry.map(|e| e.file_name()))
-        .collect::<io::Result<Vec<_>>>()?;
-    names.sort();
-    Ok(names)
+    Ok(list_dir_typed(dir)?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+/// Entry names with their file type, sorted. The type comes from the
+/// directory listing itself (no `stat` per entry); only symlinks are
+/// followed, with one `stat` each.
+fn list_dir_typed(dir: &Path) -> io::Result<Vec<(OsString, io::Result<fs::FileType>)>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_type = match entry.file_type() {
+            Ok(t) if t.is_symlink() => fs::metadata(entry.path()).map(|m| m.file_type()),
+            other => other,
+        };
+        entries.push((entry.file_name(), file_type));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
 }

@@ -116,7 +116,7 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
             message,
         };
         let slot = verifier.next_slot();
-        if parse_line(line, slot).is_err() {
+        if plain::parse(line, slot).is_none() {
             // Not the plain form: the export format's own rules and messages.
             let exported: ExportedEvent = serde_json::from_str(line)
                 .map_err(|e| bad(format!("not an exported ledger event: {e}")))?;
@@ -127,179 +127,156 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
     Ok(verifier.finish().0)
 }
 
-/// Parses one export line straight into `e`, reusing its buffers. Succeeds
-/// only on what [`ExportedEvent`] and [`ExportedEvent::to_event`] accept, with
-/// the same result; anything else (a missing, repeated or mistyped field,
-/// a hash that is not 64 hex digits, a time out of range) is an error, and
-/// the caller then takes the slow path for the exact message.
-fn parse_line(line: &str, e: &mut Event) -> Result<(), serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(line);
-    serde::de::DeserializeSeed::deserialize(LineSeed(e), &mut de)?;
-    de.end()
-}
+mod plain {
+    //! The plain form of an export line — what `ledger export` writes: the
+    //! fields in order, no whitespace, strings without `\u` escapes —
+    //! parsed by hand straight into a reused [`Event`]. Anything else is
+    //! left to serde and [`ExportedEvent`](crate::ledger::export::ExportedEvent),
+    //! which define the format and its error messages: [`parse`] succeeds
+    //! only on lines they accept, with the same result.
 
-mod line {
-    //! Visitors of [`super::parse_line`].
-
-    use std::fmt;
-
-    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
     use time::OffsetDateTime;
 
     use crate::ledger::{Event, EventKind, Hash};
 
-    const FIELDS: [&str; 9] = [
-        "seq",
-        "at",
-        "at_us",
-        "kind",
-        "subject",
-        "actor",
-        "payload",
-        "prev_hash",
-        "hash",
-    ];
-
-    fn fail<E: de::Error>(what: &str) -> E {
-        E::custom(what)
+    /// Parses `line` into `e`; `None` (with `e` partly overwritten) when the
+    /// line is not in the plain form.
+    pub(super) fn parse(line: &str, e: &mut Event) -> Option<()> {
+        let mut p = Cursor { s: line, i: 0 };
+        p.lit("{\"seq\":")?;
+        let seq = u64::try_from(p.int()?).ok()?;
+        p.lit(",\"at\":")?;
+        p.string(None)?;
+        p.lit(",\"at_us\":")?;
+        let at_us = i64::try_from(p.int()?).ok()?;
+        p.lit(",\"kind\":")?;
+        let kind = p.unescaped()?;
+        if e.kind.as_str() != kind {
+            let Ok(kind) = kind.parse::<EventKind>();
+            e.kind = kind;
+        }
+        p.lit(",\"subject\":")?;
+        p.string(Some(&mut e.subject))?;
+        p.lit(",\"actor\":")?;
+        p.string(Some(&mut e.actor))?;
+        p.lit(",\"payload\":")?;
+        p.string(Some(&mut e.payload))?;
+        p.lit(",\"prev_hash\":")?;
+        e.prev_hash = hex32(p.unescaped()?)?;
+        p.lit(",\"hash\":")?;
+        e.hash = hex32(p.unescaped()?)?;
+        p.lit("}")?;
+        if !line.as_bytes()[p.i..]
+            .iter()
+            .all(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            return None;
+        }
+        e.seq = seq;
+        e.at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_us) * 1000).ok()?;
+        Some(())
     }
 
-    pub(super) struct LineSeed<'e>(pub(super) &'e mut Event);
-
-    impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_map(self)
-        }
+    struct Cursor<'a> {
+        s: &'a str,
+        i: usize,
     }
 
-    impl<'de> Visitor<'de> for LineSeed<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an exported event")
+    impl<'a> Cursor<'a> {
+        fn lit(&mut self, lit: &str) -> Option<()> {
+            self.s[self.i..]
+                .starts_with(lit)
+                .then(|| self.i += lit.len())
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            let e = self.0;
-            let mut seen = 0u16;
-            let (mut seq, mut at_us) = (0u64, 0i64);
-            while let Some(field) = map.next_key_seed(Key)? {
-                let Some(i) = field else {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                };
-                if seen & (1 << i) != 0 {
-                    return Err(fail("duplicate field"));
+
+        /// A JSON integer: `-?(0|[1-9][0-9]*)` not followed by a fraction
+        /// or an exponent (`None` for those, and beyond ±2^64).
+        fn int(&mut self) -> Option<i128> {
+            let b = self.s.as_bytes();
+            let negative = b.get(self.i) == Some(&b'-');
+            let start = self.i + usize::from(negative);
+            let mut end = start;
+            while end < b.len() && b[end].is_ascii_digit() {
+                end += 1;
+            }
+            let digits = &b[start..end];
+            if digits.is_empty()
+                || digits.len() > 20
+                || (digits.len() > 1 && digits[0] == b'0')
+                || matches!(b.get(end), Some(b'.' | b'e' | b'E'))
+            {
+                return None;
+            }
+            let magnitude = digits
+                .iter()
+                .fold(0i128, |n, d| n * 10 + i128::from(d - b'0'));
+            self.i = end;
+            Some(if negative { -magnitude } else { magnitude })
+        }
+
+        /// A string without escapes, borrowed.
+        fn unescaped(&mut self) -> Option<&'a str> {
+            let b = self.s.as_bytes();
+            if b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            let start = self.i + 1;
+            let mut end = start;
+            loop {
+                match *b.get(end)? {
+                    b'"' => break,
+                    b'\\' | 0..=0x1f => return None,
+                    _ => end += 1,
                 }
-                seen |= 1 << i;
-                match i {
-                    0 => seq = map.next_value()?,
-                    1 => map.next_value_seed(Str(None))?,
-                    2 => at_us = map.next_value()?,
-                    3 => map.next_value_seed(Kind(&mut e.kind))?,
-                    4 => map.next_value_seed(Str(Some(&mut e.subject)))?,
-                    5 => map.next_value_seed(Str(Some(&mut e.actor)))?,
-                    6 => map.next_value_seed(Str(Some(&mut e.payload)))?,
-                    7 => e.prev_hash = map.next_value_seed(Hex)?,
-                    _ => e.hash = map.next_value_seed(Hex)?,
+            }
+            self.i = end + 1;
+            Some(&self.s[start..end])
+        }
+
+        /// A string with the short escapes (`\"` `\\` `\/` `\b` `\f` `\n`
+        /// `\r` `\t`; `None` for `\u`), unescaped into `dst` when given.
+        fn string(&mut self, mut dst: Option<&mut String>) -> Option<()> {
+            let b = self.s.as_bytes();
+            if b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            if let Some(d) = dst.as_deref_mut() {
+                d.clear();
+            }
+            let mut i = self.i + 1;
+            let mut run = i;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        if let Some(d) = dst.as_deref_mut() {
+                            d.push_str(&self.s[run..i]);
+                        }
+                        self.i = i + 1;
+                        return Some(());
+                    }
+                    b'\\' => {
+                        let c = match *b.get(i + 1)? {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            _ => return None,
+                        };
+                        if let Some(d) = dst.as_deref_mut() {
+                            d.push_str(&self.s[run..i]);
+                            d.push(c);
+                        }
+                        i += 2;
+                        run = i;
+                    }
+                    0..=0x1f => return None,
+                    _ => i += 1,
                 }
             }
-            if seen != (1 << FIELDS.len()) - 1 {
-                return Err(fail("missing field"));
-            }
-            e.seq = seq;
-            e.at = i128::from(at_us)
-                .checked_mul(1000)
-                .and_then(|ns| OffsetDateTime::from_unix_timestamp_nanos(ns).ok())
-                .ok_or_else(|| fail("at_us out of range"))?;
-            Ok(())
-        }
-    }
-
-    /// A field name: its index in [`FIELDS`], `None` for an unknown one.
-    struct Key;
-
-    impl<'de> DeserializeSeed<'de> for Key {
-        type Value = Option<u8>;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<u8>, D::Error> {
-            d.deserialize_identifier(self)
-        }
-    }
-
-    impl Visitor<'_> for Key {
-        type Value = Option<u8>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a field name")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<u8>, E> {
-            Ok(FIELDS.iter().position(|f| *f == v).map(|i| i as u8))
-        }
-    }
-
-    /// A string, copied into a reused buffer (or only checked to be a string).
-    struct Str<'s>(Option<&'s mut String>);
-
-    impl<'de> DeserializeSeed<'de> for Str<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-
-    impl Visitor<'_> for Str<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-            if let Some(dst) = self.0 {
-                dst.clear();
-                dst.push_str(v);
-            }
-            Ok(())
-        }
-    }
-
-    /// The kind, parsed only when it differs from the previous event's.
-    struct Kind<'k>(&'k mut EventKind);
-
-    impl<'de> DeserializeSeed<'de> for Kind<'_> {
-        type Value = ();
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-
-    impl Visitor<'_> for Kind<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-            if self.0.as_str() != v {
-                let Ok(kind) = v.parse::<EventKind>();
-                *self.0 = kind;
-            }
-            Ok(())
-        }
-    }
-
-    /// A hash: exactly 64 hex digits.
-    struct Hex;
-
-    impl<'de> DeserializeSeed<'de> for Hex {
-        type Value = Hash;
-        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Hash, D::Error> {
-            d.deserialize_str(self)
-        }
-    }
-
-    impl Visitor<'_> for Hex {
-        type Value = Hash;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("64 hex digits")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Hash, E> {
-            hex32(v).ok_or_else(|| fail("not 64 hex digits"))
         }
     }
 
@@ -329,9 +306,114 @@ mod line {
         }
         (bad < 16).then_some(Hash(out))
     }
-}
 
-use line::LineSeed;
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::ledger::event::hash_fields;
+        use crate::ledger::export::ExportedEvent;
+
+        fn blank() -> Event {
+            Event {
+                seq: 0,
+                at: OffsetDateTime::UNIX_EPOCH,
+                kind: EventKind::Tag,
+                subject: String::new(),
+                actor: String::new(),
+                payload: String::new(),
+                prev_hash: Hash::GENESIS,
+                hash: Hash::GENESIS,
+            }
+        }
+
+        fn event(payload: &str) -> Event {
+            let mut e = Event {
+                seq: 2,
+                at: OffsetDateTime::from_unix_timestamp_nanos(1_793_523_600_123_456_000)
+                    .expect("time"),
+                kind: EventKind::MigrationApplied,
+                subject: "migration:20261101090000:main".into(),
+                actor: r#"{"db_user":"postgres","host":"laptop","operator":"bob \"the builder\" é","tool":"shiftlog/0.1.0"}"#.into(),
+                payload: payload.into(),
+                prev_hash: Hash([0xab; 32]),
+                hash: Hash::GENESIS,
+            };
+            e.hash = hash_fields(
+                &e.prev_hash,
+                e.seq,
+                e.at_us(),
+                e.kind.as_str(),
+                &e.subject,
+                &e.actor,
+                &e.payload,
+            );
+            e
+        }
+
+        fn slow(line: &str) -> Option<Event> {
+            serde_json::from_str::<ExportedEvent>(line)
+                .ok()?
+                .to_event()
+                .ok()
+        }
+
+        #[test]
+        fn plain_lines_parse_like_serde() {
+            for payload in [
+                r#"{"duration_ms":12,"version":"20261101090000"}"#,
+                "q\"s\\b/\n\t\r\u{8}\u{c}",
+                "é ✓ \u{7f}",
+                "",
+            ] {
+                let e = event(payload);
+                let mut x = ExportedEvent::from(&e);
+                for upper in [false, true] {
+                    if upper {
+                        x.prev_hash = x.prev_hash.to_uppercase();
+                    }
+                    let line = serde_json::to_string(&x).expect("json");
+                    let mut got = blank();
+                    assert_eq!(parse(&line, &mut got), Some(()), "{line}");
+                    assert_eq!(Some(&got), slow(&line).as_ref(), "{line}");
+                    assert_eq!(got, e);
+                }
+            }
+        }
+
+        #[test]
+        fn anything_else_is_left_to_serde() {
+            let line = serde_json::to_string(&ExportedEvent::from(&event("{}"))).expect("json");
+            let edits: &[(&str, &str)] = &[
+                ("{\"seq\":2,", "{\"seq\":02,"),
+                ("{\"seq\":2,", "{\"seq\":2.0,"),
+                ("{\"seq\":2,", "{\"seq\":-2,"),
+                ("{\"seq\":2,", "{\"seq\":2e0,"),
+                ("{\"seq\":2,", "{\"seq\":99999999999999999999,"),
+                ("{\"seq\":2,", "{ \"seq\":2,"),
+                ("{\"seq\":2,", "{\"seq\":2,\"seq\":2,"),
+                ("\"at_us\":", "\"at_us\": "),
+                (
+                    "\"kind\":\"migration_applied\"",
+                    "\"kind\":\"migration\\u005fapplied\"",
+                ),
+                ("\"subject\":\"", "\"subject\":\"\\u0041"),
+                ("\"subject\":\"", "\"subject\":\"\\x"),
+                ("\"subject\":\"", "\"subject\":\"\t"),
+                ("\"hash\":\"", "\"hash\":\"0"),
+                ("\"hash\":\"", "\"hash\":\"g"),
+            ];
+            for (from, to) in edits {
+                assert!(line.contains(from), "{from}");
+                let edited = line.replacen(from, to, 1);
+                assert_eq!(parse(&edited, &mut blank()), None, "{edited}");
+            }
+            assert_eq!(parse(&format!("{line} x"), &mut blank()), None);
+            let mut got = blank();
+            assert_eq!(parse(&format!("{line} \r\n"), &mut got), Some(()));
+            assert_eq!(Some(got), slow(&line));
+        }
+    }
+}
 
 /// Writes every event with `seq > since` as JSON Lines; returns the count.
 pub async fn export(session: &Session, since: u64, out: &mut dyn Write) -> Result<u64, Error> {

@@ -106,13 +106,9 @@ async fn record(session: &Session, lease: &Lease, actor: &str) -> Result<(), Err
         return Ok(());
     }
     let payload = to_canonical(&FingerprintPayload::of(snapshot));
-    client
-        .batch_execute("BEGIN")
-        .await
-        .map_err(|e| Error::db("starting a ledger transaction", e))?;
-    let appended = session
+    session
         .ledger
-        .append(
+        .append_committed(
             client,
             Some(lease.token()),
             EventDraft {
@@ -122,17 +118,8 @@ async fn record(session: &Session, lease: &Lease, actor: &str) -> Result<(), Err
                 payload,
             },
         )
-        .await;
-    match appended {
-        Ok(_) => client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| Error::db("committing the schema fingerprint", e)),
-        Err(e) => {
-            let _ = client.batch_execute("ROLLBACK").await;
-            Err(e)
-        }
-    }
+        .await?;
+    Ok(())
 }
 
 /// The last fingerprint recorded in the ledger, if any (found through the
