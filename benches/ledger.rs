@@ -71,9 +71,11 @@ fn main() {
 
     // (1) verify in-process, with the peak RSS of just this step.
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let mut hwm = 0;
     for _ in 0..reps {
         reset_hwm();
+        let ticks = cpu_ticks("/proc/self/stat");
         let t = Instant::now();
         let report = runtime.block_on(async {
             let session = shiftlog::ops::Session::open(&info, "shiftlog", Some("bench"))
@@ -82,6 +84,9 @@ fn main() {
             audit::verify(&session, None).await.expect("verify runs")
         });
         times.push(t.elapsed());
+        cpu.push(Duration::from_millis(
+            (cpu_ticks("/proc/self/stat") - ticks) * 10,
+        ));
         assert!(
             report.is_ok(),
             "the generated ledger must verify clean: {:?}",
@@ -94,7 +99,7 @@ fn main() {
         );
         hwm = hwm.max(vm_hwm_kb());
     }
-    line("verify, in-process", &times, Some(hwm), None);
+    line("verify, in-process", &times, Some(&cpu), Some(hwm), None);
 
     let dir = project.path().to_str().expect("utf-8 temp path");
     let base = ["--dir", dir, "--database-url", &url];
@@ -102,19 +107,21 @@ fn main() {
     let export_s = export.to_str().expect("utf-8 temp path");
 
     // (2) verify, whole process.
-    let (times, rss) = run_reps(reps, &base, &["ledger", "verify"], "ledger verified");
-    line("ledger verify (process)", &times, Some(rss), Some(5.0));
+    let target = |seconds: f64| bench.then_some(seconds);
+    let (times, cpu, rss) = run_reps(reps, &base, &["ledger", "verify"], "ledger verified");
+    line("ledger verify (process)", &times, Some(&cpu), Some(rss), target(5.0));
 
     // (3) export, then verify --file, whole process.
-    let (times, rss) = run_reps(1, &base, &["ledger", "export", "--output", export_s], "");
+    let (times, cpu, rss) = run_reps(1, &base, &["ledger", "export", "--output", export_s], "");
     let size = std::fs::metadata(&export).map(|m| m.len()).unwrap_or(0);
     line(
         &format!("ledger export ({} MB)", size / 1_000_000),
         &times,
+        Some(&cpu),
         Some(rss),
         None,
     );
-    let (times, rss) = run_reps(
+    let (times, cpu, rss) = run_reps(
         reps,
         &["--dir", dir],
         &["ledger", "verify", "--file", export_s],
@@ -123,13 +130,14 @@ fn main() {
     line(
         "ledger verify --file (process)",
         &times,
+        Some(&cpu),
         Some(rss),
-        Some(3.0),
+        target(3.0),
     );
 
     // (4) status, whole process.
-    let (times, rss) = run_reps(reps.max(5), &base, &["status"], "applied");
-    line("status (process)", &times, Some(rss), Some(0.2));
+    let (times, cpu, rss) = run_reps(reps.max(5), &base, &["status"], "applied");
+    line("status (process)", &times, Some(&cpu), Some(rss), target(0.2));
 
     println!("  load after: {}", loadavg());
     drop(runtime);
@@ -350,10 +358,17 @@ fn info(url: &str) -> ConnInfo {
         .expect("resolves")
 }
 
-/// Runs `shiftlog GLOBAL ARGS` `reps` times; wall times and the largest peak
-/// RSS (kB). Each run must exit 0 and print `expect`.
-fn run_reps(reps: usize, global: &[&str], args: &[&str], expect: &str) -> (Vec<Duration>, u64) {
+/// Runs `shiftlog GLOBAL ARGS` `reps` times; wall times, CPU times (user +
+/// system, all threads) and the largest peak RSS (kB). Each run must exit 0
+/// and print `expect`.
+fn run_reps(
+    reps: usize,
+    global: &[&str],
+    args: &[&str],
+    expect: &str,
+) -> (Vec<Duration>, Vec<Duration>, u64) {
     let mut times = Vec::new();
+    let mut cpu = Vec::new();
     let mut rss = 0;
     for _ in 0..reps {
         let t = Instant::now();
@@ -366,19 +381,22 @@ fn run_reps(reps: usize, global: &[&str], args: &[&str], expect: &str) -> (Vec<D
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn shiftlog");
-        // Peak RSS: poll the child's VmHWM (ru_maxrss from wait4 would
-        // include this process's own RSS, inherited across fork and exec).
-        let status = format!("/proc/{}/status", child.id());
+        // Poll the child's VmHWM and CPU ticks until it exits (ru_maxrss
+        // from wait4 would include this process's own RSS, inherited across
+        // fork and exec; the last CPU sample may miss the final tick).
+        let pid = child.id();
         let done = Arc::new(AtomicBool::new(false));
         let poller = {
             let done = done.clone();
             std::thread::spawn(move || {
-                let mut peak = 0;
+                let (status, stat) = (format!("/proc/{pid}/status"), format!("/proc/{pid}/stat"));
+                let (mut peak, mut ticks) = (0, 0);
                 while !done.load(Ordering::Relaxed) {
                     peak = peak.max(hwm_kb(&status));
+                    ticks = ticks.max(cpu_ticks(&stat));
                     std::thread::sleep(Duration::from_millis(2));
                 }
-                peak
+                (peak, ticks)
             })
         };
         let mut out = String::new();
@@ -388,14 +406,29 @@ fn run_reps(reps: usize, global: &[&str], args: &[&str], expect: &str) -> (Vec<D
         let code = child.wait().expect("wait").code().unwrap_or(-1);
         times.push(t.elapsed());
         done.store(true, Ordering::Relaxed);
-        let maxrss = poller.join().expect("poller");
+        let (maxrss, ticks) = poller.join().expect("poller");
+        cpu.push(Duration::from_millis(ticks * 10)); // USER_HZ is 100 on Linux
         assert!(
             code == 0 && out.contains(expect),
             "shiftlog {args:?} exited {code}\n{out}\n{err}"
         );
         rss = rss.max(maxrss);
     }
-    (times, rss)
+    (times, cpu, rss)
+}
+
+/// utime + stime of a process, in clock ticks, from `/proc/PID/stat`.
+fn cpu_ticks(stat: &str) -> u64 {
+    std::fs::read_to_string(stat)
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces): state is
+            // field 3, utime 14, stime 15.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
 }
 
 /// Resets this process's peak RSS (Linux: `5` to /proc/self/clear_refs).
@@ -426,10 +459,21 @@ fn loadavg() -> String {
         .unwrap_or_default()
 }
 
-fn line(what: &str, times: &[Duration], rss_kb: Option<u64>, target_s: Option<f64>) {
+fn line(
+    what: &str,
+    times: &[Duration],
+    cpu: Option<&[Duration]>,
+    rss_kb: Option<u64>,
+    target_s: Option<f64>,
+) {
+    let median_of = |d: &[Duration]| {
+        let mut d = d.to_vec();
+        d.sort();
+        d[d.len() / 2].as_secs_f64()
+    };
     let mut sorted = times.to_vec();
     sorted.sort();
-    let median = sorted[sorted.len() / 2].as_secs_f64();
+    let median = median_of(times);
     let (min, max) = (
         sorted[0].as_secs_f64(),
         sorted[sorted.len() - 1].as_secs_f64(),
@@ -440,8 +484,10 @@ fn line(what: &str, times: &[Duration], rss_kb: Option<u64>, target_s: Option<f6
         None => String::new(),
     };
     println!(
-        "  {what:<34} median {median:>7.3} s (min {min:.3}, max {max:.3}, n={}){}{verdict}",
+        "  {what:<34} median {median:>7.3} s (min {min:.3}, max {max:.3}, n={}){}{}{verdict}",
         times.len(),
+        cpu.map(|c| format!(", CPU {:.2} s", median_of(c)))
+            .unwrap_or_default(),
         rss_kb
             .map(|k| format!(", peak RSS {} MB", k / 1024))
             .unwrap_or_default(),
