@@ -129,7 +129,7 @@ pub struct LedgerFacts {
 
 /// The folded state of one subject.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum SubjectState {
     /// A migration unit.
     Migration(UnitState),
