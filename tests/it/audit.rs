@@ -387,7 +387,10 @@ async fn replay_gives_the_state_at_each_point_of_history() {
         ],
     );
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    assert_eq!(doc["subjects"]["migration:002:main"]["migration"]["status"], "applied");
+    assert_eq!(
+        doc["subjects"]["migration:002:main"]["migration"]["status"],
+        "applied"
+    );
 }
 
 #[tokio::test]
