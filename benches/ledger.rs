@@ -109,7 +109,13 @@ fn main() {
     // (2) verify, whole process.
     let target = |seconds: f64| bench.then_some(seconds);
     let (times, cpu, rss) = run_reps(reps, &base, &["ledger", "verify"], "ledger verified");
-    line("ledger verify (process)", &times, Some(&cpu), Some(rss), target(5.0));
+    line(
+        "ledger verify (process)",
+        &times,
+        Some(&cpu),
+        Some(rss),
+        target(5.0),
+    );
 
     // (3) export, then verify --file, whole process.
     let (times, cpu, rss) = run_reps(1, &base, &["ledger", "export", "--output", export_s], "");
@@ -137,7 +143,13 @@ fn main() {
 
     // (4) status, whole process.
     let (times, cpu, rss) = run_reps(reps.max(5), &base, &["status"], "applied");
-    line("status (process)", &times, Some(&cpu), Some(rss), target(0.2));
+    line(
+        "status (process)",
+        &times,
+        Some(&cpu),
+        Some(rss),
+        target(0.2),
+    );
 
     println!("  load after: {}", loadavg());
     drop(runtime);

@@ -2,16 +2,18 @@
 //! the psql floor, on one throwaway PostgreSQL server with fsync on
 //! (DESIGN.md §7; peers measured in `../shared/bench/peers/`).
 //!
-//! `cargo bench --bench migrations` runs the real thing (N = 1,000, several
-//! repetitions, ~5–8 minutes) and writes `target/bench-migrations.md`.
+//! `cargo bench --bench migrations` runs the real thing (N = 1,000; about 5
+//! minutes on a quiet 2-core machine, 11 under heavy load) and writes
+//! `target/bench-migrations.md`; docs/benchmarks.md explains the figures.
 //! Without `--bench` (how `cargo test --all-targets` runs bench targets) it
-//! runs a smoke version (N = 5, one repetition) in a few seconds, so the code
-//! cannot rot; that writes `target/bench-migrations-smoke.md`.
+//! runs a smoke version (N = 5, one repetition, fsync off) in a few seconds,
+//! so the code cannot rot; that writes `target/bench-migrations-smoke.md`.
 //!
-//! Knobs (environment): `BENCH_N` (1000), `BENCH_REPS` (5), `BENCH_NOOP_REPS`
+//! Knobs (environment): `BENCH_N` (1000), `BENCH_REPS` (4: with the four apply
+//! variants rotated, each one runs once in each position), `BENCH_NOOP_REPS`
 //! (15), `BENCH_BIG_N` (10000), `BENCH_ROLLBACK_REPS` (3),
-//! `BENCH_PEERS_DIR` (`../shared/bench/peers`, for sqlx / refinery binaries
-//! in its `.tools/bin`), `BENCH_SKIP_PEERS=1`.
+//! `BENCH_PEERS_DIR` (`../shared/bench/peers`: sqlx / refinery binaries in
+//! its `.tools/bin` are timed too when present), `BENCH_SKIP_PEERS=1`.
 //!
 //! Each timed command is a whole process (spawn → exit), like hyperfine. Each
 //! apply starts on a fresh database (`CREATE DATABASE`, then `CHECKPOINT`);
@@ -68,7 +70,7 @@ impl Config {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         Self {
             n: num("BENCH_N", 1000, 5),
-            reps: num("BENCH_REPS", 5, 1),
+            reps: num("BENCH_REPS", 4, 1),
             noop_reps: num("BENCH_NOOP_REPS", 15, 2),
             big_n: num("BENCH_BIG_N", 10_000, 20),
             rollback_reps: num("BENCH_ROLLBACK_REPS", 3, 1),
@@ -392,7 +394,7 @@ fn find_psql(server_major: &str) -> Option<PathBuf> {
             ))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|v| std::cmp::Reverse(v.0));
     let mut dirs = vec![PathBuf::from(format!(
         "/usr/lib/postgresql/{server_major}/bin"
     ))];
@@ -801,7 +803,8 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let cfg = Config::from_env(full);
     let started = Instant::now();
-    let load_before = sh("uptime");
+    let load_before =
+        sh("uptime; head -1 /proc/pressure/cpu 2>/dev/null | sed 's/^/cpu pressure: /'");
     eprintln!(
         "migrations bench ({}): N={} reps={} noop_reps={} big_n={} rollback_reps={}",
         if full {
@@ -917,7 +920,8 @@ fn main() {
         ))
         .map(|r| r.get::<_, String>(0))
         .unwrap_or_default();
-    let load_after = sh("uptime");
+    let load_after =
+        sh("uptime; head -1 /proc/pressure/cpu 2>/dev/null | sed 's/^/cpu pressure: /'");
     let header = format!(
         "## shiftlog migrations benchmark{}\n\n\
          Generated {} by `cargo bench --bench migrations` on {} ({} CPUs). Scratch PostgreSQL {} ({}). \
@@ -939,8 +943,8 @@ fn main() {
         settings,
         bench.shiftlog.display(),
         started.elapsed().as_secs_f64(),
-        load_before,
-        load_after,
+        load_before.replace('\n', "; "),
+        load_after.replace('\n', "; "),
     );
     let md = bench.render(&header);
     println!("{md}");

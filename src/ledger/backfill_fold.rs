@@ -149,6 +149,116 @@ struct CheckpointRef<'a> {
     throttled: Option<&'a str>,
 }
 
+/// The checkpoint payload the runner writes — canonical JSON, keys sorted:
+/// `{"chunk_size":N,"duration_ms":N,"finished":B,"hi":K,"lo":K,"rows":N,
+/// "slice":N,"throttled":null|"…","updated":N}` with K `null` or an array of
+/// strings, integers plain and strings without escapes — read by hand.
+/// `None` for anything else, which serde then reads: on what this accepts
+/// it gives what `CheckpointRef`'s `Deserialize` gives.
+fn canonical_checkpoint(text: &str) -> Option<CheckpointRef<'_>> {
+    let mut c = Scan { s: text, i: 0 };
+    c.lit("{\"chunk_size\":")?;
+    let chunk_size = c.uint()?;
+    c.lit(",\"duration_ms\":")?;
+    c.uint()?;
+    c.lit(",\"finished\":")?;
+    let finished = if c.lit("true").is_some() {
+        true
+    } else {
+        c.lit("false")?;
+        false
+    };
+    c.lit(",\"hi\":")?;
+    let hi = c.keys()?;
+    c.lit(",\"lo\":")?;
+    c.keys()?;
+    c.lit(",\"rows\":")?;
+    let rows = c.uint()?;
+    c.lit(",\"slice\":")?;
+    let slice = usize::try_from(c.uint()?).ok()?;
+    c.lit(",\"throttled\":")?;
+    let throttled = match c.lit("null") {
+        Some(()) => None,
+        None => Some(c.str()?),
+    };
+    c.lit(",\"updated\":")?;
+    let updated = c.uint()?;
+    c.lit("}")?;
+    (c.i == text.len()).then_some(CheckpointRef {
+        slice,
+        hi,
+        rows,
+        updated,
+        chunk_size,
+        finished,
+        throttled,
+    })
+}
+
+struct Scan<'a> {
+    s: &'a str,
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn lit(&mut self, lit: &str) -> Option<()> {
+        self.s[self.i..]
+            .starts_with(lit)
+            .then(|| self.i += lit.len())
+    }
+
+    /// `0|[1-9][0-9]*` fitting a u64, not followed by a fraction or exponent.
+    fn uint(&mut self) -> Option<u64> {
+        let b = &self.s.as_bytes()[self.i..];
+        let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || (n > 1 && b[0] == b'0') || matches!(b.get(n), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        let mut v: u64 = 0;
+        for d in &b[..n] {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        self.i += n;
+        Some(v)
+    }
+
+    /// A string without escapes or control characters.
+    fn str(&mut self) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        if b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        let start = self.i + 1;
+        let len = b[start..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if b[start + len] != b'"' {
+            return None;
+        }
+        self.i = start + len + 1;
+        Some(&self.s[start..start + len])
+    }
+
+    /// `null` or `["…",…]` (strings as in [`Scan::str`]).
+    fn keys(&mut self) -> Option<Option<Vec<&'a str>>> {
+        if self.lit("null").is_some() {
+            return Some(None);
+        }
+        self.lit("[")?;
+        let mut keys = Vec::new();
+        if self.lit("]").is_none() {
+            loop {
+                keys.push(self.str()?);
+                if self.lit("]").is_some() {
+                    break;
+                }
+                self.lit(",")?;
+            }
+        }
+        Some(Some(keys))
+    }
+}
+
 impl Checkpoint {
     fn as_ref(&self) -> CheckpointRef<'_> {
         CheckpointRef {
@@ -286,7 +396,10 @@ pub fn update(s: &mut BackfillState, event: &Event) -> Result<(), String> {
         }
         EventKind::BackfillCheckpoint => {
             let owned: Checkpoint;
-            let p = match serde_json::from_str::<CheckpointRef<'_>>(&event.payload) {
+            let p = match canonical_checkpoint(&event.payload)
+                .map(Ok)
+                .unwrap_or_else(|| serde_json::from_str::<CheckpointRef<'_>>(&event.payload))
+            {
                 Ok(p) => p,
                 Err(_) => {
                     owned = payload(event)?;
@@ -368,4 +481,79 @@ pub fn update(s: &mut BackfillState, event: &Event) -> Result<(), String> {
         _ => return Err(format!("{} is not a backfill event", event.kind)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde(text: &str) -> Option<CheckpointRef<'_>> {
+        serde_json::from_str(text).ok()
+    }
+
+    fn same(a: &CheckpointRef<'_>, b: &CheckpointRef<'_>) -> bool {
+        (
+            a.slice,
+            &a.hi,
+            a.rows,
+            a.updated,
+            a.chunk_size,
+            a.finished,
+            a.throttled,
+        ) == (
+            b.slice,
+            &b.hi,
+            b.rows,
+            b.updated,
+            b.chunk_size,
+            b.finished,
+            b.throttled,
+        )
+    }
+
+    #[test]
+    fn canonical_checkpoints_read_like_serde() {
+        for v in [
+            serde_json::json!({"slice": 1, "lo": ["10"], "hi": ["20", "b"], "rows": 10, "updated": 9,
+                "duration_ms": 40, "chunk_size": 10, "finished": false, "throttled": null}),
+            serde_json::json!({"slice": 0, "lo": null, "hi": [], "rows": 0, "updated": 0,
+                "duration_ms": 0, "chunk_size": 0, "finished": true, "throttled": "lag 2s > 1s"}),
+            serde_json::json!({"slice": 0, "lo": [], "hi": null, "rows": u64::MAX, "updated": 1,
+                "duration_ms": 1, "chunk_size": 7, "finished": false, "throttled": "é"}),
+        ] {
+            let text = crate::ledger::event::canonical_json(&v);
+            let fast = canonical_checkpoint(&text).expect(&text);
+            assert!(same(&fast, &serde(&text).expect("serde")), "{text}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_serde() {
+        let text = r#"{"chunk_size":10,"duration_ms":40,"finished":false,"hi":["20"],"lo":["10"],"rows":10,"slice":1,"throttled":null,"updated":9}"#;
+        assert!(canonical_checkpoint(text).is_some());
+        for (from, to) in [
+            ("\"rows\":10", "\"rows\":010"),
+            ("\"rows\":10", "\"rows\":10.0"),
+            ("\"rows\":10", "\"rows\":1e1"),
+            ("\"rows\":10", "\"rows\":-10"),
+            ("\"rows\":10", "\"rows\":18446744073709551616"),
+            ("\"rows\":10", "\"rows\": 10"),
+            ("[\"20\"]", "[\"2\\u0030\"]"),
+            ("[\"20\"]", "[\"2\\\"\"]"),
+            ("[\"20\"]", "[\"20\",]"),
+            ("[\"20\"]", "[20]"),
+            ("\"throttled\":null", "\"throttled\":1"),
+            ("\"finished\":false", "\"finished\":0"),
+            ("\"updated\":9}", "\"updated\":9,\"x\":1}"),
+            ("\"updated\":9}", "\"updated\":9} "),
+            (
+                "{\"chunk_size\":10,",
+                "{\"chunk_size\":10,\"chunk_size\":10,",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let edited = text.replacen(from, to, 1);
+            assert!(canonical_checkpoint(&edited).is_none(), "{edited}");
+        }
+    }
 }

@@ -221,13 +221,9 @@ mod plain {
                 return None;
             }
             let start = self.i + 1;
-            let mut end = start;
-            loop {
-                match *b.get(end)? {
-                    b'"' => break,
-                    b'\\' | 0..=0x1f => return None,
-                    _ => end += 1,
-                }
+            let end = special(b, start)?;
+            if b[end] != b'"' {
+                return None;
             }
             self.i = end + 1;
             Some(&self.s[start..end])
@@ -246,7 +242,8 @@ mod plain {
             let mut i = self.i + 1;
             let mut run = i;
             loop {
-                match *b.get(i)? {
+                i = special(b, i)?;
+                match b[i] {
                     b'"' => {
                         if let Some(d) = dst.as_deref_mut() {
                             d.push_str(&self.s[run..i]);
@@ -273,11 +270,35 @@ mod plain {
                         i += 2;
                         run = i;
                     }
-                    0..=0x1f => return None,
-                    _ => i += 1,
+                    _ => return None,
                 }
             }
         }
+    }
+
+    /// Index of the first `"`, `\\` or control character in `b` from `i`,
+    /// eight bytes at a time.
+    fn special(b: &[u8], mut i: usize) -> Option<usize> {
+        const ONES: u64 = u64::from_ne_bytes([1; 8]);
+        const HIGH: u64 = ONES * 0x80;
+        while let Some(word) = b.get(i..i + 8) {
+            let x = u64::from_le_bytes(word.try_into().ok()?);
+            let (quote, backslash) = (x ^ (ONES * 0x22), x ^ (ONES * 0x5c));
+            // Bytes equal to zero (so `"` or `\\`) or below 0x20; the lowest
+            // flagged byte is exact (only bytes above a hit can be false hits).
+            let hits = ((quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (x.wrapping_sub(ONES * 0x20) & !x))
+                & HIGH;
+            if hits != 0 {
+                return Some(i + (hits.trailing_zeros() / 8) as usize);
+            }
+            i += 8;
+        }
+        b[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|p| i + p)
     }
 
     /// 64 hex digits (either case, like `hex::decode`) → 32 bytes.
@@ -378,6 +399,25 @@ mod plain {
                     assert_eq!(got, e);
                 }
             }
+        }
+
+        #[test]
+        fn special_finds_the_first_quote_backslash_or_control() {
+            let text = "abcdefghijklmnopqrstuvwxyzé✓\u{7f}";
+            for at in 0..text.len() + 1 {
+                for c in ["\"", "\\", "\n", "\u{1}", "\u{1f}"] {
+                    if !text.is_char_boundary(at) {
+                        continue;
+                    }
+                    let s = format!("{}{c}{}\"", &text[..at], &text[at..]);
+                    for from in 0..=at {
+                        if s.is_char_boundary(from) {
+                            assert_eq!(special(s.as_bytes(), from), Some(at), "{s:?} {from}");
+                        }
+                    }
+                }
+            }
+            assert_eq!(special(text.as_bytes(), 0), None);
         }
 
         #[test]
