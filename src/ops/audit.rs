@@ -87,6 +87,7 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
     // This thread reads and parses; a helper hashes and folds.
     let mut verifier = ThreadedVerifier::new(Verifier::new(anchor, true));
     let mut buf = Vec::with_capacity(4096);
+    let mut actors = plain::Repeated::default();
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -116,7 +117,7 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
             message,
         };
         let slot = verifier.next_slot();
-        if plain::parse(line, slot).is_none() {
+        if plain::parse(line, slot, &mut actors).is_none() {
             // Not the plain form: the export format's own rules and messages.
             let exported: ExportedEvent = serde_json::from_str(line)
                 .map_err(|e| bad(format!("not an exported ledger event: {e}")))?;
@@ -141,7 +142,7 @@ mod plain {
 
     /// Parses `line` into `e`; `None` (with `e` partly overwritten) when the
     /// line is not in the plain form.
-    pub(super) fn parse(line: &str, e: &mut Event) -> Option<()> {
+    pub(super) fn parse(line: &str, e: &mut Event, actors: &mut Repeated) -> Option<()> {
         let mut p = Cursor { s: line, i: 0 };
         p.lit("{\"seq\":")?;
         let seq = u64::try_from(p.int()?).ok()?;
@@ -158,7 +159,7 @@ mod plain {
         p.lit(",\"subject\":")?;
         p.string(Some(&mut e.subject))?;
         p.lit(",\"actor\":")?;
-        p.string(Some(&mut e.actor))?;
+        p.repeated(&mut e.actor, actors)?;
         p.lit(",\"payload\":")?;
         p.string(Some(&mut e.payload))?;
         p.lit(",\"prev_hash\":")?;
@@ -175,6 +176,14 @@ mod plain {
         e.seq = seq;
         e.at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_us) * 1000).ok()?;
         Some(())
+    }
+
+    /// The last string read by [`Cursor::repeated`]: its JSON text (quotes
+    /// included) and its value. Most events of a ledger share one actor.
+    #[derive(Default)]
+    pub(super) struct Repeated {
+        json: String,
+        value: String,
     }
 
     struct Cursor<'a> {
@@ -227,6 +236,26 @@ mod plain {
             }
             self.i = end + 1;
             Some(&self.s[start..end])
+        }
+
+        /// Like [`Cursor::string`], but a string whose JSON text is the same
+        /// as last time's is copied, not unescaped again. (A string token
+        /// ends at its first unescaped quote, so a line that starts with the
+        /// last token holds that very token.)
+        fn repeated(&mut self, dst: &mut String, last: &mut Repeated) -> Option<()> {
+            if !last.json.is_empty() && self.s[self.i..].starts_with(last.json.as_str()) {
+                self.i += last.json.len();
+                dst.clear();
+                dst.push_str(&last.value);
+                return Some(());
+            }
+            let start = self.i;
+            self.string(Some(dst))?;
+            last.json.clear();
+            last.json.push_str(&self.s[start..self.i]);
+            last.value.clear();
+            last.value.push_str(dst);
+            Some(())
         }
 
         /// A string with the short escapes (`\"` `\\` `\/` `\b` `\f` `\n`
@@ -394,10 +423,39 @@ mod plain {
                     }
                     let line = serde_json::to_string(&x).expect("json");
                     let mut got = blank();
-                    assert_eq!(parse(&line, &mut got), Some(()), "{line}");
+                    assert_eq!(
+                        parse(&line, &mut got, &mut Repeated::default()),
+                        Some(()),
+                        "{line}"
+                    );
                     assert_eq!(Some(&got), slow(&line).as_ref(), "{line}");
                     assert_eq!(got, e);
                 }
+            }
+        }
+
+        #[test]
+        fn a_repeated_actor_is_read_once_and_copied() {
+            let mut actors = Repeated::default();
+            let mut lines = Vec::new();
+            for payload in ["{}", "{\"a\":1}"] {
+                let e = event(payload);
+                lines.push((
+                    serde_json::to_string(&ExportedEvent::from(&e)).expect("json"),
+                    e,
+                ));
+            }
+            let mut other = event("{}");
+            other.actor = r#"{"db_user":"x"}"#.into();
+            lines.push((
+                serde_json::to_string(&ExportedEvent::from(&other)).expect("json"),
+                other,
+            ));
+            lines.push(lines[0].clone());
+            for (line, e) in &lines {
+                let mut got = blank();
+                assert_eq!(parse(line, &mut got, &mut actors), Some(()), "{line}");
+                assert_eq!(&got, e);
             }
         }
 
@@ -445,11 +503,21 @@ mod plain {
             for (from, to) in edits {
                 assert!(line.contains(from), "{from}");
                 let edited = line.replacen(from, to, 1);
-                assert_eq!(parse(&edited, &mut blank()), None, "{edited}");
+                assert_eq!(
+                    parse(&edited, &mut blank(), &mut Repeated::default()),
+                    None,
+                    "{edited}"
+                );
             }
-            assert_eq!(parse(&format!("{line} x"), &mut blank()), None);
+            assert_eq!(
+                parse(&format!("{line} x"), &mut blank(), &mut Repeated::default()),
+                None
+            );
             let mut got = blank();
-            assert_eq!(parse(&format!("{line} \r\n"), &mut got), Some(()));
+            assert_eq!(
+                parse(&format!("{line} \r\n"), &mut got, &mut Repeated::default()),
+                Some(())
+            );
             assert_eq!(Some(got), slow(&line));
         }
     }
