@@ -472,7 +472,10 @@ pub fn plan_rollback<'a>(
         (None, steps) => applied.into_iter().take(steps.unwrap_or(1)).collect(),
     };
     let mut problems = Vec::new();
+    // `--to 0` means "everything"; any other bound must name a real version,
+    // so a mistyped one cannot silently revert more than intended.
     if let Some(to) = &options.to
+        && to.as_u64() != 0
         && set.get(to).is_none()
         && !state.units().any(|u| u.version == to.as_str())
     {

@@ -158,7 +158,7 @@ pub struct ApplyArgs {
 /// `rollback` flags.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    /// Revert every applied migration newer than this version.
+    /// Revert every applied migration newer than this version (0: all of them).
     #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
     pub to: Option<String>,
     /// Revert this many units (a simple migration or one phase each). Default: 1.

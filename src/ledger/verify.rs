@@ -332,7 +332,11 @@ pub fn compare_projection(projection: &LedgerState, fold: &LedgerState) -> Vec<V
 }
 
 /// Events per batch handed to the helper thread of a [`ThreadedVerifier`].
-const BATCH: usize = 512;
+const BATCH: usize = 1024;
+
+/// Batches queued for the helper: slack for when one side is not scheduled
+/// (a busy machine), a few MB at most.
+const QUEUED: usize = 6;
 
 /// A [`Verifier`] running on a helper thread, fed in batches: the caller
 /// reads and decodes the next events while the helper hashes and folds the
@@ -360,8 +364,8 @@ enum Inner {
 impl ThreadedVerifier {
     /// Starts the helper thread with `verifier`.
     pub fn new(verifier: Verifier) -> Self {
-        let (to_helper, from_caller) = std::sync::mpsc::sync_channel::<(Vec<Event>, usize)>(2);
-        let (to_caller, recycled) = std::sync::mpsc::sync_channel::<Vec<Event>>(4);
+        let (to_helper, from_caller) = std::sync::mpsc::sync_channel::<(Vec<Event>, usize)>(QUEUED);
+        let (to_caller, recycled) = std::sync::mpsc::sync_channel::<Vec<Event>>(QUEUED + 2);
         let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(verifier)));
         let theirs = slot.clone();
         let spawned = std::thread::Builder::new()

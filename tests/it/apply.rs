@@ -115,6 +115,9 @@ async fn apply_status_rollback_apply_round_trip() {
     assert_eq!(events_of(&client, "migration_reverted").await.len(), 4);
     let out = p.ok(&db, &["apply"]);
     assert!(out.stdout.contains("nothing to apply"), "{out:?}");
+    // `--to 0` reverts everything.
+    p.ok(&db, &["rollback", "--to", "0"]);
+    assert_fold_matches_catalog(&db, [false, false, false, false]).await;
 }
 
 #[tokio::test]
