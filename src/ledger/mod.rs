@@ -20,4 +20,4 @@ pub mod verify;
 pub use event::{Actor, Event, EventKind, Hash};
 pub use fold::{LedgerState, SubjectState, UnitState, UnitStatus};
 pub use lease::{Holder, Lease, LeaseOptions};
-pub use store::{EventDraft, EventFilter, Ledger, Presence};
+pub use store::{Appender, EventDraft, EventFilter, Ledger, LockedHead, Presence, Sealed};

@@ -231,6 +231,71 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         }
     }
 
+    /// SQL of the first half of an append: lock the head row, check the fence,
+    /// read the subject's projection row and the server's clock.
+    /// Parameters: `$1` subject, `$2` lease token (NULL: unfenced).
+    fn lock_sql(&self) -> String {
+        format!(
+            "WITH l AS (SELECT expires_at > clock_timestamp() AS live FROM {lease} WHERE token = $2 FOR SHARE)
+             SELECT h.seq, h.hash, clock_timestamp(),
+                    (SELECT state FROM {state} WHERE subject = $1),
+                    $2::text IS NULL OR coalesce((SELECT live FROM l), false),
+                    (SELECT seq FROM {head} WHERE id)
+               FROM {head} h WHERE h.id FOR UPDATE OF h",
+            lease = self.t("lease"),
+            state = self.t("state"),
+            head = self.t("head"),
+        )
+    }
+
+    /// SQL of the second half: insert the event, move the head, upsert the
+    /// subject's projection row — one statement.
+    fn write_sql(&self) -> String {
+        format!(
+            "WITH e AS (INSERT INTO {events} (seq, at, kind, subject, actor, payload, prev_hash, hash)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)),
+                  h AS (UPDATE {head} SET seq = $1, hash = $8 WHERE id)
+             INSERT INTO {state} (subject, last_seq, state)
+             SELECT $4, $1, $9 WHERE $9::text IS NOT NULL
+             ON CONFLICT (subject) DO UPDATE SET last_seq = EXCLUDED.last_seq, state = EXCLUDED.state",
+            events = self.t("events"),
+            head = self.t("head"),
+            state = self.t("state"),
+        )
+    }
+
+    /// Prepares the two append statements on `client`, for [`Appender`]: a
+    /// runner that appends many events on one connection parses and plans
+    /// them once, and can pipeline them with its own statements.
+    pub async fn appender(&self, client: &Client) -> Result<Appender, Error> {
+        use tokio_postgres::types::Type;
+        let ctx = |e| Error::db("preparing the ledger append statements", e);
+        let (lock, write) = futures::future::try_join(
+            client.prepare_typed(&self.lock_sql(), &[Type::TEXT, Type::TEXT]),
+            client.prepare_typed(
+                &self.write_sql(),
+                &[
+                    Type::INT8,
+                    Type::TIMESTAMPTZ,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::TEXT,
+                    Type::BYTEA,
+                    Type::BYTEA,
+                    Type::TEXT,
+                ],
+            ),
+        )
+        .await
+        .map_err(ctx)?;
+        Ok(Appender {
+            ledger: self.clone(),
+            lock,
+            write,
+        })
+    }
+
     /// Appends one event inside the caller's open transaction, updating the
     /// head and the subject's projection row in the same statement.
     ///
@@ -238,6 +303,9 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
     /// [`Error::LeaseLost`] unless that token still holds an unexpired lease,
     /// and it keeps the lease row share-locked until commit so no takeover
     /// can slip in between the check and the commit.
+    ///
+    /// For many appends on one connection, [`Ledger::appender`] prepares the
+    /// statements once.
     ///
     /// # Warning
     /// Must run inside a transaction (`BEGIN` issued by the caller): the head
@@ -249,24 +317,24 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         draft: EventDraft,
     ) -> Result<Event, Error> {
         let what = format!("appending a {} event to the ledger", draft.kind);
-        let ctx = |e| Error::db(what.clone(), e);
         let row = client
-            .query_one(
-                &format!(
-                    "WITH l AS (SELECT expires_at > clock_timestamp() AS live FROM {lease} WHERE token = $2 FOR SHARE)
-                     SELECT h.seq, h.hash, clock_timestamp(),
-                            (SELECT state FROM {state} WHERE subject = $1),
-                            $2::text IS NULL OR coalesce((SELECT live FROM l), false),
-                            (SELECT seq FROM {head} WHERE id)
-                       FROM {head} h WHERE h.id FOR UPDATE OF h",
-                    lease = self.t("lease"),
-                    state = self.t("state"),
-                    head = self.t("head"),
-                ),
-                &[&draft.subject, &lease_token],
-            )
+            .query_one(&self.lock_sql(), &[&draft.subject, &lease_token])
             .await
-            .map_err(ctx)?;
+            .map_err(|e| Error::db(what.clone(), e))?;
+        let head = self.head_from_row(client, &draft.subject, &row).await?;
+        let sealed = head.seal(draft)?;
+        let write = self.write_sql();
+        sealed.write(client, write.as_str()).await?;
+        Ok(sealed.event)
+    }
+
+    /// Reads the first half's row; re-reads the state when the snapshot was stale.
+    async fn head_from_row(
+        &self,
+        client: &Client,
+        subject: &str,
+        row: &tokio_postgres::Row,
+    ) -> Result<LockedHead, Error> {
         let fenced_ok: bool = row.get(4);
         if !fenced_ok {
             return Err(Error::LeaseLost);
@@ -285,70 +353,22 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
             prev_state = client
                 .query_opt(
                     &format!("SELECT state FROM {} WHERE subject = $1", self.t("state")),
-                    &[&draft.subject],
+                    &[&subject],
                 )
                 .await
-                .map_err(ctx)?
+                .map_err(|e| Error::db("re-reading a ledger projection row", e))?
                 .map(|r| r.get(0));
         }
         let prev_hash = Hash::from_slice(&head_hash).ok_or_else(|| Error::LedgerCorrupt {
             seq: head_seq as u64,
             message: "head hash is not 32 bytes".into(),
         })?;
-        let seq = head_seq as u64 + 1;
-        let mut event = Event {
-            seq,
-            at: super::event::truncate_to_micros(at),
-            kind: draft.kind,
-            subject: draft.subject,
-            actor: draft.actor,
-            payload: draft.payload,
-            prev_hash,
-            hash: Hash::GENESIS,
-        };
-        event.hash = event.compute_hash();
-        let prev_state: Option<SubjectState> = match prev_state {
-            Some(text) => Some(
-                serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
-                    seq: event.seq,
-                    message: format!("projection row of {} is unreadable: {e}", event.subject),
-                })?,
-            ),
-            None => None,
-        };
-        let next = step(prev_state.as_ref(), &event).map_err(|e| Error::LedgerCorrupt {
-            seq: event.seq,
-            message: e.to_string(),
-        })?;
-        let state_text = next.map(|s| canonical_json(&serde_json::to_value(s).unwrap_or_default()));
-        client
-            .execute(
-                &format!(
-                    "WITH e AS (INSERT INTO {events} (seq, at, kind, subject, actor, payload, prev_hash, hash)
-                                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)),
-                          h AS (UPDATE {head} SET seq = $1, hash = $8 WHERE id)
-                     INSERT INTO {state} (subject, last_seq, state)
-                     SELECT $4, $1, $9 WHERE $9::text IS NOT NULL
-                     ON CONFLICT (subject) DO UPDATE SET last_seq = EXCLUDED.last_seq, state = EXCLUDED.state",
-                    events = self.t("events"),
-                    head = self.t("head"),
-                    state = self.t("state"),
-                ),
-                &[
-                    &(event.seq as i64),
-                    &event.at,
-                    &event.kind.as_str(),
-                    &event.subject,
-                    &event.actor,
-                    &event.payload,
-                    &event.prev_hash.0.as_slice(),
-                    &event.hash.0.as_slice(),
-                    &state_text,
-                ],
-            )
-            .await
-            .map_err(ctx)?;
-        Ok(event)
+        Ok(LockedHead {
+            seq: head_seq as u64,
+            hash: prev_hash,
+            at,
+            prev_state,
+        })
     }
 
     /// Appends one event in a transaction of its own (BEGIN, append, COMMIT;
@@ -768,6 +788,176 @@ pub struct LeaseRow {
     pub expires_at: Option<OffsetDateTime>,
     /// Lapsed (or never taken) by the server's clock.
     pub expired: bool,
+}
+
+/// The head row locked by the first half of an append: the previous event's
+/// sequence number and hash, the server's clock, and the subject's
+/// projection row as of the lock.
+#[derive(Debug, Clone)]
+pub struct LockedHead {
+    seq: u64,
+    hash: Hash,
+    at: OffsetDateTime,
+    prev_state: Option<String>,
+}
+
+impl LockedHead {
+    /// Builds the event (sequence number, time, hash chain) and the subject's
+    /// next projection row. Pure: nothing is sent.
+    pub fn seal(self, draft: EventDraft) -> Result<Sealed, Error> {
+        let mut event = Event {
+            seq: self.seq + 1,
+            at: super::event::truncate_to_micros(self.at),
+            kind: draft.kind,
+            subject: draft.subject,
+            actor: draft.actor,
+            payload: draft.payload,
+            prev_hash: self.hash,
+            hash: Hash::GENESIS,
+        };
+        event.hash = event.compute_hash();
+        let prev_state: Option<SubjectState> = match self.prev_state {
+            Some(text) => Some(
+                serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
+                    seq: event.seq,
+                    message: format!("projection row of {} is unreadable: {e}", event.subject),
+                })?,
+            ),
+            None => None,
+        };
+        let next = step(prev_state.as_ref(), &event).map_err(|e| Error::LedgerCorrupt {
+            seq: event.seq,
+            message: e.to_string(),
+        })?;
+        let state_text = next.map(|s| canonical_json(&serde_json::to_value(s).unwrap_or_default()));
+        Ok(Sealed { event, state_text })
+    }
+}
+
+/// An event ready to write, with its subject's next projection row.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The event as it will be stored.
+    pub event: Event,
+    state_text: Option<String>,
+}
+
+impl Sealed {
+    async fn write<T>(&self, client: &Client, statement: &T) -> Result<(), Error>
+    where
+        T: ?Sized + tokio_postgres::ToStatement,
+    {
+        let e = &self.event;
+        client
+            .execute(
+                statement,
+                &[
+                    &(e.seq as i64),
+                    &e.at,
+                    &e.kind.as_str(),
+                    &e.subject,
+                    &e.actor,
+                    &e.payload,
+                    &e.prev_hash.0.as_slice(),
+                    &e.hash.0.as_slice(),
+                    &self.state_text,
+                ],
+            )
+            .await
+            .map_err(|err| Error::db(format!("appending a {} event to the ledger", e.kind), err))?;
+        Ok(())
+    }
+}
+
+/// The append statements prepared on one connection ([`Ledger::appender`]).
+///
+/// An append is two statements: [`Appender::lock`] (lock the head, check the
+/// fence, read the subject's projection row) and [`Appender::write`]; the
+/// event is built in between ([`LockedHead::seal`]). A runner sends `lock`
+/// right behind its own script without waiting (tokio-postgres pipelines
+/// requests on one connection), and `write` together with its `COMMIT`, so
+/// a migration or a backfill chunk costs two round trips, ledger included.
+/// If the script fails, the pipelined `lock` fails too (the transaction is
+/// aborted) and the caller reports the script's error.
+///
+/// Statements are prepared on one connection: use the appender only with
+/// the client that made it.
+#[derive(Debug, Clone)]
+pub struct Appender {
+    ledger: Ledger,
+    lock: tokio_postgres::Statement,
+    write: tokio_postgres::Statement,
+}
+
+impl Appender {
+    /// First half, inside the caller's transaction: locks the head row until
+    /// commit; [`Error::LeaseLost`] when `lease_token` no longer holds its lease.
+    pub async fn lock(
+        &self,
+        client: &Client,
+        subject: &str,
+        lease_token: Option<&str>,
+    ) -> Result<LockedHead, Error> {
+        let row = client
+            .query_one(&self.lock, &[&subject, &lease_token])
+            .await
+            .map_err(|e| Error::db("locking the ledger head", e))?;
+        self.ledger.head_from_row(client, subject, &row).await
+    }
+
+    /// Second half: writes a sealed event, its head and projection rows.
+    pub async fn write(&self, client: &Client, sealed: &Sealed) -> Result<(), Error> {
+        sealed.write(client, &self.write).await
+    }
+
+    /// Appends one event in a transaction of its own, in two round trips:
+    /// `BEGIN` with the first half, then the write with `COMMIT`.
+    pub async fn append_committed(
+        &self,
+        client: &Client,
+        lease_token: Option<&str>,
+        draft: EventDraft,
+    ) -> Result<Event, Error> {
+        let (begun, head) = futures::join!(
+            client.batch_execute("BEGIN"),
+            self.lock(client, &draft.subject, lease_token)
+        );
+        let sealed = match begun
+            .map_err(|e| Error::db("starting a ledger transaction", e))
+            .and_then(|()| head)
+            .and_then(|head| head.seal(draft))
+        {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(e);
+            }
+        };
+        self.write_and_commit(client, &sealed).await?;
+        Ok(sealed.event)
+    }
+
+    /// Writes `sealed` and commits the open transaction, pipelined (one round
+    /// trip). When the write fails, the `COMMIT` behind it rolls back.
+    pub async fn write_and_commit(&self, client: &Client, sealed: &Sealed) -> Result<(), Error> {
+        let (written, committed) =
+            futures::join!(self.write(client, sealed), client.batch_execute("COMMIT"));
+        written?;
+        committed.map_err(|e| Error::db("committing a ledger event", e))
+    }
+
+    /// Both halves, one after the other (see [`Ledger::append`]).
+    pub async fn append(
+        &self,
+        client: &Client,
+        lease_token: Option<&str>,
+        draft: EventDraft,
+    ) -> Result<Event, Error> {
+        let head = self.lock(client, &draft.subject, lease_token).await?;
+        let sealed = head.seal(draft)?;
+        self.write(client, &sealed).await?;
+        Ok(sealed.event)
+    }
 }
 
 fn row_to_event(r: &tokio_postgres::Row) -> Result<Event, Error> {

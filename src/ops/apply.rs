@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::ledger::{LeaseOptions, Presence};
 use crate::ops::dry_run::{self, DryRun};
-use crate::ops::exec::{Applied, ExecSettings, Runner, ScriptKind, outcome, prelude, run_batch};
+use crate::ops::exec::{Applied, ExecSettings, Runner, ScriptKind, Settled, outcome, prelude};
 use crate::ops::session::Session;
 use crate::plan::{ApplyPlanOptions, ApplyStep, plan_apply};
 use crate::project::Project;
@@ -96,7 +96,11 @@ pub async fn apply(
     let lease = session.take_lease(options.lease, &actor).await?;
     let result = async {
         // Re-plan under the lease: another runner may have applied meanwhile.
-        let state = session.ledger.read_projection(&session.client).await?;
+        let (state, appender) = futures::future::try_join(
+            session.ledger.read_projection(&session.client),
+            session.ledger.appender(&session.client),
+        )
+        .await?;
         let steps = plan(project, &state, options)?;
         let runner = Runner {
             session,
@@ -104,6 +108,7 @@ pub async fn apply(
             lease: &lease,
             settings: &options.exec,
             reporter,
+            appender,
         };
         if options.single_transaction {
             return apply_single_transaction(&runner, &steps).await;
@@ -200,15 +205,16 @@ async fn apply_single_transaction(
     runner: &Runner<'_>,
     steps: &[ApplyStep<'_>],
 ) -> Result<Vec<UnitOutcome>, Error> {
-    let client = &runner.session.client;
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut attempt = 1;
     'attempt: loop {
-        client
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| Error::db("starting the transaction", e))?;
+        // Each unit's event is written in the round trip of the next unit's
+        // script (pipelined), the last one with the COMMIT.
+        let mut pending: Option<crate::ledger::Sealed> = None;
         let mut applied = Vec::with_capacity(steps.len());
-        for step in steps {
+        for (i, step) in steps.iter().enumerate() {
             let unit = &step.unit;
             let up = &unit.scripts.up;
             runner.reporter.report(&Progress::UnitStarted {
@@ -218,29 +224,45 @@ async fn apply_single_transaction(
                 action: Action::Apply,
             });
             let t0 = Instant::now();
-            let prelude = prelude(up, runner.settings, true, false, true);
-            client
-                .batch_execute(&prelude)
+            let mut begin = prelude(up, runner.settings, true, false, true);
+            if i == 0 {
+                begin.insert_str(0, "BEGIN;\n");
+            }
+            let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
+            let piped = match runner
+                .pipelined(pending.as_ref(), &begin, &up.text, verify, &unit.subject())
                 .await
-                .map_err(|e| Error::db("setting timeouts", e))?;
-            let statements = match run_batch(client, &up.text).await {
-                Ok(n) => n,
-                Err(err) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    if err.is_lock_timeout() && attempt <= runner.settings.lock_retries {
-                        runner.lock_retry(unit, attempt, &err).await?;
-                        attempt += 1;
-                        continue 'attempt;
-                    }
-                    return Err(runner.fail_script(unit, up, ScriptKind::Up, &err).await);
+            {
+                Ok(piped) => piped,
+                Err(e) => {
+                    runner.rollback_quietly().await;
+                    return Err(e);
                 }
+            };
+            let (statements, head) = match runner
+                .settle(unit, ScriptKind::Up, up, piped, attempt)
+                .await
+            {
+                Ok(done) => done,
+                Err(Settled::Retry) => {
+                    attempt += 1;
+                    continue 'attempt;
+                }
+                Err(Settled::Error(e)) => return Err(e),
             };
             let how = Applied {
                 transactional: true,
                 lock_retries: attempt - 1,
                 statements,
             };
-            let (event, duration) = runner.verify_and_record(unit, t0, how).await?;
+            let duration = t0.elapsed();
+            let sealed = match head.seal(runner.applied_draft(unit, duration, how)) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    runner.rollback_quietly().await;
+                    return Err(e);
+                }
+            };
             applied.push(outcome(
                 unit,
                 up,
@@ -248,13 +270,16 @@ async fn apply_single_transaction(
                 duration,
                 statements,
                 attempt - 1,
-                event.seq,
+                sealed.event.seq,
             ));
+            pending = Some(sealed);
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| Error::db("committing", e))?;
+        if let Some(sealed) = &pending {
+            runner
+                .appender
+                .write_and_commit(&runner.session.client, sealed)
+                .await?;
+        }
         for o in &applied {
             runner.reporter.report(&Progress::UnitFinished {
                 version: &o.version,

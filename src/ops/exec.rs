@@ -24,7 +24,7 @@ use crate::ledger::payload::{
     AppliedPayload, FailedPayload, LockRetryPayload, RevertedPayload, StartedPayload,
     StatementDonePayload, to_canonical,
 };
-use crate::ledger::{EventDraft, EventKind, Lease};
+use crate::ledger::{Appender, EventDraft, EventKind, Lease, LockedHead, Sealed};
 use crate::migration::{Phase, Script, Version};
 use crate::ops::session::Session;
 use crate::plan::{Unit, statement_hash};
@@ -262,6 +262,28 @@ pub(crate) struct Runner<'a> {
     pub lease: &'a Lease,
     pub settings: &'a ExecSettings,
     pub reporter: &'a dyn Reporter,
+    /// The ledger's append statements, prepared on the session's connection.
+    pub appender: Appender,
+}
+
+/// How a pipelined round trip that did not succeed ended.
+pub(crate) enum Settled {
+    /// A lock timeout, recorded and backed off: run the unit again.
+    Retry,
+    /// Anything else (already rolled back and recorded).
+    Error(Error),
+}
+
+/// What one pipelined round trip of a transactional unit returned.
+pub(crate) struct Piped {
+    /// `BEGIN` and the prelude.
+    begin: Result<u32, StatementError>,
+    /// The script (up or down).
+    script: Result<u32, StatementError>,
+    /// The verify script, if any.
+    verify: Option<Result<u32, StatementError>>,
+    /// The first half of the ledger append.
+    head: Result<LockedHead, Error>,
 }
 
 impl Runner<'_> {
@@ -276,7 +298,7 @@ impl Runner<'_> {
             .map_err(|e| Error::db(what.to_owned(), e))
     }
 
-    async fn rollback_quietly(&self) {
+    pub(crate) async fn rollback_quietly(&self) {
         let _ = self.client().batch_execute("ROLLBACK").await;
     }
 
@@ -290,8 +312,7 @@ impl Runner<'_> {
         if self.lease.is_lost() {
             return Err(Error::LeaseLost);
         }
-        self.session
-            .ledger
+        self.appender
             .append(
                 self.client(),
                 Some(self.lease.token()),
@@ -303,6 +324,129 @@ impl Runner<'_> {
                 },
             )
             .await
+    }
+
+    /// One round trip for a transactional unit: `begin` (BEGIN and the
+    /// prelude, or only the prelude inside an open transaction), the script,
+    /// the verify script and the first half of the ledger append, sent
+    /// back to back without waiting (the server runs them in order; once one
+    /// fails, the rest fail as "transaction aborted" and are ignored).
+    /// `write` is a previous unit's event still to write in the same
+    /// transaction (single-transaction mode); its failure is returned first.
+    pub(crate) async fn pipelined(
+        &self,
+        write: Option<&Sealed>,
+        begin: &str,
+        script: &str,
+        verify: Option<&str>,
+        subject: &str,
+    ) -> Result<Piped, Error> {
+        let client = self.client();
+        let token = Some(self.lease.token());
+        let (written, begin, script, verify, head) = futures::join!(
+            async {
+                match write {
+                    Some(sealed) => self.appender.write(client, sealed).await,
+                    None => Ok(()),
+                }
+            },
+            run_batch(client, begin),
+            run_batch(client, script),
+            async {
+                match verify {
+                    Some(text) => Some(run_batch(client, text).await),
+                    None => None,
+                }
+            },
+            self.appender.lock(client, subject, token),
+        );
+        written?;
+        Ok(Piped {
+            begin,
+            script,
+            verify,
+            head,
+        })
+    }
+
+    /// The `migration_applied` event of a unit whose scripts just ran.
+    pub(crate) fn applied_draft(
+        &self,
+        unit: &Unit<'_>,
+        duration: Duration,
+        how: Applied,
+    ) -> EventDraft {
+        let up = &unit.scripts.up;
+        EventDraft {
+            kind: EventKind::MigrationApplied,
+            subject: unit.subject(),
+            actor: self.actor.clone(),
+            payload: to_canonical(&AppliedPayload {
+                version: unit.version().clone(),
+                phase: unit.phase,
+                checksum: up.checksum.clone(),
+                path: up.path.display().to_string(),
+                duration_ms: duration.as_millis() as u64,
+                transactional: how.transactional,
+                lock_retries: how.lock_retries,
+                allowed_lints: up.directives.allow_lint.clone(),
+                statements: how.statements,
+            }),
+        }
+    }
+
+    /// Settles a pipelined round trip of a transactional script (`kind` up
+    /// or down): `Ok` with the statements run and the locked head; otherwise
+    /// the transaction is rolled back and the error recorded — or, for a
+    /// lock timeout with tries left, the retry recorded and backed off
+    /// ([`Settled::Retry`]).
+    pub(crate) async fn settle(
+        &self,
+        unit: &Unit<'_>,
+        kind: ScriptKind,
+        script: &Script,
+        piped: Piped,
+        attempt: u32,
+    ) -> Result<(u32, LockedHead), Settled> {
+        if let Err(err) = piped.begin {
+            self.rollback_quietly().await;
+            return Err(Settled::Error(Error::db(
+                "starting a migration transaction",
+                err.error,
+            )));
+        }
+        let failed = match (piped.script, piped.verify, &unit.scripts.verify) {
+            (Err(err), _, _) => Err((kind, script, err)),
+            (Ok(_), Some(Err(err)), Some(verify)) => Err((ScriptKind::Verify, verify, err)),
+            (Ok(n), _, _) => Ok(n),
+        };
+        let statements = match failed {
+            Ok(n) => n,
+            Err((kind, script, err)) => {
+                self.rollback_quietly().await;
+                if kind != ScriptKind::Verify
+                    && err.is_lock_timeout()
+                    && attempt <= self.settings.lock_retries
+                {
+                    return match self
+                        .record_lock_retry(unit, attempt, self.backoff(attempt), &err)
+                        .await
+                    {
+                        Ok(()) => Err(Settled::Retry),
+                        Err(e) => Err(Settled::Error(e)),
+                    };
+                }
+                let failure = self.failure(unit, script, kind, &err, None, true, 0);
+                return Err(Settled::Error(self.fail(failure).await));
+            }
+        };
+        match piped.head {
+            Ok(head) => Ok((statements, head)),
+            Err(e) => {
+                self.rollback_quietly().await;
+                Err(Settled::Error(e))
+            }
+        }
     }
 
     /// Appends an event in a transaction of its own.
@@ -344,17 +488,6 @@ impl Runner<'_> {
             .unwrap_or(0);
         let factor = 0.75 + f64::from(nanos % 1000) / 2000.0;
         base.mul_f64(factor)
-    }
-
-    /// Records a lock-timeout retry (own transaction) and sleeps the back-off.
-    pub async fn lock_retry(
-        &self,
-        unit: &Unit<'_>,
-        attempt: u32,
-        err: &StatementError,
-    ) -> Result<(), Error> {
-        self.record_lock_retry(unit, attempt, self.backoff(attempt), err)
-            .await
     }
 
     /// In the open transaction, after the up script: runs the verify script
@@ -405,18 +538,6 @@ impl Runner<'_> {
                 Err(e)
             }
         }
-    }
-
-    /// Records the failure of a transactional script and returns its error.
-    pub async fn fail_script(
-        &self,
-        unit: &Unit<'_>,
-        script: &Script,
-        kind: ScriptKind,
-        err: &StatementError,
-    ) -> Error {
-        self.fail(self.failure(unit, script, kind, err, None, true, 0))
-            .await
     }
 
     async fn record_lock_retry(
@@ -512,51 +633,51 @@ impl Runner<'_> {
             action: Action::Apply,
         });
         let started = Instant::now();
+        let begin = format!("BEGIN;\n{}", self.prelude(up, true, defer_durability));
+        let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
+        let subject = unit.subject();
         let mut attempt = 1;
-        loop {
-            self.exec(
-                &format!("BEGIN;\n{}", self.prelude(up, true, defer_durability)),
-                "starting a migration transaction",
-            )
+        let (statements, head) = loop {
+            let piped = self
+                .pipelined(None, &begin, &up.text, verify, &subject)
+                .await?;
+            match self.settle(unit, ScriptKind::Up, up, piped, attempt).await {
+                Ok(done) => break done,
+                Err(Settled::Retry) => attempt += 1,
+                Err(Settled::Error(e)) => return Err(e),
+            }
+        };
+        let applied = Applied {
+            transactional: true,
+            lock_retries: attempt - 1,
+            statements,
+        };
+        let duration = started.elapsed();
+        let sealed = match head.seal(self.applied_draft(unit, duration, applied)) {
+            Ok(sealed) => sealed,
+            Err(e) => {
+                self.rollback_quietly().await;
+                return Err(e);
+            }
+        };
+        self.appender
+            .write_and_commit(self.client(), &sealed)
             .await?;
-            let statements = match run_batch(self.client(), &up.text).await {
-                Ok(n) => n,
-                Err(err) => {
-                    self.rollback_quietly().await;
-                    if err.is_lock_timeout() && attempt <= self.settings.lock_retries {
-                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
-                            .await?;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(self
-                        .fail(self.failure(unit, up, ScriptKind::Up, &err, None, true, 0))
-                        .await);
-                }
-            };
-            let applied = Applied {
-                transactional: true,
-                lock_retries: attempt - 1,
-                statements,
-            };
-            let (event, duration) = self.verify_and_record(unit, started, applied).await?;
-            self.exec("COMMIT", "committing a migration").await?;
-            self.reporter.report(&Progress::UnitFinished {
-                version: unit.version(),
-                phase: unit.phase,
-                action: Action::Apply,
-                duration,
-            });
-            return Ok(outcome(
-                unit,
-                up,
-                Action::Apply,
-                duration,
-                statements,
-                attempt - 1,
-                event.seq,
-            ));
-        }
+        self.reporter.report(&Progress::UnitFinished {
+            version: unit.version(),
+            phase: unit.phase,
+            action: Action::Apply,
+            duration,
+        });
+        Ok(outcome(
+            unit,
+            up,
+            Action::Apply,
+            duration,
+            statements,
+            attempt - 1,
+            sealed.event.seq,
+        ))
     }
 
     /// Applies a non-transactional unit statement by statement, recording
@@ -726,95 +847,61 @@ impl Runner<'_> {
             action: Action::Revert,
         });
         let started = Instant::now();
-        let transactional = !down.directives.no_transaction;
+        let subject = unit.subject();
         let mut attempt = 1;
-        let statements = loop {
-            let result = if transactional {
-                self.exec(
-                    &format!("BEGIN;\n{}", self.prelude(down, true, defer_durability)),
-                    "starting a rollback transaction",
-                )
-                .await?;
-                run_batch(self.client(), &down.text)
-                    .await
-                    .map_err(|e| (e, None))
-            } else {
-                self.exec(&self.prelude(down, false, false), "setting timeouts")
+        let (statements, head) = if down.directives.no_transaction {
+            let statements = self.revert_non_transactional(unit, down).await?;
+            let (begun, head) = futures::join!(
+                self.exec("BEGIN", "starting the ledger transaction"),
+                self.appender
+                    .lock(self.client(), &subject, Some(self.lease.token()))
+            );
+            match begun.and(head) {
+                Ok(head) => (statements, head),
+                Err(e) => {
+                    self.rollback_quietly().await;
+                    return Err(e);
+                }
+            }
+        } else {
+            let begin = format!("BEGIN;\n{}", self.prelude(down, true, defer_durability));
+            loop {
+                let piped = self
+                    .pipelined(None, &begin, &down.text, None, &subject)
                     .await?;
-                let stmts = crate::sql::split(&down.text).map_err(|e| Error::Config {
-                    path: Some(down.path.clone()),
-                    line: Some(e.line),
-                    message: format!("column {}: {}", e.column, e.message),
-                })?;
-                let mut n = 0;
-                let mut res = Ok(0);
-                for (i, s) in stmts.iter().enumerate() {
-                    if let Err(e) = run_batch(self.client(), &s.text).await {
-                        res = Err((e, Some((s.offset, i as u32))));
-                        break;
-                    }
-                    n += 1;
-                    res = Ok(n);
-                }
-                let _ = self
-                    .client()
-                    .batch_execute("RESET lock_timeout; RESET statement_timeout")
-                    .await;
-                if res.is_ok() {
-                    self.exec("BEGIN", "starting the ledger transaction")
-                        .await?;
-                }
-                res
-            };
-            match result {
-                Ok(n) => break n,
-                Err((err, alone)) => {
-                    if transactional {
-                        self.rollback_quietly().await;
-                    }
-                    if transactional
-                        && err.is_lock_timeout()
-                        && attempt <= self.settings.lock_retries
-                    {
-                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
-                            .await?;
-                        attempt += 1;
-                        continue;
-                    }
-                    let done = alone.map(|(_, i)| i).unwrap_or(0);
-                    return Err(self
-                        .fail(self.failure(
-                            unit,
-                            down,
-                            ScriptKind::Down,
-                            &err,
-                            alone,
-                            transactional,
-                            done,
-                        ))
-                        .await);
+                match self
+                    .settle(unit, ScriptKind::Down, down, piped, attempt)
+                    .await
+                {
+                    Ok(done) => break done,
+                    Err(Settled::Retry) => attempt += 1,
+                    Err(Settled::Error(e)) => return Err(e),
                 }
             }
         };
         let duration = started.elapsed();
-        let payload = to_canonical(&RevertedPayload {
-            version: unit.version().clone(),
-            phase: unit.phase,
-            down_checksum: down.checksum.clone(),
-            path: down.path.display().to_string(),
-            duration_ms: duration.as_millis() as u64,
-        });
-        let event = match self
-            .append(EventKind::MigrationReverted, unit.subject(), payload)
-            .await
-        {
-            Ok(e) => e,
+        let draft = EventDraft {
+            kind: EventKind::MigrationReverted,
+            subject,
+            actor: self.actor.clone(),
+            payload: to_canonical(&RevertedPayload {
+                version: unit.version().clone(),
+                phase: unit.phase,
+                down_checksum: down.checksum.clone(),
+                path: down.path.display().to_string(),
+                duration_ms: duration.as_millis() as u64,
+            }),
+        };
+        let sealed = match head.seal(draft) {
+            Ok(sealed) => sealed,
             Err(e) => {
                 self.rollback_quietly().await;
                 return Err(e);
             }
         };
-        self.exec("COMMIT", "committing a rollback").await?;
+        self.appender
+            .write_and_commit(self.client(), &sealed)
+            .await?;
         self.reporter.report(&Progress::UnitFinished {
             version: unit.version(),
             phase: unit.phase,
@@ -828,8 +915,45 @@ impl Runner<'_> {
             duration,
             statements,
             attempt - 1,
-            event.seq,
+            sealed.event.seq,
         ))
+    }
+
+    /// Runs a `no-transaction` down script statement by statement (outside
+    /// any transaction); a failure is recorded and returned.
+    async fn revert_non_transactional(&self, unit: &Unit<'_>, down: &Script) -> Result<u32, Error> {
+        self.exec(&self.prelude(down, false, false), "setting timeouts")
+            .await?;
+        let stmts = crate::sql::split(&down.text).map_err(|e| Error::Config {
+            path: Some(down.path.clone()),
+            line: Some(e.line),
+            message: format!("column {}: {}", e.column, e.message),
+        })?;
+        let mut failed = None;
+        for (i, s) in stmts.iter().enumerate() {
+            if let Err(e) = run_batch(self.client(), &s.text).await {
+                failed = Some((e, (s.offset, i as u32)));
+                break;
+            }
+        }
+        let _ = self
+            .client()
+            .batch_execute("RESET lock_timeout; RESET statement_timeout")
+            .await;
+        match failed {
+            None => Ok(stmts.len() as u32),
+            Some((err, alone)) => Err(self
+                .fail(self.failure(
+                    unit,
+                    down,
+                    ScriptKind::Down,
+                    &err,
+                    Some(alone),
+                    false,
+                    alone.1,
+                ))
+                .await),
+        }
     }
 }
 

@@ -78,7 +78,11 @@ pub async fn rollback(
     let actor = session.actor_json_for(project);
     let lease = session.take_lease(options.lease, &actor).await?;
     let result = async {
-        let state = session.ledger.read_projection(&session.client).await?;
+        let (state, appender) = futures::future::try_join(
+            session.ledger.read_projection(&session.client),
+            session.ledger.appender(&session.client),
+        )
+        .await?;
         let units = plan_rollback(&project.migrations, &state, &options.plan)
             .map_err(|problems| Error::Plan { problems })?;
         let runner = Runner {
@@ -87,6 +91,7 @@ pub async fn rollback(
             lease: &lease,
             settings: &options.exec,
             reporter,
+            appender,
         };
         let mut reverted = Vec::with_capacity(units.len());
         let last = units.len().saturating_sub(1);
