@@ -924,7 +924,7 @@ impl Appender {
         );
         let sealed = match begun
             .map_err(|e| Error::db("starting a ledger transaction", e))
-            .and_then(|()| head)
+            .and(head)
             .and_then(|head| head.seal(draft))
         {
             Ok(sealed) => sealed,
