@@ -35,6 +35,12 @@ pub struct Resolved {
     pub update_first: String,
     /// The chunk's change after a key: params lo(k), hi(k).
     pub update_next: String,
+    /// Set mode: bounds and change of a chunk in one statement, from the
+    /// start (params hi(k), limit) → last key, rows in the chunk, rows updated;
+    /// no row when the range is empty.
+    pub chunk_first: Option<String>,
+    /// Set mode: the same after a key (params lo(k), hi(k), limit).
+    pub chunk_next: Option<String>,
     /// Rows left in a range (set mode); same params as the updates.
     pub remaining_first: Option<String>,
     /// Rows left after a key (set mode).
@@ -183,6 +189,8 @@ pub async fn resolve(client: &Client, def: &Backfill) -> Result<Resolved, Error>
         ("chunk bounds", Some(&resolved.bounds_next)),
         (action_field(def), Some(&resolved.update_first)),
         (action_field(def), Some(&resolved.update_next)),
+        (action_field(def), resolved.chunk_first.as_ref()),
+        (action_field(def), resolved.chunk_next.as_ref()),
         ("where", resolved.remaining_next.as_ref()),
         ("verify", resolved.verify.as_ref()),
     ] {
@@ -244,6 +252,62 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
     };
     let bounds_first = bounds(None, &params(&key, 1), k + 1);
     let bounds_next = bounds(Some(&params(&key, 1)), &params(&key, k + 1), 2 * k + 1);
+    // Set mode: one statement finds the chunk's last key (k index entries
+    // read once, as in the bounds query) and updates the range up to it; the
+    // UPDATE's range bound comes from InitPlans, so it is an index range scan.
+    let integer_key =
+        k == 1 && matches!(key[0].sql_type.as_str(), "smallint" | "integer" | "bigint");
+    let chunk = |lower: Option<&str>, hi: &str, limit: usize, set: &str, where_: &str| {
+        let lower = lower
+            .map(|l| format!("{row} > {l} AND "))
+            .unwrap_or_default();
+        let last_row = format!(
+            "({})",
+            cols.iter()
+                .map(|c| format!("(SELECT {c} FROM l)"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        // An integer key's last key and count come from one aggregate pass
+        // over the index (no tuplestore, no sort); other keys (uuid has no
+        // max(), composite keys compare as rows) keep the chunk's keys.
+        let bounds = if integer_key {
+            format!(
+                "l AS MATERIALIZED (SELECT max(k) AS {asc}, count(*) AS n FROM (SELECT {asc} AS k FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}) s)"
+            )
+        } else {
+            format!(
+                "s AS MATERIALIZED (SELECT {asc} FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}),
+                  l AS MATERIALIZED (SELECT {asc}, (SELECT count(*) FROM s) AS n FROM s ORDER BY {desc} LIMIT 1)"
+            )
+        };
+        format!(
+            "WITH {bounds},
+                  u AS (UPDATE {table} SET {set} WHERE {lower}{row} <= {last_row} AND ({where_}) RETURNING 1)
+             SELECT {last}, l.n, (SELECT count(*) FROM u) FROM l WHERE l.n > 0",
+            last = text_cols("l"),
+        )
+    };
+    let (chunk_first, chunk_next) = match &def.action {
+        Action::Set { set, where_ } => {
+            let assignments = set
+                .iter()
+                .map(|(c, e)| format!("{} = ({e})", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                Some(chunk(None, &params(&key, 1), k + 1, &assignments, where_)),
+                Some(chunk(
+                    Some(&params(&key, 1)),
+                    &params(&key, k + 1),
+                    2 * k + 1,
+                    &assignments,
+                    where_,
+                )),
+            )
+        }
+        Action::Sql { .. } => (None, None),
+    };
     let (update_first, update_next, remaining_first, remaining_next, verify) = match &def.action {
         Action::Set { set, where_ } => {
             let assignments = set
@@ -310,6 +374,8 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
         bounds_next,
         update_first,
         update_next,
+        chunk_first,
+        chunk_next,
         remaining_first,
         remaining_next,
         verify,

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
-use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
 
 use super::resolve::{Resolved, resolve};
 use crate::conn::connect;
@@ -31,7 +31,7 @@ use crate::error::{Error, db_error_text};
 use crate::ident::quote_literal;
 use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
 use crate::ledger::event::{backfill_subject, canonical_json};
-use crate::ledger::{EventDraft, EventKind, Lease, LeaseOptions};
+use crate::ledger::{Appender, EventDraft, EventKind, Lease, LeaseOptions};
 use crate::ops::session::Session;
 use crate::project::Project;
 use crate::report::{Progress, Reporter};
@@ -222,18 +222,6 @@ async fn append_event(
         session.ledger.append(client, token, draft).await?
     };
     Ok(event.seq)
-}
-
-async fn append(
-    client: &Client,
-    session: &Session,
-    lease: &Lease,
-    actor: &str,
-    name: &str,
-    kind: EventKind,
-    payload: serde_json::Value,
-) -> Result<u64, Error> {
-    append_event(client, session, lease, actor, name, (kind, payload), false).await
 }
 
 async fn append_alone(
@@ -553,10 +541,22 @@ struct Ctx<'a> {
     reporter: &'a dyn Reporter,
 }
 
+/// A worker's connection with its statements prepared once (parsed and
+/// planned once per connection rather than once per chunk).
+struct Worker {
+    client: Client,
+    /// Set mode: bounds and change in one statement (first, next).
+    combined: Option<(Statement, Statement)>,
+    /// Sql mode: bounds (first, next) and change (first, next).
+    split: Option<[Statement; 4]>,
+    appender: Appender,
+}
+
 /// What happened to one chunk attempt.
 enum Chunk {
     Done {
         rows: u64,
+        updated: u64,
         last: Vec<String>,
         finished: bool,
     },
@@ -592,15 +592,54 @@ impl Ctx<'_> {
             .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
-    async fn open_worker(&self, worker: usize) -> Result<Client, Error> {
+    async fn open_worker(&self, worker: usize) -> Result<Worker, Error> {
         let mut info = self.session.info.clone();
         info.application_name = Some(format!("shiftlog backfill {} #{worker}", self.r.def.name));
         let client = connect(&info).await?;
-        let pid: i32 = client
-            .query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .map_err(|e| Error::db("starting a backfill worker", e))?
-            .get(0);
+        let ctx = |e| Error::db("starting a backfill worker", e);
+        let r = self.r;
+        let (pid, appender, combined, split) = futures::future::try_join4(
+            async {
+                client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map(|row| row.get::<_, i32>(0))
+                    .map_err(ctx)
+            },
+            self.session.ledger.appender(&client),
+            async {
+                match (&r.chunk_first, &r.chunk_next) {
+                    (Some(first), Some(next)) => {
+                        futures::future::try_join(client.prepare(first), client.prepare(next))
+                            .await
+                            .map(Some)
+                            .map_err(ctx)
+                    }
+                    _ => Ok(None),
+                }
+            },
+            async {
+                if r.chunk_first.is_some() {
+                    return Ok(None);
+                }
+                futures::future::try_join4(
+                    client.prepare(&r.bounds_first),
+                    client.prepare(&r.bounds_next),
+                    client.prepare(&r.update_first),
+                    client.prepare(&r.update_next),
+                )
+                .await
+                .map(|(a, b, c, d)| Some([a, b, c, d]))
+                .map_err(ctx)
+            },
+        )
+        .await?;
+        let client = Worker {
+            client,
+            combined,
+            split,
+            appender,
+        };
         self.control
             .worker_pids
             .lock()
@@ -609,7 +648,7 @@ impl Ctx<'_> {
         Ok(client)
     }
 
-    async fn reconnect(&self, worker: usize) -> Result<Client, Error> {
+    async fn reconnect(&self, worker: usize) -> Result<Worker, Error> {
         let mut delay = Duration::from_millis(250);
         let mut last = None;
         for attempt in 1..=self.options.reconnect_tries.max(1) {
@@ -659,7 +698,7 @@ impl Ctx<'_> {
             return Ok(());
         };
         let mut last = s.done_to.clone().or(s.lo.clone());
-        let mut client = self.open_worker(worker).await?;
+        let mut w = self.open_worker(worker).await?;
         let mut size = u64::from(t.initial_chunk.max(1));
         let mut throttled: Option<&'static str> = None;
         let mut failures = 0u32;
@@ -681,7 +720,7 @@ impl Ctx<'_> {
                 continue;
             }
             if let Some(max_lag) = t.max_replica_lag {
-                let lag: f64 = match client
+                let lag: f64 = match w.client
                     .query_one("SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication", &[])
                     .await
                 {
@@ -712,16 +751,17 @@ impl Ctx<'_> {
             }
             let t0 = Instant::now();
             match self
-                .chunk(&client, slice, last.as_deref(), &hi, size, throttled)
+                .chunk(&w, slice, last.as_deref(), &hi, size, throttled)
                 .await
             {
                 Ok(Chunk::Empty) => {
-                    append_alone(&client, self.session, self.lease, self.actor, &self.r.def.name, EventKind::BackfillCheckpoint,
+                    append_alone(&w.client, self.session, self.lease, self.actor, &self.r.def.name, EventKind::BackfillCheckpoint,
                         serde_json::json!({ "slice": slice, "hi": null, "rows": 0, "finished": true })).await?;
                     return Ok(());
                 }
                 Ok(Chunk::Done {
                     rows,
+                    updated: _,
                     last: new_last,
                     finished,
                 }) => {
@@ -760,15 +800,15 @@ impl Ctx<'_> {
                         name: &self.r.def.name,
                         note: "connection lost; reconnecting",
                     });
-                    client = self.reconnect(worker).await?;
-                    let (point, finished) = self.resume_point(&client, slice).await?;
+                    w = self.reconnect(worker).await?;
+                    let (point, finished) = self.resume_point(&w.client, slice).await?;
                     if finished {
                         return Ok(());
                     }
                     last = point;
                 }
                 Err(ChunkError::Fatal(e)) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
+                    let _ = w.client.batch_execute("ROLLBACK").await;
                     let (sqlstate, message) = match &e {
                         Error::Db { source, .. } => (
                             source.code().map(|c| c.code().to_owned()),
@@ -778,7 +818,7 @@ impl Ctx<'_> {
                     };
                     let payload = serde_json::json!({ "slice": slice, "lo": last, "chunk_size": size, "sqlstate": sqlstate, "error": message });
                     let _ = append_alone(
-                        &client,
+                        &w.client,
                         self.session,
                         self.lease,
                         self.actor,
@@ -817,10 +857,20 @@ impl Ctx<'_> {
         });
     }
 
-    /// One chunk: bounds, change and checkpoint in one transaction.
+    /// One chunk: bounds, change and checkpoint in one transaction, in two
+    /// round trips: `BEGIN` + the chunk (bounds and change in one statement
+    /// in set mode) + the ledger head lock pipelined, then the checkpoint
+    /// write + `COMMIT`.
+    ///
+    /// `synchronous_commit = off` for chunk transactions: the change and its
+    /// checkpoint commit atomically, so a server crash can only lose the last
+    /// few chunks together with their checkpoints, and the resumed run redoes
+    /// exactly those — exactly-once holds, and chunks do not each wait for a
+    /// WAL flush. The run's last event (`backfill_completed`) is synchronous
+    /// and flushes everything before it.
     async fn chunk(
         &self,
-        client: &Client,
+        w: &Worker,
         slice: usize,
         after: Option<&[String]>,
         hi: &[String],
@@ -830,86 +880,134 @@ impl Ctx<'_> {
         let t = &self.r.def.throttle;
         let ms = |d: Duration| quote_literal(&format!("{}ms", d.as_millis().max(1)));
         let begin = format!(
-            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}",
+            "BEGIN; SET LOCAL lock_timeout = {}; SET LOCAL statement_timeout = {}; SET LOCAL synchronous_commit = off",
             ms(t.lock_timeout),
             ms(t.statement_timeout)
         );
-        client
-            .batch_execute(&begin)
-            .await
-            .map_err(ChunkError::from_pg)?;
         let result = self
-            .chunk_in_txn(client, slice, after, hi, size, throttled)
+            .chunk_in_txn(w, &begin, slice, after, hi, size, throttled)
             .await;
         match result {
-            Ok(chunk) => {
-                client
-                    .batch_execute("COMMIT")
-                    .await
-                    .map_err(ChunkError::from_pg)?;
-                if let Chunk::Done { rows, .. } = &chunk {
+            Ok((chunk, sealed)) => {
+                if let Some(sealed) = sealed {
+                    w.appender
+                        .write_and_commit(&w.client, &sealed)
+                        .await
+                        .map_err(ChunkError::from_error)?;
+                } else {
+                    w.client
+                        .batch_execute("COMMIT")
+                        .await
+                        .map_err(ChunkError::from_pg)?;
+                }
+                if let Chunk::Done { rows, updated, .. } = &chunk {
                     self.control.rows_done.fetch_add(*rows, Ordering::SeqCst);
+                    self.control.updated.fetch_add(*updated, Ordering::SeqCst);
                 }
                 Ok(chunk)
             }
             Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
+                let _ = w.client.batch_execute("ROLLBACK").await;
                 Err(e)
             }
         }
     }
 
+    /// Runs the chunk in a new transaction and seals its checkpoint; the
+    /// caller writes it and commits (or rolls back on error).
+    #[allow(clippy::too_many_arguments)]
     async fn chunk_in_txn(
         &self,
-        client: &Client,
+        w: &Worker,
+        begin: &str,
         slice: usize,
         after: Option<&[String]>,
         hi: &[String],
         size: u64,
         throttled: Option<&str>,
-    ) -> Result<Chunk, ChunkError> {
+    ) -> Result<(Chunk, Option<crate::ledger::Sealed>), ChunkError> {
         let r = self.r;
-        let limit = size as i64;
-        let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        if let Some(a) = after {
-            p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-        }
-        p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
-        p.push(&limit);
-        let sql = if after.is_some() {
-            &r.bounds_next
-        } else {
-            &r.bounds_first
-        };
-        let Some(row) = client
-            .query_opt(sql.as_str(), &p)
-            .await
-            .map_err(ChunkError::from_pg)?
-        else {
-            return Ok(Chunk::Empty);
-        };
+        let client = &w.client;
         let k = r.key.len();
-        let first = key_of(&row, 0, k);
-        let last = key_of(&row, k, k);
-        let rows = row.get::<_, i64>(2 * k) as u64;
-        let mut up: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        let update = if r.update_takes_first_key() {
-            up.extend(first.iter().map(|v| v as &(dyn ToSql + Sync)));
-            up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-            &r.update_next
-        } else if let Some(a) = after {
-            up.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-            up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-            &r.update_next
-        } else {
-            up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-            &r.update_first
-        };
+        let limit = size as i64;
+        let subject = backfill_subject(&r.def.name);
+        if self.lease.is_lost() {
+            return Err(ChunkError::Fatal(Error::LeaseLost));
+        }
+        let token = Some(self.lease.token());
         let t0 = Instant::now();
-        let updated = client
-            .execute(update.as_str(), &up)
-            .await
-            .map_err(ChunkError::from_pg)?;
+        let (rows, last, updated, head) = if let Some((first_stmt, next_stmt)) = &w.combined {
+            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            if let Some(a) = after {
+                p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+            }
+            p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
+            p.push(&limit);
+            let stmt = if after.is_some() {
+                next_stmt
+            } else {
+                first_stmt
+            };
+            let (begun, row, head) = futures::join!(
+                client.batch_execute(begin),
+                client.query_opt(stmt, &p),
+                w.appender.lock(client, &subject, token),
+            );
+            begun.map_err(ChunkError::from_pg)?;
+            let Some(row) = row.map_err(ChunkError::from_pg)? else {
+                return Ok((Chunk::Empty, None));
+            };
+            let last = key_of(&row, 0, k);
+            let rows = row.get::<_, i64>(k) as u64;
+            let updated = row.get::<_, i64>(k + 1) as u64;
+            (rows, last, updated, head)
+        } else {
+            let Some([bounds_first, bounds_next, update_first, update_next]) = &w.split else {
+                return Err(ChunkError::Fatal(Error::Usage {
+                    message: "backfill worker has no prepared statements".into(),
+                }));
+            };
+            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            if let Some(a) = after {
+                p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+            }
+            p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
+            p.push(&limit);
+            let bounds = if after.is_some() {
+                bounds_next
+            } else {
+                bounds_first
+            };
+            let (begun, row) =
+                futures::join!(client.batch_execute(begin), client.query_opt(bounds, &p));
+            begun.map_err(ChunkError::from_pg)?;
+            let Some(row) = row.map_err(ChunkError::from_pg)? else {
+                return Ok((Chunk::Empty, None));
+            };
+            let first = key_of(&row, 0, k);
+            let last = key_of(&row, k, k);
+            let rows = row.get::<_, i64>(2 * k) as u64;
+            let mut up: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            let update = if r.update_takes_first_key() {
+                up.extend(first.iter().map(|v| v as &(dyn ToSql + Sync)));
+                up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+                update_next
+            } else if let Some(a) = after {
+                up.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+                up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+                update_next
+            } else {
+                up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+                update_first
+            };
+            let (updated, head) = futures::join!(
+                client.execute(update, &up),
+                w.appender.lock(client, &subject, token),
+            );
+            let updated = updated.map_err(ChunkError::from_pg)?;
+            (rows, last, updated, head)
+        };
+        let head = head.map_err(ChunkError::from_error)?;
         let finished = rows < size || last.as_slice() == hi;
         let payload = serde_json::json!({
             "slice": slice,
@@ -922,26 +1020,23 @@ impl Ctx<'_> {
             "finished": finished,
             "throttled": throttled,
         });
-        append(
-            client,
-            self.session,
-            self.lease,
-            self.actor,
-            &r.def.name,
-            EventKind::BackfillCheckpoint,
-            payload,
-        )
-        .await
-        .map_err(|e| match e {
-            Error::Db { source, .. } => ChunkError::from_pg(source),
-            other => ChunkError::Fatal(other),
-        })?;
-        self.control.updated.fetch_add(updated, Ordering::SeqCst);
-        Ok(Chunk::Done {
-            rows,
-            last,
-            finished,
-        })
+        let sealed = head
+            .seal(EventDraft {
+                kind: EventKind::BackfillCheckpoint,
+                subject,
+                actor: self.actor.to_owned(),
+                payload: canonical_json(&payload),
+            })
+            .map_err(ChunkError::Fatal)?;
+        Ok((
+            Chunk::Done {
+                rows,
+                updated,
+                last,
+                finished,
+            },
+            Some(sealed),
+        ))
     }
 }
 
@@ -952,6 +1047,13 @@ enum ChunkError {
 }
 
 impl ChunkError {
+    fn from_error(e: Error) -> Self {
+        match e {
+            Error::Db { source, .. } => ChunkError::from_pg(source),
+            other => ChunkError::Fatal(other),
+        }
+    }
+
     fn from_pg(e: tokio_postgres::Error) -> Self {
         if let Some(reason) = retryable(&e) {
             ChunkError::Retry(reason)
