@@ -437,3 +437,50 @@ async fn an_explicit_schema_list_reads_only_those() {
     exec(&client, "ALTER TABLE public.users ADD COLUMN nickname text").await;
     assert_eq!(before.hash(), fingerprint_with(&client, &only).await.hash());
 }
+
+/// Index definitions are composed from `pg_index` rather than asked of
+/// `pg_get_indexdef` (which is slow): they must read exactly the same.
+#[tokio::test]
+async fn index_definitions_read_as_pg_get_indexdef() {
+    let db = TestDb::new("fp_index_defs").await;
+    let client = db.client().await;
+    exec(
+        &client,
+        r#"
+        CREATE SCHEMA "Odd Schema";
+        CREATE TABLE "Odd Schema"."T" ("A" int PRIMARY KEY, b text, c int, d int, e text COLLATE "C");
+        CREATE UNIQUE INDEX ix1 ON "Odd Schema"."T" ("A" DESC, b COLLATE "C" text_pattern_ops) INCLUDE (c) WHERE d > 0;
+        CREATE INDEX ix2 ON "Odd Schema"."T" USING hash (c);
+        CREATE INDEX "Ix 3" ON "Odd Schema"."T" (c NULLS FIRST, d DESC NULLS LAST) WITH (fillfactor = 70);
+        CREATE UNIQUE INDEX ix4 ON "Odd Schema"."T" (d) NULLS NOT DISTINCT;
+        CREATE INDEX ix5 ON "Odd Schema"."T" (lower(b), c);
+        CREATE INDEX ix6 ON "Odd Schema"."T" (e, b COLLATE "C");
+        CREATE INDEX ix7 ON "Odd Schema"."T" USING brin (c) WITH (pages_per_range = 16);
+        CREATE TABLE public.parted (k int, v int) PARTITION BY RANGE (k);
+        CREATE INDEX parted_v ON public.parted (v);
+        CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES FROM (0) TO (10);
+        "#,
+    )
+    .await;
+    let snapshot = fingerprint(&client).await;
+    let rows = client
+        .query(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), pg_get_indexdef(c.oid)
+               FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE n.nspname IN ('Odd Schema', 'public')",
+            &[],
+        )
+        .await
+        .expect("pg_get_indexdef");
+    assert!(rows.len() >= 10, "{} indexes", rows.len());
+    for row in rows {
+        let (name, expected): (String, String) = (row.get(0), row.get(1));
+        let key = format!("index {name}");
+        assert_eq!(
+            snapshot.objects.get(&key),
+            Some(&expected),
+            "{key} differs from pg_get_indexdef"
+        );
+    }
+}
