@@ -26,6 +26,51 @@ pub fn project(global: &GlobalArgs) -> shiftlog::Result<Project> {
     Project::load(&global.dir)
 }
 
+/// A project whose migrations are being read on a blocking thread.
+pub struct LoadingProject {
+    /// Its configuration (already parsed).
+    pub config: ProjectConfig,
+    handle: tokio::task::JoinHandle<shiftlog::Result<Project>>,
+}
+
+impl LoadingProject {
+    /// Waits for the project.
+    pub async fn finish(self) -> anyhow::Result<Project> {
+        Ok(self.handle.await??)
+    }
+}
+
+/// Parses `shiftlog.toml`, then starts reading and checksumming the
+/// migrations on a blocking thread, so a command can connect meanwhile.
+pub fn start_project(global: &GlobalArgs) -> shiftlog::Result<LoadingProject> {
+    let config = project_config(global)?;
+    let (root, cfg) = (global.dir.clone(), config.clone());
+    let handle = tokio::task::spawn_blocking(move || Project::load_with(&root, cfg));
+    Ok(LoadingProject { config, handle })
+}
+
+/// The project and a session, the migrations read while the connection is
+/// set up. A problem in the files wins over a connection error (and does
+/// not wait for the connection attempt), as when they ran one after the other.
+pub async fn project_and_session(
+    global: &GlobalArgs,
+    loading: LoadingProject,
+) -> anyhow::Result<(Project, Session)> {
+    let connecting = session(global, &loading.config);
+    tokio::pin!(connecting);
+    let mut handle = loading.handle;
+    tokio::select! {
+        project = &mut handle => {
+            let project = project??;
+            Ok((project, connecting.await?))
+        }
+        session = &mut connecting => {
+            let project = handle.await??;
+            Ok((project, session?))
+        }
+    }
+}
+
 /// Connection parameters from the flags, the configuration and the process environment.
 pub fn conn_info(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<ConnInfo> {
     let request = ConnectRequest {

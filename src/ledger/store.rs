@@ -75,19 +75,53 @@ impl Ledger {
 
     /// Checks whether the ledger exists, and refuses a schema of that name that
     /// is not a ledger (or a layout newer than this version understands).
+    /// Safe inside a transaction: no statement fails when there is no ledger.
     pub async fn presence(&self, client: &Client) -> Result<Presence, Error> {
-        let row = client
-            .query_one(
+        let catalog = self.catalog_query(client).await?;
+        let layout = if catalog.0 && catalog.1 {
+            client.query_typed(&self.layout_sql(), &[]).await
+        } else {
+            Ok(Vec::new())
+        };
+        self.judge_presence(catalog, layout)
+    }
+
+    /// The catalog half of [`Ledger::presence`]: whether the schema exists,
+    /// whether it has a `meta` table, how many relations it holds.
+    async fn catalog_query(&self, client: &Client) -> Result<(bool, bool, i64), Error> {
+        use tokio_postgres::types::Type;
+        let rows = client
+            .query_typed(
                 "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1),
                         to_regclass(format('%I.%I', $1::text, 'meta')) IS NOT NULL,
                         (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                           WHERE n.nspname = $1)",
-                &[&self.schema],
+                &[(&self.schema, Type::TEXT)],
             )
             .await
             .map_err(|e| Error::db("checking for the ledger", e))?;
-        let (schema_exists, has_meta, objects): (bool, bool, i64) =
-            (row.get(0), row.get(1), row.get(2));
+        // A SELECT without FROM returns exactly one row.
+        let row = rows.first().ok_or_else(|| Error::LedgerCorrupt {
+            seq: 0,
+            message: "the ledger presence check returned no row".into(),
+        })?;
+        Ok((row.get(0), row.get(1), row.get(2)))
+    }
+
+    fn layout_sql(&self) -> String {
+        format!(
+            "SELECT value FROM {} WHERE key = 'layout_version'",
+            self.t("meta")
+        )
+    }
+
+    /// Decides [`Presence`] from the catalog query and the layout query sent
+    /// alongside it (which fails, harmlessly, when there is no `meta` table).
+    fn judge_presence(
+        &self,
+        (schema_exists, has_meta, objects): (bool, bool, i64),
+        layout: Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
+    ) -> Result<Presence, Error> {
         if !schema_exists {
             return Ok(Presence::Absent);
         }
@@ -97,16 +131,9 @@ impl Ledger {
             }
             return Err(self.not_a_ledger("it has tables but no meta table"));
         }
-        let version: Option<String> = client
-            .query_opt(
-                &format!(
-                    "SELECT value FROM {} WHERE key = 'layout_version'",
-                    self.t("meta")
-                ),
-                &[],
-            )
-            .await
+        let version: Option<String> = layout
             .map_err(|e| Error::db("reading the ledger layout version", e))?
+            .first()
             .map(|r| r.get(0));
         let version = version
             .and_then(|v| v.parse::<u32>().ok())
@@ -407,10 +434,43 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         self.read_projection(client).await
     }
 
+    /// [`Ledger::presence`] and [`Ledger::read_state`] in one round trip: the
+    /// catalog check, the layout version and the projection are pipelined.
+    /// When there is no ledger, the queries on its tables fail on the server
+    /// (an error line in the server log) and their errors are ignored; the
+    /// projection is decoded only once the layout version is known to be one
+    /// this code reads.
+    ///
+    /// # Warning
+    /// Only outside a transaction: inside one, those failed statements would
+    /// abort it. Use [`Ledger::read_state`] there.
+    pub async fn presence_and_state(
+        &self,
+        client: &Client,
+    ) -> Result<(Presence, LedgerState), Error> {
+        let layout_sql = self.layout_sql();
+        let (catalog, layout, projection) = futures::join!(
+            self.catalog_query(client),
+            client.query_typed(&layout_sql, &[]),
+            self.projection_rows(client)
+        );
+        let presence = self.judge_presence(catalog?, layout)?;
+        if presence == Presence::Absent {
+            return Ok((presence, LedgerState::default()));
+        }
+        Ok((presence, decode_projection(&projection?)?))
+    }
+
     /// Reads the projection rows, assuming the ledger exists.
     pub async fn read_projection(&self, client: &Client) -> Result<LedgerState, Error> {
-        let rows = client
-            .query(
+        decode_projection(&self.projection_rows(client).await?)
+    }
+
+    /// The projection rows: subject, state, head seq (the head read in the
+    /// same statement, so from the same snapshot as the rows). One round trip.
+    async fn projection_rows(&self, client: &Client) -> Result<Vec<tokio_postgres::Row>, Error> {
+        client
+            .query_typed(
                 &format!(
                     "SELECT subject, state, (SELECT seq FROM {head} WHERE id) FROM {state}",
                     head = self.t("head"),
@@ -419,21 +479,7 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
                 &[],
             )
             .await
-            .map_err(|e| Error::db("reading the ledger state", e))?;
-        let mut state = LedgerState::default();
-        for row in rows {
-            let subject: String = row.get(0);
-            let text: String = row.get(1);
-            let last: i64 = row.get(2);
-            state.last_seq = last as u64;
-            let parsed: SubjectState =
-                serde_json::from_str(&text).map_err(|e| Error::LedgerCorrupt {
-                    seq: last as u64,
-                    message: format!("projection row of {subject} is unreadable: {e}"),
-                })?;
-            state.subjects.insert(subject, parsed);
-        }
-        Ok(state)
+            .map_err(|e| Error::db("reading the ledger state", e))
     }
 
     /// Reads events with `seq` in `from..=to` (all when `to` is `None`), in order.
@@ -958,6 +1004,24 @@ impl Appender {
         self.write(client, &sealed).await?;
         Ok(sealed.event)
     }
+}
+
+/// Decodes projection rows (subject, state JSON, head seq) into the state.
+fn decode_projection(rows: &[tokio_postgres::Row]) -> Result<LedgerState, Error> {
+    let mut state = LedgerState::default();
+    for row in rows {
+        let subject: &str = row.get(0);
+        let text: &str = row.get(1);
+        let last: i64 = row.get(2);
+        state.last_seq = last as u64;
+        let parsed: SubjectState =
+            serde_json::from_str(text).map_err(|e| Error::LedgerCorrupt {
+                seq: last as u64,
+                message: format!("projection row of {subject} is unreadable: {e}"),
+            })?;
+        state.subjects.insert(subject.to_owned(), parsed);
+    }
+    Ok(state)
 }
 
 fn row_to_event(r: &tokio_postgres::Row) -> Result<Event, Error> {

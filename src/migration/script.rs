@@ -30,7 +30,7 @@ impl Script {
     /// Reads the script at `path` (relative to `project_root`), returning
     /// every problem found in it.
     pub fn read(project_root: &Path, path: PathBuf) -> Result<Script, Vec<Problem>> {
-        match std::fs::read(project_root.join(&path)) {
+        match read_file(&project_root.join(&path)) {
             Ok(bytes) => Script::parse(path, &bytes),
             Err(e) => Err(vec![Problem::new(
                 path,
@@ -72,6 +72,24 @@ impl Script {
             text,
             directives,
         })
+    }
+}
+
+/// The file's bytes. Unlike `std::fs::read`, no `fstat`/`lseek` for a size
+/// hint: scripts are small and a project can have tens of thousands, so
+/// open, read until end of file, close.
+fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 

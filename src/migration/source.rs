@@ -26,15 +26,19 @@ use super::set::{Migration, MigrationBody, MigrationSet, PhaseScripts};
 pub fn load(project_root: &Path, migrations_dir: &Path) -> Result<MigrationSet, SourceError> {
     let layout = scan(project_root, migrations_dir)?;
     let mut problems = layout.problems;
+    // Read and check every script first (on several threads: a project can
+    // hold tens of thousands of small files), then assemble in layout order.
+    let paths: Vec<&PathBuf> = layout.entries.iter().flat_map(|e| e.paths()).collect();
+    let mut scripts = read_all(project_root, &paths).into_iter();
     let mut migrations = Vec::new();
     for entry in layout.entries {
         let body = match entry.kind {
             EntryKind::Simple(files) => {
-                read_phase(project_root, files, &mut problems).map(MigrationBody::Simple)
+                read_phase(files, &mut scripts, &mut problems).map(MigrationBody::Simple)
             }
             EntryKind::Phased { expand, contract } => {
-                let expand = expand.map(|files| read_phase(project_root, files, &mut problems));
-                let contract = contract.map(|files| read_phase(project_root, files, &mut problems));
+                let expand = expand.map(|files| read_phase(files, &mut scripts, &mut problems));
+                let contract = contract.map(|files| read_phase(files, &mut scripts, &mut problems));
                 match (expand, contract) {
                     (Some(None), _) | (_, Some(None)) => None,
                     (expand, contract) => Some(MigrationBody::Phased {
@@ -61,13 +65,68 @@ pub fn load(project_root: &Path, migrations_dir: &Path) -> Result<MigrationSet, 
     }
 }
 
-/// Reads the scripts of one phase; `None` when any of them has a problem
-/// (all of which are pushed to `problems`).
-fn read_phase(root: &Path, files: Files, problems: &mut Vec<Problem>) -> Option<PhaseScripts> {
+type ReadResult = Result<Script, Vec<Problem>>;
+
+/// Reads every script of `paths`, in order. Large sets are split into
+/// contiguous chunks read on scoped threads (one per available CPU, at most
+/// four); the result keeps the order of `paths`.
+fn read_all(root: &Path, paths: &[&PathBuf]) -> Vec<ReadResult> {
+    const PER_THREAD_MIN: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(4)
+        .min(paths.len() / PER_THREAD_MIN)
+        .max(1);
+    if threads == 1 {
+        return paths
+            .iter()
+            .map(|p| Script::read(root, (*p).clone()))
+            .collect();
+    }
+    let chunk = paths.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|p| Script::read(root, (*p).clone()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(part) => part,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
+}
+
+/// Takes the scripts of one phase from `scripts` (read in [`Files`] order:
+/// up, down, verify); `None` when any of them has a problem (all of which
+/// are pushed to `problems`).
+fn read_phase(
+    files: Files,
+    scripts: &mut impl Iterator<Item = ReadResult>,
+    problems: &mut Vec<Problem>,
+) -> Option<PhaseScripts> {
     let before = problems.len();
-    let up = read(root, files.up.clone(), problems);
-    let down = files.down.and_then(|path| read(root, path, problems));
-    let verify = files.verify.and_then(|path| read(root, path, problems));
+    let mut next = || -> Option<Script> {
+        match scripts.next() {
+            Some(Ok(script)) => Some(script),
+            Some(Err(found)) => {
+                problems.extend(found);
+                None
+            }
+            None => None,
+        }
+    };
+    let up = next();
+    let down = files.down.as_ref().and_then(|_| next());
+    let verify = files.verify.as_ref().and_then(|_| next());
     for script in down.iter().chain(verify.iter()) {
         if !script.directives.requires.is_empty() {
             let message = format!(
@@ -88,12 +147,6 @@ fn read_phase(root: &Path, files: Files, problems: &mut Vec<Problem>) -> Option<
         down,
         verify,
     })
-}
-
-fn read(root: &Path, path: PathBuf, problems: &mut Vec<Problem>) -> Option<Script> {
-    Script::read(root, path)
-        .map_err(|found| problems.extend(found))
-        .ok()
 }
 
 #[cfg(test)]

@@ -66,7 +66,22 @@ pub enum SumStatus {
 
 /// The sum file for `set`, in the format described in the module docs.
 pub fn render(set: &MigrationSet) -> String {
-    render_entries(&entries(set))
+    // Written straight into one buffer (no per-line allocation): every
+    // `status` and `apply` renders it to compare with the file.
+    let files: usize = set.migrations.iter().map(|m| m.scripts().count()).sum();
+    let mut out = String::with_capacity(HEADER.len() + 1 + files * 128 + 80);
+    out.push_str(HEADER);
+    out.push('\n');
+    for m in &set.migrations {
+        for s in m.scripts() {
+            push_entry_name(&mut out, &m.path, &s.path);
+            out.push(' ');
+            out.push_str(s.checksum.as_str());
+            out.push('\n');
+        }
+    }
+    push_total(&mut out);
+    out
 }
 
 /// Compares `existing` (the sum file's contents, `None` if it is absent)
@@ -181,14 +196,26 @@ fn sum_path(project_root: &Path, migrations_dir: &Path) -> PathBuf {
 /// Renders the sum file from `(path relative to the migrations dir, checksum)`
 /// pairs already in sum order.
 pub(crate) fn render_entries(entries: &[(String, Checksum)]) -> String {
-    let mut out = format!("{HEADER}\n");
+    let mut out = String::with_capacity(HEADER.len() + 1 + entries.len() * 128 + 80);
+    out.push_str(HEADER);
+    out.push('\n');
     for (path, checksum) in entries {
-        out.push_str(&format!("{path} {checksum}\n"));
+        out.push_str(path);
+        out.push(' ');
+        out.push_str(checksum.as_str());
+        out.push('\n');
     }
-    // `out` is already LF-only with no BOM, so `Checksum::of` hashes it as is.
-    let total = Checksum::of(&out);
-    out.push_str(&format!("total {total}\n"));
+    push_total(&mut out);
     out
+}
+
+/// Appends the `total` line for the lines already in `out`.
+fn push_total(out: &mut String) {
+    // `out` is already LF-only with no BOM, so `Checksum::of` hashes it as is.
+    let total = Checksum::of(out);
+    out.push_str("total ");
+    out.push_str(total.as_str());
+    out.push('\n');
 }
 
 fn entries(set: &MigrationSet) -> Vec<(String, Checksum)> {
@@ -205,15 +232,23 @@ fn entries(set: &MigrationSet) -> Vec<(String, Checksum)> {
 /// `migration` is the up script or phased directory, which sits directly in
 /// the migrations directory.
 pub(crate) fn entry_name(migration: &Path, script: &Path) -> String {
+    let mut name = String::new();
+    push_entry_name(&mut name, migration, script);
+    name
+}
+
+/// [`entry_name`], appended to `out`.
+fn push_entry_name(out: &mut String, migration: &Path, script: &Path) {
     let relative = migration
         .parent()
         .and_then(|dir| script.strip_prefix(dir).ok())
         .unwrap_or(script);
-    relative
-        .iter()
-        .map(|part| part.to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    for (i, part) in relative.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(&part.to_string_lossy());
+    }
 }
 
 fn is_conflict_marker(line: &str) -> bool {

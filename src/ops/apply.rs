@@ -58,8 +58,7 @@ pub async fn apply(
     reporter: &dyn Reporter,
 ) -> Result<ApplyReport, Error> {
     project.require_fresh_sum()?;
-    let presence = session.ledger.presence(&session.client).await?;
-    let state = session.ledger.read_state(&session.client).await?;
+    let (presence, state) = session.ledger.presence_and_state(&session.client).await?;
     let steps = plan(project, &state, options)?;
     check_single_transaction(&steps, options)?;
     preflight(&steps)?;

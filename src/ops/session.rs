@@ -33,8 +33,9 @@ impl Session {
         // If this process dies mid-migration, have the server notice the dead
         // client within seconds (PostgreSQL 14+) instead of when a long
         // statement finishes, so its transaction — and its locks — go away.
-        let row = client
-            .query_one(
+        // `query_typed`: one round trip (no separate prepare).
+        let rows = client
+            .query_typed(
                 "SELECT current_user::text,
                         CASE WHEN current_setting('server_version_num')::int >= 140000
                              THEN set_config('client_connection_check_interval', '2s', false) END",
@@ -42,7 +43,7 @@ impl Session {
             )
             .await
             .map_err(|e| Error::db("reading current_user", e))?;
-        let db_user: String = row.get(0);
+        let db_user: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
         let operator = operator
             .map(str::to_owned)
             .or_else(|| std::env::var("USER").ok())

@@ -114,8 +114,7 @@ pub struct BackfillSummary {
 
 /// Reads the ledger and builds the report.
 pub async fn status(project: &Project, session: &Session) -> Result<StatusReport, Error> {
-    let presence = session.ledger.presence(&session.client).await?;
-    let state = session.ledger.read_state(&session.client).await?;
+    let (presence, state) = session.ledger.presence_and_state(&session.client).await?;
     let sum = project.sum_status()?;
     Ok(build(
         project,

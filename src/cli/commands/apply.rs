@@ -8,28 +8,17 @@ use crate::cli::args::{ApplyArgs, Format, GlobalArgs};
 use crate::cli::context::{self, StderrReporter};
 
 pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
-    let project = context::project(global)?;
-    let options = ApplyOptions {
-        plan: ApplyPlanOptions {
-            to: args
-                .to
-                .as_deref()
-                .map(|v| context::version("--to", v))
-                .transpose()?,
-            phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
-            allow_out_of_order: args
-                .allow_out_of_order
-                .iter()
-                .map(|v| context::version("--allow-out-of-order", v))
-                .collect::<Result<_, _>>()?,
-        },
-        dry_run: args.dry_run,
-        single_transaction: args.single_transaction,
-        exec: context::exec_settings(&args.timeouts, &project.config)?,
-        lease: context::lease(global, &project.config)?,
-        interrupt: Some(context::interrupt_flag(global.quiet)),
+    let loading = context::start_project(global)?;
+    // Flag errors are reported after a problem in the files, as before
+    // (the files are read on another thread meanwhile).
+    let options = match options(global, &args, &loading.config) {
+        Ok(options) => options,
+        Err(e) => {
+            loading.finish().await?;
+            return Err(e.into());
+        }
     };
-    let session = context::session(global, &project.config).await?;
+    let (project, session) = context::project_and_session(global, loading).await?;
     let reporter = StderrReporter {
         quiet: global.quiet || global.format == Format::Json,
     };
@@ -52,4 +41,31 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
         }
     }
     Ok(ExitStatus::Success)
+}
+
+fn options(
+    global: &GlobalArgs,
+    args: &ApplyArgs,
+    config: &shiftlog::config::ProjectConfig,
+) -> shiftlog::Result<ApplyOptions> {
+    Ok(ApplyOptions {
+        plan: ApplyPlanOptions {
+            to: args
+                .to
+                .as_deref()
+                .map(|v| context::version("--to", v))
+                .transpose()?,
+            phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
+            allow_out_of_order: args
+                .allow_out_of_order
+                .iter()
+                .map(|v| context::version("--allow-out-of-order", v))
+                .collect::<Result<_, _>>()?,
+        },
+        dry_run: args.dry_run,
+        single_transaction: args.single_transaction,
+        exec: context::exec_settings(&args.timeouts, config)?,
+        lease: context::lease(global, config)?,
+        interrupt: Some(context::interrupt_flag(global.quiet)),
+    })
 }

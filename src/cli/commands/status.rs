@@ -7,14 +7,27 @@ use crate::cli::args::{Format, GlobalArgs};
 use crate::cli::context;
 
 pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
-    let project = context::project(global)?;
-    let session = context::session(global, &project.config).await?;
+    let loading = context::start_project(global)?;
+    let (project, session) = context::project_and_session(global, loading).await?;
     let report = shiftlog::ops::status(&project, &session).await?;
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Human => print!("{}", render(&report)),
     }
     Ok(ExitStatus::Success)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC as recorded).
+fn applied_at(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// The human table.
@@ -33,13 +46,7 @@ pub fn render(report: &StatusReport) -> String {
                 } else {
                     u.state.as_str().to_owned()
                 },
-                u.applied_at
-                    .and_then(|t| {
-                        t.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    })
-                    .map(|s| s.chars().take(19).collect::<String>().replace('T', " "))
-                    .unwrap_or_else(|| "-".into()),
+                u.applied_at.map(applied_at).unwrap_or_else(|| "-".into()),
                 u.applied_by.clone().unwrap_or_else(|| "-".into()),
                 u.description.clone(),
             ]
@@ -51,20 +58,21 @@ pub fn render(report: &StatusReport) -> String {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: [&str; 6]| {
-        let mut l = String::new();
+    // Appends one padded line (trailing spaces trimmed) to `out`.
+    let line = |out: &mut String, cells: [&str; 6]| {
         for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
-            if i == 5 {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<w$}  "));
+            out.push_str(c);
+            if i < 5 {
+                let pad = w.saturating_sub(c.chars().count()) + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        l.trim_end().to_owned() + "\n"
+        out.truncate(out.trim_end().len());
+        out.push('\n');
     };
-    out.push_str(&line(header));
+    line(&mut out, header);
     for (r, u) in rows.iter().zip(&report.units) {
-        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+        line(&mut out, [&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]);
         if let Some(f) = &u.failure {
             out.push_str(&format!("    failed: {f}\n"));
         }
