@@ -49,26 +49,43 @@ pub fn start_project(global: &GlobalArgs) -> shiftlog::Result<LoadingProject> {
     Ok(LoadingProject { config, handle })
 }
 
-/// The project and a session, the migrations read while the connection is
-/// set up. A problem in the files wins over a connection error (and does
-/// not wait for the connection attempt), as when they ran one after the other.
-pub async fn project_and_session(
+/// What [`project_session_state`] returns: the project, the session, and
+/// the ledger read (its error left for the command to order after its own
+/// file checks).
+pub type Prepared = (
+    Project,
+    Session,
+    shiftlog::Result<(shiftlog::ledger::Presence, shiftlog::ledger::LedgerState)>,
+);
+
+/// The project, a session, and the ledger's presence and state: the
+/// connection is set up and the ledger read while the migrations are read
+/// on another thread. A problem in the files wins over a connection error
+/// (and does not wait for the connection attempt), as when they ran one
+/// after the other.
+pub async fn project_session_state(
     global: &GlobalArgs,
     loading: LoadingProject,
-) -> anyhow::Result<(Project, Session)> {
-    let connecting = session(global, &loading.config);
+) -> anyhow::Result<Prepared> {
+    let connecting = async {
+        let session = session(global, &loading.config).await?;
+        // A fresh session: no transaction open, so the pipelined read is safe.
+        let read = session.ledger.presence_and_state(&session.client).await;
+        Ok::<_, shiftlog::Error>((session, read))
+    };
     tokio::pin!(connecting);
     let mut handle = loading.handle;
-    tokio::select! {
+    let (project, (session, read)) = tokio::select! {
         project = &mut handle => {
             let project = project??;
-            Ok((project, connecting.await?))
+            (project, connecting.await?)
         }
-        session = &mut connecting => {
+        connected = &mut connecting => {
             let project = handle.await??;
-            Ok((project, session?))
+            (project, connected?)
         }
-    }
+    };
+    Ok((project, session, read))
 }
 
 /// Connection parameters from the flags, the configuration and the process environment.

@@ -235,20 +235,27 @@ fn classify_file(
         ));
         return;
     };
-    let (version, description) = match parse_name(stem) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            problems.push(Problem::new(path, format!("malformed migration name: {e}")));
-            return;
+    // The name was parsed (and the group made) for an earlier file of the
+    // same migration: `x.down.sql` lists next to `x.sql`.
+    let group = match groups.get_mut(stem) {
+        Some(group) => group,
+        None => {
+            let (version, description) = match parse_name(stem) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    problems.push(Problem::new(path, format!("malformed migration name: {e}")));
+                    return;
+                }
+            };
+            groups.entry(stem.to_owned()).or_insert(Group {
+                version,
+                description,
+                up: None,
+                down: None,
+                verify: None,
+            })
         }
     };
-    let group = groups.entry(stem.to_owned()).or_insert_with(|| Group {
-        version,
-        description,
-        up: None,
-        down: None,
-        verify: None,
-    });
     let slot = match role {
         DOWN => &mut group.down,
         VERIFY => &mut group.verify,

@@ -57,8 +57,24 @@ pub async fn apply(
     options: &ApplyOptions,
     reporter: &dyn Reporter,
 ) -> Result<ApplyReport, Error> {
+    // The session has no transaction open: the pipelined read is safe.
+    let read = session.ledger.presence_and_state(&session.client).await;
+    apply_with_state(project, session, read, options, reporter).await
+}
+
+/// [`apply`] with the ledger already read by the caller
+/// ([`Ledger::presence_and_state`](crate::ledger::Ledger::presence_and_state)
+/// on `session`), so the read can overlap loading the project. Checks the sum
+/// file before looking at `read`, as [`apply`] does.
+pub async fn apply_with_state(
+    project: &Project,
+    session: &Session,
+    read: Result<(Presence, crate::ledger::LedgerState), Error>,
+    options: &ApplyOptions,
+    reporter: &dyn Reporter,
+) -> Result<ApplyReport, Error> {
     project.require_fresh_sum()?;
-    let (presence, state) = session.ledger.presence_and_state(&session.client).await?;
+    let (presence, state) = read?;
     let steps = plan(project, &state, options)?;
     check_single_transaction(&steps, options)?;
     preflight(&steps)?;

@@ -18,11 +18,13 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
             return Err(e.into());
         }
     };
-    let (project, session) = context::project_and_session(global, loading).await?;
+    let (project, session, read) = context::project_session_state(global, loading).await?;
     let reporter = StderrReporter {
         quiet: global.quiet || global.format == Format::Json,
     };
-    let report = shiftlog::ops::apply(&project, &session, &options, &reporter).await?;
+    let report =
+        shiftlog::ops::apply::apply_with_state(&project, &session, read, &options, &reporter)
+            .await?;
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Human => {

@@ -8,8 +8,15 @@ use crate::cli::context;
 
 pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let loading = context::start_project(global)?;
-    let (project, session) = context::project_and_session(global, loading).await?;
-    let report = shiftlog::ops::status(&project, &session).await?;
+    let (project, _session, read) = context::project_session_state(global, loading).await?;
+    let (presence, state) = read?;
+    let sum = project.sum_status()?;
+    let report = shiftlog::ops::status::build(
+        &project,
+        &state,
+        presence != shiftlog::ledger::Presence::Absent,
+        &sum,
+    );
     match global.format {
         Format::Json => println!("{}", serde_json::to_string(&report)?),
         Format::Human => print!("{}", render(&report)),
