@@ -185,7 +185,7 @@ fn preflight(steps: &[ApplyStep<'_>]) -> Result<(), Error> {
     for step in steps {
         let scripts = std::iter::once(&step.unit.scripts.up).chain(step.unit.scripts.verify.iter());
         for script in scripts {
-            if let Err(e) = crate::sql::split(&script.text) {
+            if let Err(e) = crate::sql::check_syntax(&script.text) {
                 return Err(Error::Config {
                     path: Some(script.path.clone()),
                     line: Some(e.line),
