@@ -1244,9 +1244,9 @@ fn main() {
          warmed with `count(*)`, then `CHECKPOINT`. One run per scenario. Wall time of the bench: {:.0} s.\n\n\
          Load average: {}; when the timed part began: {}; at the end: {}.\n\n\
          rows/s = rows / wall time of the whole `shiftlog` process (start-up, lease and completion event included). \
-         Chunk figures come from the ledger's `backfill_checkpoint` events: *chunk UPDATE ms* is the UPDATE statement alone; \
-         *between chunks* is the gap between two checkpoints of one slice minus the later chunk's UPDATE (commit, next bounds query, \
-         checkpoint append, progress); *retries* counts chunks committed after a lock timeout or a watchdog cancel. \
+         Chunk figures come from the ledger's `backfill_checkpoint` events: *chunk UPDATE ms* is the chunk's round trip \
+         (`BEGIN`, bounds and UPDATE — one statement for a `set` backfill — and the ledger head lock); *between chunks* is the gap \
+         between two checkpoints of one slice minus the later chunk's round trip (checkpoint write and commit, throttle, progress); *retries* counts chunks committed after a lock timeout or a watchdog cancel. \
          Capped runs (iv) last {:.0} s and are then stopped with SIGINT (a clean stop after the chunk in flight).\n",
         if full {
             ""

@@ -159,6 +159,9 @@ pub(crate) struct Applied {
 pub(crate) struct StatementError {
     /// Statements that completed before it.
     pub completed: u32,
+    /// When the failing statement was sent on its own: its byte offset in
+    /// the script and its index.
+    pub sent_at: Option<(usize, u32)>,
     /// The driver's error.
     pub error: tokio_postgres::Error,
 }
@@ -174,17 +177,32 @@ impl StatementError {
 /// one CommandComplete per statement, so on failure the count tells which
 /// statement failed — no need to send statements one by one.
 pub(crate) async fn run_batch(client: &Client, text: &str) -> Result<u32, StatementError> {
-    let mut completed = 0;
-    let stream = client
-        .simple_query_raw(text)
-        .await
-        .map_err(|error| StatementError { completed, error })?;
+    drain(client.simple_query_raw(text).await, 0).await
+}
+
+/// Reads the replies of a simple query already sent, counting completed
+/// statements (from `completed`).
+async fn drain(
+    sent: Result<tokio_postgres::SimpleQueryStream, tokio_postgres::Error>,
+    mut completed: u32,
+) -> Result<u32, StatementError> {
+    let stream = sent.map_err(|error| StatementError {
+        completed,
+        sent_at: None,
+        error,
+    })?;
     futures::pin_mut!(stream);
     while let Some(msg) = stream.next().await {
         match msg {
             Ok(SimpleQueryMessage::CommandComplete(_)) => completed += 1,
             Ok(_) => {}
-            Err(error) => return Err(StatementError { completed, error }),
+            Err(error) => {
+                return Err(StatementError {
+                    completed,
+                    sent_at: None,
+                    error,
+                });
+            }
         }
     }
     Ok(completed)
@@ -343,24 +361,53 @@ impl Runner<'_> {
     ) -> Result<Piped, Error> {
         let client = self.client();
         let token = Some(self.lease.token());
-        let (written, begin, script, verify, head) = futures::join!(
+        // The script goes statement by statement, each its own Query message
+        // (PostgreSQL runs a multi-statement Query measurably slower than the
+        // same statements sent one by one, as psql does), all sent before any
+        // reply is read. `simple_query_raw` sends on its first poll and
+        // returns at once, so the order on the wire is the order here; the
+        // head lock (first polled after this block's sends) goes last.
+        let statements = crate::sql::statement_slices(script);
+        let (written, sent, head) = futures::join!(
             async {
                 match write {
                     Some(sealed) => self.appender.write(client, sealed).await,
                     None => Ok(()),
                 }
             },
-            run_batch(client, begin),
-            run_batch(client, script),
             async {
-                match verify {
-                    Some(text) => Some(run_batch(client, text).await),
-                    None => None,
+                let begin = client.simple_query_raw(begin).await;
+                let mut parts = Vec::with_capacity(statements.len());
+                for (offset, text) in &statements {
+                    parts.push((*offset, client.simple_query_raw(text).await));
                 }
+                let verify = match verify {
+                    Some(text) => Some(client.simple_query_raw(text).await),
+                    None => None,
+                };
+                let begin = drain(begin, 0).await;
+                let mut script = Ok(0);
+                for (i, (offset, part)) in parts.into_iter().enumerate() {
+                    let done = drain(part, 0).await;
+                    if let (Ok(n), Err(mut err)) = (&script, done) {
+                        // The first failure wins; later parts fail as "aborted".
+                        err.completed = *n;
+                        err.sent_at = Some((offset, i as u32));
+                        script = Err(err);
+                    } else if let Ok(n) = &mut script {
+                        *n += 1;
+                    }
+                }
+                let verify = match verify {
+                    Some(v) => Some(drain(v, 0).await),
+                    None => None,
+                };
+                (begin, script, verify)
             },
             self.appender.lock(client, subject, token),
         );
         written?;
+        let (begin, script, verify) = sent;
         Ok(Piped {
             begin,
             script,
@@ -600,7 +647,7 @@ impl Runner<'_> {
         transactional: bool,
         done: u32,
     ) -> ScriptFailure {
-        let (line, column, index) = locate_error(&script.text, sent_alone, err);
+        let (line, column, index) = locate_error(&script.text, sent_alone.or(err.sent_at), err);
         ScriptFailure {
             version: unit.version().clone(),
             phase: unit.phase,

@@ -17,4 +17,4 @@ mod split;
 pub use classify::{created_index, is_transaction_control, requires_no_transaction};
 pub use error::ParseError;
 pub use position::{line_col, locate};
-pub use split::{Statement, check_syntax, split};
+pub use split::{Statement, check_syntax, split, statement_slices};

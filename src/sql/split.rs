@@ -46,6 +46,28 @@ pub fn check_syntax(script: &str) -> Result<(), ParseError> {
     }
 }
 
+/// The statements of a valid `script` as slices of it with their byte
+/// offsets, cheaply (no parse tree is converted; comments between
+/// statements may stay attached). For sending a script statement by
+/// statement; when the script does not parse, the whole script is returned
+/// as one piece, so the server reports the error.
+pub fn statement_slices(script: &str) -> Vec<(usize, &str)> {
+    let base = script.as_ptr() as usize;
+    match pg_query::split_with_parser(script) {
+        Ok(parts) => {
+            let slices: Option<Vec<(usize, &str)>> = parts
+                .into_iter()
+                .map(|part| {
+                    let offset = (part.as_ptr() as usize).checked_sub(base)?;
+                    (offset + part.len() <= script.len()).then_some((offset, part))
+                })
+                .collect();
+            slices.unwrap_or_else(|| vec![(0, script)])
+        }
+        Err(_) => vec![(0, script)],
+    }
+}
+
 /// Splits `script` into its statements, in order.
 ///
 /// Empty statements (`;;`, or a script of only comments) are dropped. The
@@ -290,6 +312,19 @@ mod tests {
 #[cfg(test)]
 mod check_syntax_tests {
     use super::*;
+
+    #[test]
+    fn statement_slices_point_into_the_script() {
+        let script = "-- head\nSELECT 1;\nCREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n\nSELECT $a$ ; $a$;";
+        let slices = statement_slices(script);
+        assert_eq!(slices.len(), 3, "{slices:?}");
+        for (offset, text) in &slices {
+            assert_eq!(&script[*offset..*offset + text.len()], *text);
+        }
+        assert!(slices[1].1.contains("BEGIN ATOMIC SELECT 1; SELECT 2; END"));
+        assert!(slices[2].1.starts_with("SELECT $a$"));
+        assert_eq!(statement_slices("SELEC 1"), vec![(0, "SELEC 1")]);
+    }
 
     #[test]
     fn agrees_with_split() {
