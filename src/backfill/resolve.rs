@@ -257,6 +257,8 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
     // UPDATE's range bound comes from InitPlans, so it is an index range scan.
     let integer_key =
         k == 1 && matches!(key[0].sql_type.as_str(), "smallint" | "integer" | "bigint");
+    // The CTE names are visible to the user's `set` and `where` expressions:
+    // prefixed so that a table named `s` or `l` in a subquery is not captured.
     let chunk = |lower: Option<&str>, hi: &str, limit: usize, set: &str, where_: &str| {
         let lower = lower
             .map(|l| format!("{row} > {l} AND "))
@@ -264,7 +266,7 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
         let last_row = format!(
             "({})",
             cols.iter()
-                .map(|c| format!("(SELECT {c} FROM l)"))
+                .map(|c| format!("(SELECT {c} FROM shiftlog_last)"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -273,19 +275,19 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
         // max(), composite keys compare as rows) keep the chunk's keys.
         let bounds = if integer_key {
             format!(
-                "l AS MATERIALIZED (SELECT max(k) AS {asc}, count(*) AS n FROM (SELECT {asc} AS k FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}) s)"
+                "shiftlog_last AS MATERIALIZED (SELECT max(k) AS {asc}, count(*) AS n FROM (SELECT {asc} AS k FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}) keys)"
             )
         } else {
             format!(
-                "s AS MATERIALIZED (SELECT {asc} FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}),
-                  l AS MATERIALIZED (SELECT {asc}, (SELECT count(*) FROM s) AS n FROM s ORDER BY {desc} LIMIT 1)"
+                "shiftlog_keys AS MATERIALIZED (SELECT {asc} FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}),
+                  shiftlog_last AS MATERIALIZED (SELECT {asc}, (SELECT count(*) FROM shiftlog_keys) AS n FROM shiftlog_keys ORDER BY {desc} LIMIT 1)"
             )
         };
         format!(
             "WITH {bounds},
-                  u AS (UPDATE {table} SET {set} WHERE {lower}{row} <= {last_row} AND ({where_}) RETURNING 1)
-             SELECT {last}, l.n, (SELECT count(*) FROM u) FROM l WHERE l.n > 0",
-            last = text_cols("l"),
+                  shiftlog_changed AS (UPDATE {table} SET {set} WHERE {lower}{row} <= {last_row} AND ({where_}) RETURNING 1)
+             SELECT {last}, shiftlog_last.n, (SELECT count(*) FROM shiftlog_changed) FROM shiftlog_last WHERE shiftlog_last.n > 0",
+            last = text_cols("shiftlog_last"),
         )
     };
     let (chunk_first, chunk_next) = match &def.action {

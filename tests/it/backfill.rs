@@ -509,3 +509,28 @@ async fn definitions_are_validated_against_the_database() {
         "nothing started"
     );
 }
+
+/// The chunk statement's own names (its CTEs) must not capture tables the
+/// user's expressions name: `l`, `s` and `u` are ordinary table names.
+#[tokio::test]
+async fn expressions_may_name_tables_like_the_chunk_statement_internals() {
+    let db = TestDb::new("bf_capture").await;
+    let backfill = r#"table = "t"
+set = { n = "(SELECT max(w) FROM l) + (SELECT max(w) FROM s) + (SELECT max(w) FROM u)" }
+where = "n IS DISTINCT FROM (SELECT max(w) FROM l) + (SELECT max(w) FROM s) + (SELECT max(w) FROM u)"
+"#;
+    let p = project_with(
+        "CREATE TABLE t (id bigint PRIMARY KEY, n int);\n\
+         CREATE TABLE l (w int); CREATE TABLE s (w int); CREATE TABLE u (w int);\n\
+         INSERT INTO l VALUES (1); INSERT INTO s VALUES (10); INSERT INTO u VALUES (100);\n\
+         INSERT INTO t (id) SELECT g FROM generate_series(1, 5000) g;\n",
+        backfill,
+    );
+    p.ok(&db, &["apply"]);
+    p.ok(&db, &["backfill", "run", "bump"]);
+    let client = db.client().await;
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM t WHERE n = 111").await,
+        5000
+    );
+}
