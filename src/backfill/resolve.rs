@@ -290,27 +290,15 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
             last = text_cols("shiftlog_last"),
         )
     };
-    let (chunk_first, chunk_next) = match &def.action {
-        Action::Set { set, where_ } => {
-            let assignments = set
-                .iter()
-                .map(|(c, e)| format!("{} = ({e})", quote_ident(c)))
-                .collect::<Vec<_>>()
-                .join(", ");
-            (
-                Some(chunk(None, &params(&key, 1), k + 1, &assignments, where_)),
-                Some(chunk(
-                    Some(&params(&key, 1)),
-                    &params(&key, k + 1),
-                    2 * k + 1,
-                    &assignments,
-                    where_,
-                )),
-            )
-        }
-        Action::Sql { .. } => (None, None),
-    };
-    let (update_first, update_next, remaining_first, remaining_next, verify) = match &def.action {
+    let (
+        update_first,
+        update_next,
+        chunk_first,
+        chunk_next,
+        remaining_first,
+        remaining_next,
+        verify,
+    ) = match &def.action {
         Action::Set { set, where_ } => {
             let assignments = set
                 .iter()
@@ -326,6 +314,14 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
             (
                 format!("UPDATE {table} SET {assignments} WHERE {first_range} AND ({where_})"),
                 format!("UPDATE {table} SET {assignments} WHERE {next_range} AND ({where_})"),
+                Some(chunk(None, &params(&key, 1), k + 1, &assignments, where_)),
+                Some(chunk(
+                    Some(&params(&key, 1)),
+                    &params(&key, k + 1),
+                    2 * k + 1,
+                    &assignments,
+                    where_,
+                )),
                 Some(format!(
                     "SELECT count(*) FROM {table} WHERE {first_range} AND ({where_})"
                 )),
@@ -343,7 +339,15 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
                 |p: String| p
             };
             let bound = bind_params(sql, &one(params(&key, 1)), &one(params(&key, k + 1)));
-            (bound.clone(), bound, None, None, Some(verify.clone()))
+            (
+                bound.clone(),
+                bound,
+                None,
+                None,
+                None,
+                None,
+                Some(verify.clone()),
+            )
         }
     };
     // Qualify with an alias: `ORDER BY "id"` would sort by the output column

@@ -935,14 +935,15 @@ impl Ctx<'_> {
             return Err(ChunkError::Fatal(Error::LeaseLost));
         }
         let token = Some(self.lease.token());
+        // Both forms take the same parameters: lo(k) after the first chunk, hi(k), limit.
+        let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(a) = after {
+            p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+        }
+        p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
+        p.push(&limit);
         let t0 = Instant::now();
         let (rows, last, updated, head) = if let Some((first_stmt, next_stmt)) = &w.combined {
-            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-            if let Some(a) = after {
-                p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-            }
-            p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
-            p.push(&limit);
             let stmt = if after.is_some() {
                 next_stmt
             } else {
@@ -967,12 +968,6 @@ impl Ctx<'_> {
                     message: "backfill worker has no prepared statements".into(),
                 }));
             };
-            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-            if let Some(a) = after {
-                p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-            }
-            p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
-            p.push(&limit);
             let bounds = if after.is_some() {
                 bounds_next
             } else {

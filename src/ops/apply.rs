@@ -271,13 +271,9 @@ async fn apply_single_transaction(
                 statements,
             };
             let duration = t0.elapsed();
-            let sealed = match head.seal(runner.applied_draft(unit, duration, how)) {
-                Ok(sealed) => sealed,
-                Err(e) => {
-                    runner.rollback_quietly().await;
-                    return Err(e);
-                }
-            };
+            let sealed = runner
+                .seal_or_roll_back(head, runner.applied_draft(unit, duration, how))
+                .await?;
             applied.push(outcome(
                 unit,
                 up,

@@ -362,9 +362,9 @@ impl Runner<'_> {
         let client = self.client();
         let token = Some(self.lease.token());
         // The script goes statement by statement, each its own Query message
-        // (PostgreSQL runs a multi-statement Query measurably slower than the
-        // same statements sent one by one, as psql does), all sent before any
-        // reply is read. `simple_query_raw` sends on its first poll and
+        // as psql sends them (a multi-statement Query measured a little
+        // slower server-side, within this machine's noise; see
+        // docs/benchmarks.md), all sent before any reply is read. `simple_query_raw` sends on its first poll and
         // returns at once, so the order on the wire is the order here; the
         // head lock (first polled after this block's sends) goes last.
         let statements = crate::sql::statement_slices(script);
@@ -414,6 +414,22 @@ impl Runner<'_> {
             verify,
             head,
         })
+    }
+
+    /// Seals `draft` on the locked head; if the fold refuses it, rolls the
+    /// transaction back before returning the error.
+    pub(crate) async fn seal_or_roll_back(
+        &self,
+        head: LockedHead,
+        draft: EventDraft,
+    ) -> Result<Sealed, Error> {
+        match head.seal(draft) {
+            Ok(sealed) => Ok(sealed),
+            Err(e) => {
+                self.rollback_quietly().await;
+                Err(e)
+            }
+        }
     }
 
     /// The `migration_applied` event of a unit whose scripts just ran.
@@ -700,13 +716,9 @@ impl Runner<'_> {
             statements,
         };
         let duration = started.elapsed();
-        let sealed = match head.seal(self.applied_draft(unit, duration, applied)) {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                self.rollback_quietly().await;
-                return Err(e);
-            }
-        };
+        let sealed = self
+            .seal_or_roll_back(head, self.applied_draft(unit, duration, applied))
+            .await?;
         self.appender
             .write_and_commit(self.client(), &sealed)
             .await?;
@@ -939,13 +951,7 @@ impl Runner<'_> {
                 duration_ms: duration.as_millis() as u64,
             }),
         };
-        let sealed = match head.seal(draft) {
-            Ok(sealed) => sealed,
-            Err(e) => {
-                self.rollback_quietly().await;
-                return Err(e);
-            }
-        };
+        let sealed = self.seal_or_roll_back(head, draft).await?;
         self.appender
             .write_and_commit(self.client(), &sealed)
             .await?;
