@@ -35,12 +35,6 @@ pub struct Resolved {
     pub update_first: String,
     /// The chunk's change after a key: params lo(k), hi(k).
     pub update_next: String,
-    /// Set mode: bounds and change of a chunk in one statement, from the
-    /// start (params hi(k), limit) → last key, rows in the chunk, rows updated;
-    /// no row when the range is empty.
-    pub chunk_first: Option<String>,
-    /// Set mode: the same after a key (params lo(k), hi(k), limit).
-    pub chunk_next: Option<String>,
     /// Rows left in a range (set mode); same params as the updates.
     pub remaining_first: Option<String>,
     /// Rows left after a key (set mode).
@@ -189,8 +183,6 @@ pub async fn resolve(client: &Client, def: &Backfill) -> Result<Resolved, Error>
         ("chunk bounds", Some(&resolved.bounds_next)),
         (action_field(def), Some(&resolved.update_first)),
         (action_field(def), Some(&resolved.update_next)),
-        (action_field(def), resolved.chunk_first.as_ref()),
-        (action_field(def), resolved.chunk_next.as_ref()),
         ("where", resolved.remaining_next.as_ref()),
         ("verify", resolved.verify.as_ref()),
     ] {
@@ -252,49 +244,9 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
     };
     let bounds_first = bounds(None, &params(&key, 1), k + 1);
     let bounds_next = bounds(Some(&params(&key, 1)), &params(&key, k + 1), 2 * k + 1);
-    // Set mode: one statement finds the chunk's last key (k index entries
-    // read once, as in the bounds query) and updates the range up to it; the
-    // UPDATE's range bound comes from InitPlans, so it is an index range scan.
-    let integer_key =
-        k == 1 && matches!(key[0].sql_type.as_str(), "smallint" | "integer" | "bigint");
-    // The CTE names are visible to the user's `set` and `where` expressions:
-    // prefixed so that a table named `s` or `l` in a subquery is not captured.
-    let chunk = |lower: Option<&str>, hi: &str, limit: usize, set: &str, where_: &str| {
-        let lower = lower
-            .map(|l| format!("{row} > {l} AND "))
-            .unwrap_or_default();
-        let last_row = format!(
-            "({})",
-            cols.iter()
-                .map(|c| format!("(SELECT {c} FROM shiftlog_last)"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        // An integer key's last key and count come from one aggregate pass
-        // over the index (no tuplestore, no sort); other keys (uuid has no
-        // max(), composite keys compare as rows) keep the chunk's keys.
-        let bounds = if integer_key {
-            format!(
-                "shiftlog_last AS MATERIALIZED (SELECT max(k) AS {asc}, count(*) AS n FROM (SELECT {asc} AS k FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}) keys)"
-            )
-        } else {
-            format!(
-                "shiftlog_keys AS MATERIALIZED (SELECT {asc} FROM {table} WHERE {lower}{row} <= {hi} ORDER BY {asc} LIMIT ${limit}),
-                  shiftlog_last AS MATERIALIZED (SELECT {asc}, (SELECT count(*) FROM shiftlog_keys) AS n FROM shiftlog_keys ORDER BY {desc} LIMIT 1)"
-            )
-        };
-        format!(
-            "WITH {bounds},
-                  shiftlog_changed AS (UPDATE {table} SET {set} WHERE {lower}{row} <= {last_row} AND ({where_}) RETURNING 1)
-             SELECT {last}, shiftlog_last.n, (SELECT count(*) FROM shiftlog_changed) FROM shiftlog_last WHERE shiftlog_last.n > 0",
-            last = text_cols("shiftlog_last"),
-        )
-    };
     let (
         update_first,
         update_next,
-        chunk_first,
-        chunk_next,
         remaining_first,
         remaining_next,
         verify,
@@ -314,14 +266,6 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
             (
                 format!("UPDATE {table} SET {assignments} WHERE {first_range} AND ({where_})"),
                 format!("UPDATE {table} SET {assignments} WHERE {next_range} AND ({where_})"),
-                Some(chunk(None, &params(&key, 1), k + 1, &assignments, where_)),
-                Some(chunk(
-                    Some(&params(&key, 1)),
-                    &params(&key, k + 1),
-                    2 * k + 1,
-                    &assignments,
-                    where_,
-                )),
                 Some(format!(
                     "SELECT count(*) FROM {table} WHERE {first_range} AND ({where_})"
                 )),
@@ -342,8 +286,6 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
             (
                 bound.clone(),
                 bound,
-                None,
-                None,
                 None,
                 None,
                 Some(verify.clone()),
@@ -380,8 +322,6 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
         bounds_next,
         update_first,
         update_next,
-        chunk_first,
-        chunk_next,
         remaining_first,
         remaining_next,
         verify,
@@ -394,5 +334,18 @@ impl Resolved {
     /// Whether the update takes the chunk's first key too (sql mode).
     pub fn update_takes_first_key(&self) -> bool {
         matches!(self.def.action, Action::Sql { .. })
+    }
+
+    /// Whether chunks may step by key arithmetic: a `set` backfill over one
+    /// integer key column, where the range `(lo, lo + n]` can hold at most
+    /// `n` rows (the key is unique), so a chunk never outgrows its size and
+    /// needs no bounds read.
+    pub fn steps_by_key(&self) -> bool {
+        matches!(self.def.action, Action::Set { .. })
+            && self.key.len() == 1
+            && matches!(
+                self.key[0].sql_type.as_str(),
+                "smallint" | "integer" | "bigint"
+            )
     }
 }

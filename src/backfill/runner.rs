@@ -545,11 +545,39 @@ struct Ctx<'a> {
 /// planned once per connection rather than once per chunk).
 struct Worker {
     client: Client,
-    /// Set mode: bounds and change in one statement (first, next).
-    combined: Option<(Statement, Statement)>,
-    /// Sql mode: bounds (first, next) and change (first, next).
-    split: Option<[Statement; 4]>,
+    /// Bounds (first, next) and change (first, next).
+    statements: [Statement; 4],
     appender: Appender,
+}
+
+/// A chunk stepped by key arithmetic (integer keys, set mode): the range
+/// `(lo, lo + n]` holds at most `n` rows, so no bounds read is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Step {
+    /// Key values the range spans (`hi - lo`).
+    span: u64,
+}
+
+/// The integer upper bound of a stepped chunk after `after`: `after + size`,
+/// capped at `hi`; `None` when a key does not read as an integer.
+fn step_to(after: &[String], hi: &[String], size: u64) -> Option<(String, u64)> {
+    let [after] = after else { return None };
+    let [hi] = hi else { return None };
+    let (lo, hi): (i128, i128) = (after.parse().ok()?, hi.parse().ok()?);
+    let to = lo.saturating_add(i128::from(size)).min(hi);
+    (to > lo).then(|| (to.to_string(), (to - lo) as u64))
+}
+
+/// Whether a chunk read through the bounds statement was dense enough for
+/// the next one to step by key arithmetic: at least 9 rows in 10 key values.
+fn dense(after: Option<&[String]>, last: &[String], rows: u64) -> bool {
+    let (Some([after]), [last]) = (after, last) else {
+        return false;
+    };
+    let (Ok(lo), Ok(hi)) = (after.parse::<i128>(), last.parse::<i128>()) else {
+        return false;
+    };
+    hi > lo && (rows as f64) >= 0.9 * (hi - lo) as f64
 }
 
 /// What happened to one chunk attempt.
@@ -559,6 +587,8 @@ enum Chunk {
         updated: u64,
         last: Vec<String>,
         finished: bool,
+        /// How the chunk found its range.
+        stepped: Option<Step>,
     },
     Empty,
 }
@@ -598,7 +628,7 @@ impl Ctx<'_> {
         let client = connect(&info).await?;
         let ctx = |e| Error::db("starting a backfill worker", e);
         let r = self.r;
-        let (pid, appender, combined, split) = futures::future::try_join4(
+        let (pid, appender, statements) = futures::future::try_join3(
             async {
                 client
                     .query_one("SELECT pg_backend_pid()", &[])
@@ -608,20 +638,6 @@ impl Ctx<'_> {
             },
             self.session.ledger.appender(&client),
             async {
-                match (&r.chunk_first, &r.chunk_next) {
-                    (Some(first), Some(next)) => {
-                        futures::future::try_join(client.prepare(first), client.prepare(next))
-                            .await
-                            .map(Some)
-                            .map_err(ctx)
-                    }
-                    _ => Ok(None),
-                }
-            },
-            async {
-                if r.chunk_first.is_some() {
-                    return Ok(None);
-                }
                 futures::future::try_join4(
                     client.prepare(&r.bounds_first),
                     client.prepare(&r.bounds_next),
@@ -629,15 +645,14 @@ impl Ctx<'_> {
                     client.prepare(&r.update_next),
                 )
                 .await
-                .map(|(a, b, c, d)| Some([a, b, c, d]))
+                .map(|(a, b, c, d)| [a, b, c, d])
                 .map_err(ctx)
             },
         )
         .await?;
         let client = Worker {
             client,
-            combined,
-            split,
+            statements,
             appender,
         };
         self.control
@@ -702,6 +717,8 @@ impl Ctx<'_> {
         let mut size = u64::from(t.initial_chunk.max(1));
         let mut throttled: Option<&'static str> = None;
         let mut failures = 0u32;
+        // Step by key arithmetic once a bounds read shows the keys are dense.
+        let mut stepping = false;
         loop {
             if self.control.cancelled.load(Ordering::SeqCst) || self.interrupted() {
                 return Ok(());
@@ -750,10 +767,13 @@ impl Ctx<'_> {
                 }
             }
             let t0 = Instant::now();
-            match self
-                .chunk(&w, slice, last.as_deref(), &hi, size, throttled)
-                .await
-            {
+            let step = if stepping && self.r.steps_by_key() {
+                last.as_deref().and_then(|a| step_to(a, &hi, size))
+            } else {
+                None
+            };
+            let after = last.as_deref();
+            match self.chunk(&w, slice, after, &hi, size, step, throttled).await {
                 Ok(Chunk::Empty) => {
                     append_alone(&w.client, self.session, self.lease, self.actor, &self.r.def.name, EventKind::BackfillCheckpoint,
                         serde_json::json!({ "slice": slice, "hi": null, "rows": 0, "finished": true })).await?;
@@ -764,8 +784,24 @@ impl Ctx<'_> {
                     updated: _,
                     last: new_last,
                     finished,
+                    stepped,
                 }) => {
                     failures = 0;
+                    // Keys covered, for sizing: a stepped chunk covers its span
+                    // (its `rows` are the rows changed).
+                    let covered = match stepped {
+                        Some(Step { span }) => {
+                            // Fewer than half the key values held a row to
+                            // change: go back to reading bounds, which also
+                            // skip gaps in the keys.
+                            stepping = rows.saturating_mul(2) >= span;
+                            span
+                        }
+                        None => {
+                            stepping = rows == size && dense(after, &new_last, rows);
+                            rows
+                        }
+                    };
                     last = Some(new_last);
                     self.control.chunks.fetch_add(1, Ordering::SeqCst);
                     self.progress(size, throttled);
@@ -775,7 +811,7 @@ impl Ctx<'_> {
                     }
                     // Adapt: aim for target_chunk per chunk, grow at most 2x, shrink at most 4x.
                     let elapsed = t0.elapsed().as_secs_f64().max(0.001);
-                    let ideal = rows.max(1) as f64 * t.target_chunk.as_secs_f64() / elapsed;
+                    let ideal = covered.max(1) as f64 * t.target_chunk.as_secs_f64() / elapsed;
                     size = (ideal.clamp(size as f64 / 4.0, size as f64 * 2.0) as u64)
                         .clamp(1, u64::from(t.max_chunk));
                 }
@@ -875,6 +911,7 @@ impl Ctx<'_> {
         after: Option<&[String]>,
         hi: &[String],
         size: u64,
+        step: Option<(String, u64)>,
         throttled: Option<&str>,
     ) -> Result<Chunk, ChunkError> {
         let t = &self.r.def.throttle;
@@ -885,7 +922,7 @@ impl Ctx<'_> {
             ms(t.statement_timeout)
         );
         let result = self
-            .chunk_in_txn(w, &begin, slice, after, hi, size, throttled)
+            .chunk_in_txn(w, &begin, slice, after, hi, size, step, throttled)
             .await;
         match result {
             Ok((chunk, sealed)) => {
@@ -924,6 +961,7 @@ impl Ctx<'_> {
         after: Option<&[String]>,
         hi: &[String],
         size: u64,
+        step: Option<(String, u64)>,
         throttled: Option<&str>,
     ) -> Result<(Chunk, Option<crate::ledger::Sealed>), ChunkError> {
         let r = self.r;
@@ -935,39 +973,33 @@ impl Ctx<'_> {
             return Err(ChunkError::Fatal(Error::LeaseLost));
         }
         let token = Some(self.lease.token());
-        // Both forms take the same parameters: lo(k) after the first chunk, hi(k), limit.
-        let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-        if let Some(a) = after {
-            p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-        }
-        p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
-        p.push(&limit);
+        let [bounds_first, bounds_next, update_first, update_next] = &w.statements;
         let t0 = Instant::now();
-        let (rows, last, updated, head) = if let Some((first_stmt, next_stmt)) = &w.combined {
-            let stmt = if after.is_some() {
-                next_stmt
-            } else {
-                first_stmt
-            };
-            let (begun, row, head) = futures::join!(
+        let (rows, last, updated, head, stepped) = if let (Some((to, span)), Some(a)) = (&step, after)
+        {
+            // Stepped: the change alone, over (after, to].
+            let to = [to.clone()];
+            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+            p.extend(to.iter().map(|v| v as &(dyn ToSql + Sync)));
+            let (begun, updated, head) = futures::join!(
                 client.batch_execute(begin),
-                client.query_opt(stmt, &p),
+                client.execute(update_next, &p),
                 w.appender.lock(client, &subject, token),
             );
             begun.map_err(ChunkError::from_pg)?;
-            let Some(row) = row.map_err(ChunkError::from_pg)? else {
-                return Ok((Chunk::Empty, None));
-            };
-            let last = key_of(&row, 0, k);
-            let rows = row.get::<_, i64>(k) as u64;
-            let updated = row.get::<_, i64>(k + 1) as u64;
-            (rows, last, updated, head)
+            let updated = updated.map_err(ChunkError::from_pg)?;
+            let [to] = to;
+            (updated, vec![to], updated, head, Some(Step { span: *span }))
         } else {
-            let Some([bounds_first, bounds_next, update_first, update_next]) = &w.split else {
-                return Err(ChunkError::Fatal(Error::Usage {
-                    message: "backfill worker has no prepared statements".into(),
-                }));
-            };
+            // Bounds first (lo(k) after the first chunk, hi(k), limit), then
+            // the change over them.
+            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
+            if let Some(a) = after {
+                p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+            }
+            p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
+            p.push(&limit);
             let bounds = if after.is_some() {
                 bounds_next
             } else {
@@ -1000,10 +1032,10 @@ impl Ctx<'_> {
                 w.appender.lock(client, &subject, token),
             );
             let updated = updated.map_err(ChunkError::from_pg)?;
-            (rows, last, updated, head)
+            (rows, last, updated, head, None)
         };
         let head = head.map_err(ChunkError::from_error)?;
-        let finished = rows < size || last.as_slice() == hi;
+        let finished = (stepped.is_none() && rows < size) || last.as_slice() == hi;
         let payload = serde_json::json!({
             "slice": slice,
             "lo": after,
@@ -1029,6 +1061,7 @@ impl Ctx<'_> {
                 updated,
                 last,
                 finished,
+                stepped,
             },
             Some(sealed),
         ))
@@ -1144,5 +1177,41 @@ async fn watchdog(session: &Session, lock_timeout: Duration, control: Arc<Contro
                 .watchdog_cancels
                 .fetch_add(rows.len() as u64, Ordering::SeqCst);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(v: &str) -> Vec<String> {
+        vec![v.to_owned()]
+    }
+
+    #[test]
+    fn a_step_ends_at_lo_plus_size_capped_at_the_run_bound() {
+        assert_eq!(step_to(&k("10"), &k("1000"), 50), Some(("60".into(), 50)));
+        assert_eq!(step_to(&k("990"), &k("1000"), 50), Some(("1000".into(), 10)));
+        assert_eq!(step_to(&k("-5"), &k("1000"), 3), Some(("-2".into(), 3)));
+        assert_eq!(
+            step_to(&k("9223372036854775800"), &k("9223372036854775807"), 100),
+            Some(("9223372036854775807".into(), 7))
+        );
+    }
+
+    #[test]
+    fn no_step_past_the_bound_or_over_non_integer_keys() {
+        assert_eq!(step_to(&k("1000"), &k("1000"), 50), None);
+        assert_eq!(step_to(&k("a"), &k("b"), 50), None);
+        assert_eq!(step_to(&["1".into(), "2".into()], &k("9"), 50), None);
+    }
+
+    #[test]
+    fn dense_means_nine_rows_in_ten_key_values() {
+        assert!(dense(Some(&k("0")), &k("100"), 100));
+        assert!(dense(Some(&k("0")), &k("100"), 90));
+        assert!(!dense(Some(&k("0")), &k("100"), 89));
+        assert!(!dense(None, &k("100"), 100), "no lower bound yet");
+        assert!(!dense(Some(&k("x")), &k("y"), 100));
     }
 }

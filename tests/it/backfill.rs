@@ -210,6 +210,79 @@ async fn walk_once(test: &str, table_sql: &str, insert: &str, key: &str) {
     support::assert_ledger_verifies(&db).await;
 }
 
+/// A `set` backfill over an integer key steps by key arithmetic where the
+/// keys are dense (no bounds read) and goes back to reading bounds across
+/// gaps: every row is still changed exactly once, with one worker or three.
+#[tokio::test]
+async fn integer_keys_with_gaps_are_stepped_and_walked_once() {
+    let db = TestDb::new("bf_step").await;
+    // `n = n + 1` is not idempotent and `where` does not exclude done rows:
+    // a row walked twice would end at 2.
+    let backfill = "table = \"t\"\nset = { n = \"n + 1\" }\nwhere = \"n >= 0\"\n[throttle]\ninitial_chunk = 7\nmax_chunk = 50\n";
+    let p = project_with(
+        "CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);\n",
+        backfill,
+    );
+    p.ok(&db, &["apply"]);
+    let client = db.client().await;
+    // Dense, then sparse (one key in seven), then dense again far away.
+    client
+        .batch_execute(
+            "INSERT INTO t (id) SELECT g FROM generate_series(1, 3000) g;
+             INSERT INTO t (id) SELECT g FROM generate_series(10000, 12100, 7) g;
+             INSERT INTO t (id) SELECT 1000000000000 + g FROM generate_series(1, 2000) g;",
+        )
+        .await
+        .expect("rows");
+    let total = count(&client, "SELECT count(*) FROM t").await;
+    for workers in ["1", "3"] {
+        client.batch_execute("UPDATE t SET n = 0").await.expect("reset");
+        let name = format!("bump{workers}");
+        std::fs::rename(
+            p.path().join("backfills/bump.toml"),
+            p.path().join(format!("backfills/{name}.toml")),
+        )
+        .expect("rename");
+        p.ok(&db, &["backfill", "run", &name, "--workers", workers]);
+        assert_eq!(
+            count(&client, "SELECT count(*) FROM t WHERE n = 1").await,
+            total,
+            "{workers} worker(s): every row exactly once"
+        );
+        std::fs::rename(
+            p.path().join(format!("backfills/{name}.toml")),
+            p.path().join("backfills/bump.toml"),
+        )
+        .expect("rename back");
+    }
+    // A stepped chunk ends at `lo + size`, which inside a gap is no key of
+    // the table; a chunk that read its bounds always ends on a key.
+    let keys: std::collections::HashSet<i64> = client
+        .query("SELECT id FROM t", &[])
+        .await
+        .expect("keys")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let checkpoints = support::events_of(&client, "backfill_checkpoint").await;
+    let ends: Vec<i64> = checkpoints
+        .iter()
+        .filter_map(|e| e.payload_json()["hi"][0].as_str()?.parse().ok())
+        .collect();
+    assert!(
+        ends.iter().any(|k| !keys.contains(k)),
+        "some chunk stepped by key arithmetic: {ends:?}"
+    );
+    // Across the sparse run of keys the runner reads bounds again: most
+    // chunks there end on a key.
+    let sparse: Vec<&i64> = ends.iter().filter(|k| (10000..=12100).contains(*k)).collect();
+    assert!(
+        sparse.iter().filter(|k| keys.contains(**k)).count() * 2 > sparse.len(),
+        "bounds read where keys are sparse: {sparse:?}"
+    );
+    support::assert_ledger_verifies(&db).await;
+}
+
 #[tokio::test]
 async fn uuid_keys_are_walked_once() {
     walk_once(
