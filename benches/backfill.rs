@@ -1245,7 +1245,7 @@ fn main() {
          Load average: {}; when the timed part began: {}; at the end: {}.\n\n\
          rows/s = rows / wall time of the whole `shiftlog` process (start-up, lease and completion event included). \
          Chunk figures come from the ledger's `backfill_checkpoint` events: *chunk UPDATE ms* is the chunk's round trip \
-         (`BEGIN`, bounds and UPDATE — one statement for a `set` backfill — and the ledger head lock); *between chunks* is the gap \
+         (`BEGIN`, the bounds read — skipped by chunks stepped by key arithmetic — the UPDATE and the ledger head lock); *between chunks* is the gap \
          between two checkpoints of one slice minus the later chunk's round trip (checkpoint write and commit, throttle, progress); *retries* counts chunks committed after a lock timeout or a watchdog cancel. \
          Capped runs (iv) last {:.0} s and are then stopped with SIGINT (a clean stop after the chunk in flight).\n",
         if full {

@@ -244,13 +244,7 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
     };
     let bounds_first = bounds(None, &params(&key, 1), k + 1);
     let bounds_next = bounds(Some(&params(&key, 1)), &params(&key, k + 1), 2 * k + 1);
-    let (
-        update_first,
-        update_next,
-        remaining_first,
-        remaining_next,
-        verify,
-    ) = match &def.action {
+    let (update_first, update_next, remaining_first, remaining_next, verify) = match &def.action {
         Action::Set { set, where_ } => {
             let assignments = set
                 .iter()
@@ -283,13 +277,7 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
                 |p: String| p
             };
             let bound = bind_params(sql, &one(params(&key, 1)), &one(params(&key, k + 1)));
-            (
-                bound.clone(),
-                bound,
-                None,
-                None,
-                Some(verify.clone()),
-            )
+            (bound.clone(), bound, None, None, Some(verify.clone()))
         }
     };
     // Qualify with an alias: `ORDER BY "id"` would sort by the output column

@@ -773,7 +773,10 @@ impl Ctx<'_> {
                 None
             };
             let after = last.as_deref();
-            match self.chunk(&w, slice, after, &hi, size, step, throttled).await {
+            match self
+                .chunk(&w, slice, after, &hi, size, step, throttled)
+                .await
+            {
                 Ok(Chunk::Empty) => {
                     append_alone(&w.client, self.session, self.lease, self.actor, &self.r.def.name, EventKind::BackfillCheckpoint,
                         serde_json::json!({ "slice": slice, "hi": null, "rows": 0, "finished": true })).await?;
@@ -975,65 +978,65 @@ impl Ctx<'_> {
         let token = Some(self.lease.token());
         let [bounds_first, bounds_next, update_first, update_next] = &w.statements;
         let t0 = Instant::now();
-        let (rows, last, updated, head, stepped) = if let (Some((to, span)), Some(a)) = (&step, after)
-        {
-            // Stepped: the change alone, over (after, to].
-            let to = [to.clone()];
-            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-            p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-            p.extend(to.iter().map(|v| v as &(dyn ToSql + Sync)));
-            let (begun, updated, head) = futures::join!(
-                client.batch_execute(begin),
-                client.execute(update_next, &p),
-                w.appender.lock(client, &subject, token),
-            );
-            begun.map_err(ChunkError::from_pg)?;
-            let updated = updated.map_err(ChunkError::from_pg)?;
-            let [to] = to;
-            (updated, vec![to], updated, head, Some(Step { span: *span }))
-        } else {
-            // Bounds first (lo(k) after the first chunk, hi(k), limit), then
-            // the change over them.
-            let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-            if let Some(a) = after {
+        let (rows, last, updated, head, stepped) =
+            if let (Some((to, span)), Some(a)) = (&step, after) {
+                // Stepped: the change alone, over (after, to].
+                let to = [to.clone()];
+                let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
                 p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-            }
-            p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
-            p.push(&limit);
-            let bounds = if after.is_some() {
-                bounds_next
+                p.extend(to.iter().map(|v| v as &(dyn ToSql + Sync)));
+                let (begun, updated, head) = futures::join!(
+                    client.batch_execute(begin),
+                    client.execute(update_next, &p),
+                    w.appender.lock(client, &subject, token),
+                );
+                begun.map_err(ChunkError::from_pg)?;
+                let updated = updated.map_err(ChunkError::from_pg)?;
+                let [to] = to;
+                (updated, vec![to], updated, head, Some(Step { span: *span }))
             } else {
-                bounds_first
+                // Bounds first (lo(k) after the first chunk, hi(k), limit), then
+                // the change over them.
+                let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                if let Some(a) = after {
+                    p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+                }
+                p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
+                p.push(&limit);
+                let bounds = if after.is_some() {
+                    bounds_next
+                } else {
+                    bounds_first
+                };
+                let (begun, row) =
+                    futures::join!(client.batch_execute(begin), client.query_opt(bounds, &p));
+                begun.map_err(ChunkError::from_pg)?;
+                let Some(row) = row.map_err(ChunkError::from_pg)? else {
+                    return Ok((Chunk::Empty, None));
+                };
+                let first = key_of(&row, 0, k);
+                let last = key_of(&row, k, k);
+                let rows = row.get::<_, i64>(2 * k) as u64;
+                let mut up: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                let update = if r.update_takes_first_key() {
+                    up.extend(first.iter().map(|v| v as &(dyn ToSql + Sync)));
+                    up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+                    update_next
+                } else if let Some(a) = after {
+                    up.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
+                    up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+                    update_next
+                } else {
+                    up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
+                    update_first
+                };
+                let (updated, head) = futures::join!(
+                    client.execute(update, &up),
+                    w.appender.lock(client, &subject, token),
+                );
+                let updated = updated.map_err(ChunkError::from_pg)?;
+                (rows, last, updated, head, None)
             };
-            let (begun, row) =
-                futures::join!(client.batch_execute(begin), client.query_opt(bounds, &p));
-            begun.map_err(ChunkError::from_pg)?;
-            let Some(row) = row.map_err(ChunkError::from_pg)? else {
-                return Ok((Chunk::Empty, None));
-            };
-            let first = key_of(&row, 0, k);
-            let last = key_of(&row, k, k);
-            let rows = row.get::<_, i64>(2 * k) as u64;
-            let mut up: Vec<&(dyn ToSql + Sync)> = Vec::new();
-            let update = if r.update_takes_first_key() {
-                up.extend(first.iter().map(|v| v as &(dyn ToSql + Sync)));
-                up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-                update_next
-            } else if let Some(a) = after {
-                up.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-                up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-                update_next
-            } else {
-                up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-                update_first
-            };
-            let (updated, head) = futures::join!(
-                client.execute(update, &up),
-                w.appender.lock(client, &subject, token),
-            );
-            let updated = updated.map_err(ChunkError::from_pg)?;
-            (rows, last, updated, head, None)
-        };
         let head = head.map_err(ChunkError::from_error)?;
         let finished = (stepped.is_none() && rows < size) || last.as_slice() == hi;
         let payload = serde_json::json!({
@@ -1191,7 +1194,10 @@ mod tests {
     #[test]
     fn a_step_ends_at_lo_plus_size_capped_at_the_run_bound() {
         assert_eq!(step_to(&k("10"), &k("1000"), 50), Some(("60".into(), 50)));
-        assert_eq!(step_to(&k("990"), &k("1000"), 50), Some(("1000".into(), 10)));
+        assert_eq!(
+            step_to(&k("990"), &k("1000"), 50),
+            Some(("1000".into(), 10))
+        );
         assert_eq!(step_to(&k("-5"), &k("1000"), 3), Some(("-2".into(), 3)));
         assert_eq!(
             step_to(&k("9223372036854775800"), &k("9223372036854775807"), 100),

@@ -130,22 +130,39 @@ pub async fn apply_with_state(
         }
         let mut applied = Vec::with_capacity(steps.len());
         let last = steps.len().saturating_sub(1);
+        // A unit's event write and COMMIT travel ahead of the next unit's
+        // statements: one round trip a migration.
+        let mut carried = None;
         for (i, step) in steps.iter().enumerate() {
             if options
                 .interrupt
                 .as_ref()
                 .is_some_and(|f| f.load(Ordering::SeqCst))
             {
+                if let Some(unit) = carried.take() {
+                    applied.push(runner.commit(unit).await?);
+                }
                 return Err(Error::Interrupted);
             }
-            let outcome = if step.unit.scripts.up.directives.no_transaction {
-                runner
-                    .apply_non_transactional(&step.unit, step.resume_from)
-                    .await?
+            if step.unit.scripts.up.directives.no_transaction {
+                if let Some(unit) = carried.take() {
+                    applied.push(runner.commit(unit).await?);
+                }
+                applied.push(
+                    runner
+                        .apply_non_transactional(&step.unit, step.resume_from)
+                        .await?,
+                );
             } else {
-                runner.apply_transactional(&step.unit, i < last).await?
-            };
-            applied.push(outcome);
+                let (committed, unit) = runner
+                    .apply_transactional(&step.unit, i < last, carried.take())
+                    .await?;
+                applied.extend(committed);
+                carried = Some(unit);
+            }
+        }
+        if let Some(unit) = carried.take() {
+            applied.push(runner.commit(unit).await?);
         }
         Ok(applied)
     }
@@ -245,7 +262,14 @@ async fn apply_single_transaction(
             }
             let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
             let piped = match runner
-                .pipelined(pending.as_ref(), &begin, &up.text, verify, &unit.subject())
+                .pipelined(
+                    pending.as_ref(),
+                    false,
+                    &begin,
+                    &up.text,
+                    verify,
+                    &unit.subject(),
+                )
                 .await
             {
                 Ok(piped) => piped,

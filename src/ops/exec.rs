@@ -284,6 +284,15 @@ pub(crate) struct Runner<'a> {
     pub appender: Appender,
 }
 
+/// A transactional unit whose scripts ran and whose event is sealed, its
+/// transaction still open: the event's write and the `COMMIT` go out ahead
+/// of the next unit's statements ([`Runner::apply_transactional`]) or alone
+/// ([`Runner::commit`]).
+pub(crate) struct Uncommitted {
+    sealed: Sealed,
+    outcome: UnitOutcome,
+}
+
 /// How a pipelined round trip that did not succeed ended.
 pub(crate) enum Settled {
     /// A lock timeout, recorded and backed off: run the unit again.
@@ -349,11 +358,16 @@ impl Runner<'_> {
     /// the verify script and the first half of the ledger append, sent
     /// back to back without waiting (the server runs them in order; once one
     /// fails, the rest fail as "transaction aborted" and are ignored).
-    /// `write` is a previous unit's event still to write in the same
-    /// transaction (single-transaction mode); its failure is returned first.
+    /// `write` is a previous unit's event still to write, ahead of
+    /// everything else: in the same transaction (single-transaction mode), or
+    /// with `commit` followed by that transaction's `COMMIT`, so this unit's
+    /// `BEGIN` starts a new one. A failure of either is returned first, with
+    /// this unit's transaction still open: the caller rolls it back, so
+    /// nothing of this unit survives a previous unit that did not commit.
     pub(crate) async fn pipelined(
         &self,
         write: Option<&Sealed>,
+        commit: bool,
         begin: &str,
         script: &str,
         verify: Option<&str>,
@@ -376,6 +390,10 @@ impl Runner<'_> {
                 }
             },
             async {
+                let commit = match write {
+                    Some(_) if commit => Some(client.simple_query_raw("COMMIT").await),
+                    _ => None,
+                };
                 let begin = client.simple_query_raw(begin).await;
                 let mut parts = Vec::with_capacity(statements.len());
                 for (offset, text) in &statements {
@@ -383,6 +401,10 @@ impl Runner<'_> {
                 }
                 let verify = match verify {
                     Some(text) => Some(client.simple_query_raw(text).await),
+                    None => None,
+                };
+                let commit = match commit {
+                    Some(c) => Some(drain(c, 0).await),
                     None => None,
                 };
                 let begin = drain(begin, 0).await;
@@ -402,12 +424,18 @@ impl Runner<'_> {
                     Some(v) => Some(drain(v, 0).await),
                     None => None,
                 };
-                (begin, script, verify)
+                (commit, begin, script, verify)
             },
             self.appender.lock(client, subject, token),
         );
         written?;
-        let (begin, script, verify) = sent;
+        let (commit, begin, script, verify) = sent;
+        if let Some(Err(e)) = commit {
+            return Err(Error::db(
+                "committing the previous migration's transaction",
+                e.error,
+            ));
+        }
         Ok(Piped {
             begin,
             script,
@@ -687,7 +715,8 @@ impl Runner<'_> {
         &self,
         unit: &Unit<'_>,
         defer_durability: bool,
-    ) -> Result<UnitOutcome, Error> {
+        carried: Option<Uncommitted>,
+    ) -> Result<(Option<UnitOutcome>, Uncommitted), Error> {
         let up = &unit.scripts.up;
         self.reporter.report(&Progress::UnitStarted {
             version: unit.version(),
@@ -700,10 +729,29 @@ impl Runner<'_> {
         let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
         let subject = unit.subject();
         let mut attempt = 1;
+        let mut carried = carried;
+        let mut committed = None;
         let (statements, head) = loop {
-            let piped = self
-                .pipelined(None, &begin, &up.text, verify, &subject)
-                .await?;
+            let piped = match self
+                .pipelined(
+                    carried.as_ref().map(|c| &c.sealed),
+                    true,
+                    &begin,
+                    &up.text,
+                    verify,
+                    &subject,
+                )
+                .await
+            {
+                Ok(piped) => piped,
+                Err(e) => {
+                    self.rollback_quietly().await;
+                    return Err(e);
+                }
+            };
+            if let Some(c) = carried.take() {
+                committed = Some(self.finished(c));
+            }
             match self.settle(unit, ScriptKind::Up, up, piped, attempt).await {
                 Ok(done) => break done,
                 Err(Settled::Retry) => attempt += 1,
@@ -719,16 +767,7 @@ impl Runner<'_> {
         let sealed = self
             .seal_or_roll_back(head, self.applied_draft(unit, duration, applied))
             .await?;
-        self.appender
-            .write_and_commit(self.client(), &sealed)
-            .await?;
-        self.reporter.report(&Progress::UnitFinished {
-            version: unit.version(),
-            phase: unit.phase,
-            action: Action::Apply,
-            duration,
-        });
-        Ok(outcome(
+        let outcome = outcome(
             unit,
             up,
             Action::Apply,
@@ -736,7 +775,28 @@ impl Runner<'_> {
             statements,
             attempt - 1,
             sealed.event.seq,
-        ))
+        );
+        Ok((committed, Uncommitted { sealed, outcome }))
+    }
+
+    /// Writes a unit's event and commits its transaction.
+    pub async fn commit(&self, unit: Uncommitted) -> Result<UnitOutcome, Error> {
+        self.appender
+            .write_and_commit(self.client(), &unit.sealed)
+            .await?;
+        Ok(self.finished(unit))
+    }
+
+    /// Reports a unit committed.
+    fn finished(&self, unit: Uncommitted) -> UnitOutcome {
+        let o = unit.outcome;
+        self.reporter.report(&Progress::UnitFinished {
+            version: &o.version,
+            phase: o.phase,
+            action: o.action,
+            duration: Duration::from_millis(o.duration_ms),
+        });
+        o
     }
 
     /// Applies a non-transactional unit statement by statement, recording
@@ -926,7 +986,7 @@ impl Runner<'_> {
             let begin = format!("BEGIN;\n{}", self.prelude(down, true, defer_durability));
             loop {
                 let piped = self
-                    .pipelined(None, &begin, &down.text, None, &subject)
+                    .pipelined(None, false, &begin, &down.text, None, &subject)
                     .await?;
                 match self
                     .settle(unit, ScriptKind::Down, down, piped, attempt)

@@ -236,7 +236,10 @@ async fn integer_keys_with_gaps_are_stepped_and_walked_once() {
         .expect("rows");
     let total = count(&client, "SELECT count(*) FROM t").await;
     for workers in ["1", "3"] {
-        client.batch_execute("UPDATE t SET n = 0").await.expect("reset");
+        client
+            .batch_execute("UPDATE t SET n = 0")
+            .await
+            .expect("reset");
         let name = format!("bump{workers}");
         std::fs::rename(
             p.path().join("backfills/bump.toml"),
@@ -275,7 +278,10 @@ async fn integer_keys_with_gaps_are_stepped_and_walked_once() {
     );
     // Across the sparse run of keys the runner reads bounds again: most
     // chunks there end on a key.
-    let sparse: Vec<&i64> = ends.iter().filter(|k| (10000..=12100).contains(*k)).collect();
+    let sparse: Vec<&i64> = ends
+        .iter()
+        .filter(|k| (10000..=12100).contains(*k))
+        .collect();
     assert!(
         sparse.iter().filter(|k| keys.contains(**k)).count() * 2 > sparse.len(),
         "bounds read where keys are sparse: {sparse:?}"

@@ -167,7 +167,14 @@ pub async fn snapshot(client: &Client, schemas: &SchemaFilter) -> Result<SchemaS
 }
 
 async fn read(client: &Client, filter: &SchemaFilter) -> Result<SchemaSnapshot, Error> {
-    let schemas = filter.resolve(client).await?;
+    let (schemas, server_version) = futures::future::try_join(filter.resolve(client), async {
+        client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .and_then(|row| row.try_get::<_, i32>(0))
+            .map_err(|e| Error::db("reading the server version", e))
+    })
+    .await?;
     let schemas = &schemas;
     let readers: Vec<BoxFuture<'_, Result<Entries, Error>>> = vec![
         Box::pin(schemas::read(client, schemas)),
@@ -176,7 +183,7 @@ async fn read(client: &Client, filter: &SchemaFilter) -> Result<SchemaSnapshot, 
         Box::pin(tables::read(client, schemas)),
         Box::pin(columns::read(client, schemas)),
         Box::pin(constraints::read(client, schemas)),
-        Box::pin(indexes::read(client, schemas)),
+        Box::pin(indexes::read(client, schemas, server_version)),
         Box::pin(sequences::read(client, schemas)),
         Box::pin(views::read(client, schemas)),
         Box::pin(functions::read(client, schemas)),
