@@ -291,6 +291,33 @@ pub(crate) struct Runner<'a> {
 pub(crate) struct Uncommitted {
     sealed: Sealed,
     outcome: UnitOutcome,
+    checksum: crate::migration::Checksum,
+}
+
+impl Uncommitted {
+    /// The unit's failure when its `COMMIT` failed: a deferred constraint or
+    /// trigger, or a serialization failure, fires there, after every
+    /// statement succeeded.
+    fn commit_failure(&self, err: &StatementError) -> ScriptFailure {
+        let o = &self.outcome;
+        ScriptFailure {
+            version: o.version.clone(),
+            phase: o.phase,
+            path: PathBuf::from(&o.path),
+            checksum: self.checksum.clone(),
+            script: ScriptKind::Up,
+            line: None,
+            column: None,
+            statement_index: None,
+            sqlstate: err.error.code().map(|c| c.code().to_owned()),
+            message: crate::conn::redact(&db_error_text(&err.error)),
+            transactional: true,
+            statements_done: 0,
+            hint: Some(
+                "it failed at COMMIT, after all of its statements ran: a deferred constraint or trigger".into(),
+            ),
+        }
+    }
 }
 
 /// How a pipelined round trip that did not succeed ended.
@@ -303,6 +330,8 @@ pub(crate) enum Settled {
 
 /// What one pipelined round trip of a transactional unit returned.
 pub(crate) struct Piped {
+    /// The `COMMIT` of a previous unit sent ahead (see [`Runner::pipelined`]).
+    carried_commit: Option<Result<u32, StatementError>>,
     /// `BEGIN` and the prelude.
     begin: Result<u32, StatementError>,
     /// The script (up or down).
@@ -361,8 +390,9 @@ impl Runner<'_> {
     /// `write` is a previous unit's event still to write, ahead of
     /// everything else: in the same transaction (single-transaction mode), or
     /// with `commit` followed by that transaction's `COMMIT`, so this unit's
-    /// `BEGIN` starts a new one. A failure of either is returned first, with
-    /// this unit's transaction still open: the caller rolls it back, so
+    /// `BEGIN` starts a new one. A failed write is returned as the error, the
+    /// `COMMIT`'s result in [`Piped`]; either way this unit's transaction is
+    /// still open when the caller learns it, and the caller rolls it back, so
     /// nothing of this unit survives a previous unit that did not commit.
     pub(crate) async fn pipelined(
         &self,
@@ -429,14 +459,9 @@ impl Runner<'_> {
             self.appender.lock(client, subject, token),
         );
         written?;
-        let (commit, begin, script, verify) = sent;
-        if let Some(Err(e)) = commit {
-            return Err(Error::db(
-                "committing the previous migration's transaction",
-                e.error,
-            ));
-        }
+        let (carried_commit, begin, script, verify) = sent;
         Ok(Piped {
+            carried_commit,
             begin,
             script,
             verify,
@@ -750,6 +775,10 @@ impl Runner<'_> {
                 }
             };
             if let Some(c) = carried.take() {
+                if let Some(Err(err)) = piped.carried_commit {
+                    self.rollback_quietly().await;
+                    return Err(self.fail(c.commit_failure(&err)).await);
+                }
                 committed = Some(self.finished(c));
             }
             match self.settle(unit, ScriptKind::Up, up, piped, attempt).await {
@@ -776,14 +805,27 @@ impl Runner<'_> {
             attempt - 1,
             sealed.event.seq,
         );
-        Ok((committed, Uncommitted { sealed, outcome }))
+        Ok((
+            committed,
+            Uncommitted {
+                sealed,
+                outcome,
+                checksum: up.checksum.clone(),
+            },
+        ))
     }
 
     /// Writes a unit's event and commits its transaction.
     pub async fn commit(&self, unit: Uncommitted) -> Result<UnitOutcome, Error> {
-        self.appender
-            .write_and_commit(self.client(), &unit.sealed)
-            .await?;
+        let client = self.client();
+        let (written, committed) = futures::join!(
+            self.appender.write(client, &unit.sealed),
+            run_batch(client, "COMMIT")
+        );
+        written?;
+        if let Err(err) = committed {
+            return Err(self.fail(unit.commit_failure(&err)).await);
+        }
         Ok(self.finished(unit))
     }
 

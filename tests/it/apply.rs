@@ -194,6 +194,74 @@ async fn a_failed_migration_rolls_back_and_names_file_and_line() {
     support::assert_ledger_verifies(&db).await;
 }
 
+/// A migration whose COMMIT fails (a deferred constraint fires there) is a
+/// failed migration, and the migration after it — already sent behind that
+/// COMMIT — leaves nothing behind.
+#[tokio::test]
+async fn a_migration_failing_at_commit_is_recorded_and_the_next_one_is_rolled_back() {
+    let db = TestDb::new("failed_at_commit").await;
+    let p = Project::new();
+    p.migration("001", "ok", "CREATE TABLE a (id int);\n", None);
+    p.migration(
+        "002",
+        "deferred",
+        "CREATE TABLE parent (id int PRIMARY KEY);\n\
+         CREATE TABLE child (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n\
+         INSERT INTO child VALUES (1);\n",
+        None,
+    );
+    p.migration("003", "after", "CREATE TABLE c (id int);\n", None);
+    p.sum();
+    let out = p.run(&db, &["apply"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("migrations/002_deferred.sql")
+            && out.stderr.contains("violates foreign key constraint")
+            && out.stderr.contains("at COMMIT"),
+        "{out:?}"
+    );
+    let client = db.client().await;
+    assert!(relation_exists(&client, "a").await);
+    assert!(!relation_exists(&client, "parent").await, "002 rolled back");
+    assert!(!relation_exists(&client, "c").await, "003 rolled back");
+    let applied = events_of(&client, "migration_applied").await;
+    assert_eq!(applied.len(), 1, "only 001 applied: {applied:?}");
+    let failed = events_of(&client, "migration_failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(
+        failed[0].payload_json()["path"],
+        "migrations/002_deferred.sql"
+    );
+    assert_eq!(failed[0].payload_json()["sqlstate"], "23503");
+    // Fixed: both apply.
+    p.migration(
+        "002",
+        "deferred",
+        "CREATE TABLE parent (id int PRIMARY KEY);\n",
+        None,
+    );
+    p.sum();
+    p.ok(&db, &["apply"]);
+    assert!(relation_exists(&client, "c").await);
+    // The same as the last migration of a run (its COMMIT goes alone).
+    p.migration(
+        "004",
+        "last",
+        "CREATE TABLE d (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n\
+         INSERT INTO d VALUES (7);\n",
+        None,
+    );
+    p.sum();
+    let out = p.run(&db, &["apply"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("migrations/004_last.sql"), "{out:?}");
+    assert!(!relation_exists(&client, "d").await);
+    let failed = events_of(&client, "migration_failed").await;
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[1].payload_json()["path"], "migrations/004_last.sql");
+    support::assert_ledger_verifies(&db).await;
+}
+
 #[tokio::test]
 async fn verify_script_failure_rolls_back_the_migration() {
     let db = TestDb::new("verify_script").await;
