@@ -544,22 +544,31 @@ impl Bench {
             );
         }
         let count = variants.len();
+        // Every run gets a database of its own, and they are all dropped
+        // after the last run: dropping one (thousands of files) right before
+        // a timed run made ext4 scan its recently deleted inodes on every
+        // file the run created — up to a quarter of the server's CPU, landing
+        // on whichever tool ran next.
+        let mut dbs = Vec::new();
         for rep in 0..self.cfg.reps {
             for k in 0..count {
                 let (key, _, _, make) = &variants[(rep + k) % count];
-                let db = "bench_apply";
-                self.admin.fresh_db(db, None);
-                let Some(mut cmd) = make(self, db) else {
+                let db = format!("bench_apply_{rep}_{k}");
+                self.admin.fresh_db(&db, None);
+                dbs.push(db.clone());
+                let Some(mut cmd) = make(self, &db) else {
                     continue;
                 };
                 cmd.current_dir(project);
-                let s = timed(&self.admin, db, &mut cmd);
+                let s = timed(&self.admin, &db, &mut cmd);
                 eprintln!("  rep {rep} {key}: {:.3} s", s.wall);
-                self.check_tables(db, n, key);
+                self.check_tables(&db, n, key);
                 self.results.push(key, s);
             }
         }
-        self.admin.drop_db("bench_apply");
+        for db in &dbs {
+            self.admin.drop_db(db);
+        }
     }
 
     /// (d) no-op apply and status on a database with every migration applied.

@@ -20,4 +20,6 @@ pub mod verify;
 pub use event::{Actor, Event, EventKind, Hash};
 pub use fold::{LedgerState, SubjectState, UnitState, UnitStatus};
 pub use lease::{Holder, Lease, LeaseOptions};
-pub use store::{Appender, EventDraft, EventFilter, Ledger, LockedHead, Presence, Sealed};
+pub use store::{
+    Appender, EventDraft, EventFilter, Ledger, LockedBatch, LockedHead, Presence, Sealed,
+};

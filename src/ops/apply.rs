@@ -233,6 +233,13 @@ fn check_single_transaction(steps: &[ApplyStep<'_>], options: &ApplyOptions) -> 
 }
 
 /// Every unit, its verify script and its event in one transaction.
+///
+/// The ledger head is locked once, right after `BEGIN`, and held to the
+/// commit; each unit's event is sealed on it in memory as the unit
+/// succeeds, and all of them are written in one statement sent with the
+/// `COMMIT` ([`crate::ledger::LockedBatch`]). The units' statements go out
+/// back to back, one round trip a unit, with no ledger statement between
+/// them.
 async fn apply_single_transaction(
     runner: &Runner<'_>,
     steps: &[ApplyStep<'_>],
@@ -240,13 +247,31 @@ async fn apply_single_transaction(
     if steps.is_empty() {
         return Ok(Vec::new());
     }
+    let client = &runner.session.client;
+    let subjects: Vec<String> = steps.iter().map(|s| s.unit.subject()).collect();
     let mut attempt = 1;
     'attempt: loop {
-        // Each unit's event is written in the round trip of the next unit's
-        // script (pipelined), the last one with the COMMIT.
-        let mut pending: Option<crate::ledger::Sealed> = None;
+        if runner.lease.is_lost() {
+            return Err(Error::LeaseLost);
+        }
+        let (begun, batch) = futures::join!(
+            client.batch_execute("BEGIN"),
+            runner
+                .appender
+                .lock_batch(client, &subjects, Some(runner.lease.token())),
+        );
+        let mut batch = match begun
+            .map_err(|e| Error::db("starting the migration transaction", e))
+            .and(batch)
+        {
+            Ok(batch) => batch,
+            Err(e) => {
+                runner.rollback_quietly().await;
+                return Err(e);
+            }
+        };
         let mut applied = Vec::with_capacity(steps.len());
-        for (i, step) in steps.iter().enumerate() {
+        for step in steps {
             let unit = &step.unit;
             let up = &unit.scripts.up;
             runner.reporter.report(&Progress::UnitStarted {
@@ -256,20 +281,10 @@ async fn apply_single_transaction(
                 action: Action::Apply,
             });
             let t0 = Instant::now();
-            let mut begin = prelude(up, runner.settings, true, false, true);
-            if i == 0 {
-                begin.insert_str(0, "BEGIN;\n");
-            }
+            let begin = prelude(up, runner.settings, true, false, true);
             let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
             let piped = match runner
-                .pipelined(
-                    pending.as_ref(),
-                    false,
-                    &begin,
-                    &up.text,
-                    verify,
-                    &unit.subject(),
-                )
+                .pipelined(None, false, &begin, &up.text, verify, None)
                 .await
             {
                 Ok(piped) => piped,
@@ -278,11 +293,11 @@ async fn apply_single_transaction(
                     return Err(e);
                 }
             };
-            let (statements, head) = match runner
+            let statements = match runner
                 .settle(unit, ScriptKind::Up, up, piped, attempt)
                 .await
             {
-                Ok(done) => done,
+                Ok((n, _)) => n,
                 Err(Settled::Retry) => {
                     attempt += 1;
                     continue 'attempt;
@@ -295,9 +310,13 @@ async fn apply_single_transaction(
                 statements,
             };
             let duration = t0.elapsed();
-            let sealed = runner
-                .seal_or_roll_back(head, runner.applied_draft(unit, duration, how))
-                .await?;
+            let seq = match batch.seal(runner.applied_draft(unit, duration, how)) {
+                Ok(sealed) => sealed.event.seq,
+                Err(e) => {
+                    runner.rollback_quietly().await;
+                    return Err(e);
+                }
+            };
             applied.push(outcome(
                 unit,
                 up,
@@ -305,16 +324,15 @@ async fn apply_single_transaction(
                 duration,
                 statements,
                 attempt - 1,
-                sealed.event.seq,
+                seq,
             ));
-            pending = Some(sealed);
         }
-        if let Some(sealed) = &pending {
-            runner
-                .appender
-                .write_and_commit(&runner.session.client, sealed)
-                .await?;
-        }
+        let (written, committed) = futures::join!(
+            runner.appender.write_batch(client, &batch),
+            client.batch_execute("COMMIT"),
+        );
+        written?;
+        committed.map_err(|e| Error::db("committing the migration transaction", e))?;
         for o in &applied {
             runner.reporter.report(&Progress::UnitFinished {
                 version: &o.version,

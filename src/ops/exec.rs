@@ -338,8 +338,8 @@ pub(crate) struct Piped {
     script: Result<u32, StatementError>,
     /// The verify script, if any.
     verify: Option<Result<u32, StatementError>>,
-    /// The first half of the ledger append.
-    head: Result<LockedHead, Error>,
+    /// The first half of the ledger append, when it was sent.
+    head: Option<Result<LockedHead, Error>>,
 }
 
 impl Runner<'_> {
@@ -401,7 +401,7 @@ impl Runner<'_> {
         begin: &str,
         script: &str,
         verify: Option<&str>,
-        subject: &str,
+        subject: Option<&str>,
     ) -> Result<Piped, Error> {
         let client = self.client();
         let token = Some(self.lease.token());
@@ -456,7 +456,12 @@ impl Runner<'_> {
                 };
                 (commit, begin, script, verify)
             },
-            self.appender.lock(client, subject, token),
+            async {
+                match subject {
+                    Some(subject) => Some(self.appender.lock(client, subject, token).await),
+                    None => None,
+                }
+            },
         );
         written?;
         let (carried_commit, begin, script, verify) = sent;
@@ -523,7 +528,7 @@ impl Runner<'_> {
         script: &Script,
         piped: Piped,
         attempt: u32,
-    ) -> Result<(u32, LockedHead), Settled> {
+    ) -> Result<(u32, Option<LockedHead>), Settled> {
         if let Err(err) = piped.begin {
             self.rollback_quietly().await;
             return Err(Settled::Error(Error::db(
@@ -557,11 +562,11 @@ impl Runner<'_> {
             }
         };
         match piped.head {
-            Ok(head) => Ok((statements, head)),
-            Err(e) => {
+            Some(Err(e)) => {
                 self.rollback_quietly().await;
                 Err(Settled::Error(e))
             }
+            head => Ok((statements, head.and_then(Result::ok))),
         }
     }
 
@@ -764,7 +769,7 @@ impl Runner<'_> {
                     &begin,
                     &up.text,
                     verify,
-                    &subject,
+                    Some(&subject),
                 )
                 .await
             {
@@ -782,7 +787,8 @@ impl Runner<'_> {
                 committed = Some(self.finished(c));
             }
             match self.settle(unit, ScriptKind::Up, up, piped, attempt).await {
-                Ok(done) => break done,
+                Ok((n, Some(head))) => break (n, head),
+                Ok((_, None)) => unreachable!("the pipeline locked the head"),
                 Err(Settled::Retry) => attempt += 1,
                 Err(Settled::Error(e)) => return Err(e),
             }
@@ -1028,13 +1034,14 @@ impl Runner<'_> {
             let begin = format!("BEGIN;\n{}", self.prelude(down, true, defer_durability));
             loop {
                 let piped = self
-                    .pipelined(None, false, &begin, &down.text, None, &subject)
+                    .pipelined(None, false, &begin, &down.text, None, Some(&subject))
                     .await?;
                 match self
                     .settle(unit, ScriptKind::Down, down, piped, attempt)
                     .await
                 {
-                    Ok(done) => break done,
+                    Ok((n, Some(head))) => break (n, head),
+                    Ok((_, None)) => unreachable!("the pipeline locked the head"),
                     Err(Settled::Retry) => attempt += 1,
                     Err(Settled::Error(e)) => return Err(e),
                 }

@@ -373,6 +373,64 @@ async fn lock_timeouts_are_retried_and_recorded() {
     p.ok(&db, &["apply"]);
 }
 
+/// `--single-transaction` retries the whole transaction on a lock timeout,
+/// and its events — sealed in memory on the head locked once and written
+/// together at the commit — chain on from the retries recorded meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_transaction_retries_lock_timeouts_and_chains_its_events() {
+    let db = TestDb::new("single_lock_retry").await;
+    let blocker = db.client().await;
+    blocker
+        .batch_execute("CREATE TABLE busy (id int)")
+        .await
+        .expect("create");
+    blocker
+        .batch_execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE;")
+        .await
+        .expect("lock");
+    let p = Project::new();
+    p.migration("001", "first", "CREATE TABLE first (id int);\n", None);
+    p.migration(
+        "002",
+        "alter_busy",
+        "-- shiftlog:lock-timeout=100ms\nALTER TABLE busy ADD COLUMN x int;\n",
+        None,
+    );
+    p.migration("003", "third", "CREATE TABLE third (id int);\n", None);
+    p.sum();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        blocker.batch_execute("COMMIT").await.expect("release");
+    });
+    let out = p.run(
+        &db,
+        &["apply", "--single-transaction", "--lock-retries", "8"],
+    );
+    release.await.expect("released");
+    assert_eq!(out.code, 0, "{out:?}");
+    let client = db.client().await;
+    assert!(relation_exists(&client, "third").await);
+    let retries = events_of(&client, "lock_retry").await;
+    assert!(!retries.is_empty(), "the blocked run was retried");
+    let applied = events_of(&client, "migration_applied").await;
+    assert_eq!(applied.len(), 3);
+    let last_retry = retries.last().map(|e| e.seq).unwrap_or(0);
+    for (i, e) in applied.iter().enumerate() {
+        assert!(e.seq > last_retry, "applied after the retries");
+        assert_eq!(e.seq, applied[0].seq + i as u64, "consecutive");
+        assert_eq!(
+            e.payload_json()["lock_retries"].as_u64(),
+            Some(retries.len() as u64)
+        );
+    }
+    assert!(
+        applied.windows(2).all(|w| w[0].at <= w[1].at),
+        "times never decrease along the chain"
+    );
+    assert!(applied[0].at >= retries.last().expect("a retry").at);
+    support::assert_ledger_verifies(&db).await;
+}
+
 #[tokio::test]
 async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
     let db = TestDb::new("kill_mid_migration").await;
