@@ -284,7 +284,7 @@ async fn apply_single_transaction(
             let begin = prelude(up, runner.settings, true, false, true);
             let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
             let piped = match runner
-                .pipelined(None, false, &begin, &up.text, verify, None)
+                .pipelined(None, None, &begin, &up.text, verify, None)
                 .await
             {
                 Ok(piped) => piped,

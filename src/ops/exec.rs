@@ -394,10 +394,14 @@ impl Runner<'_> {
     /// `COMMIT`'s result in [`Piped`]; either way this unit's transaction is
     /// still open when the caller learns it, and the caller rolls it back, so
     /// nothing of this unit survives a previous unit that did not commit.
+    ///
+    /// With `committed`, the `COMMIT` follows the write, and `committed` is
+    /// called as soon as both replies are in — while this unit's statements
+    /// still run — so a previous unit is reported done when it is.
     pub(crate) async fn pipelined(
         &self,
         write: Option<&Sealed>,
-        commit: bool,
+        committed: Option<&(dyn Fn() + Sync)>,
         begin: &str,
         script: &str,
         verify: Option<&str>,
@@ -405,51 +409,52 @@ impl Runner<'_> {
     ) -> Result<Piped, Error> {
         let client = self.client();
         let token = Some(self.lease.token());
-        // The script goes statement by statement, each its own Query message
-        // as psql sends them (a multi-statement Query measured a little
-        // slower server-side, within this machine's noise; see
-        // docs/benchmarks.md), all sent before any reply is read. `simple_query_raw` sends on its first poll and
-        // returns at once, so the order on the wire is the order here; the
-        // head lock (first polled after this block's sends) goes last.
-        let statements = crate::sql::statement_slices(script);
+        // The script goes as one Query message (the server stops at the
+        // first failing statement; its position or the count of statements
+        // completed before it gives the file line), all sent before any
+        // reply is read: fewer messages than a Query per statement, and less
+        // CPU on both sides (docs/benchmarks.md). `simple_query_raw` sends on
+        // its first poll and returns at once, so the order on the wire is the
+        // order here; the head lock (first polled after this block's sends)
+        // goes last.
+
+        // Set once the write's reply is in; it comes before the COMMIT's, and
+        // `join!` polls the write first on every wake-up.
+        let written_ok = std::sync::atomic::AtomicBool::new(false);
         let (written, sent, head) = futures::join!(
             async {
-                match write {
+                let done = match write {
                     Some(sealed) => self.appender.write(client, sealed).await,
                     None => Ok(()),
-                }
+                };
+                written_ok.store(done.is_ok(), std::sync::atomic::Ordering::SeqCst);
+                done
             },
             async {
-                let commit = match write {
-                    Some(_) if commit => Some(client.simple_query_raw("COMMIT").await),
+                let commit = match (write, committed) {
+                    (Some(_), Some(_)) => Some(client.simple_query_raw("COMMIT").await),
                     _ => None,
                 };
                 let begin = client.simple_query_raw(begin).await;
-                let mut parts = Vec::with_capacity(statements.len());
-                for (offset, text) in &statements {
-                    parts.push((*offset, client.simple_query_raw(text).await));
-                }
+                let script = client.simple_query_raw(script).await;
                 let verify = match verify {
                     Some(text) => Some(client.simple_query_raw(text).await),
                     None => None,
                 };
                 let commit = match commit {
-                    Some(c) => Some(drain(c, 0).await),
+                    Some(c) => {
+                        let done = drain(c, 0).await;
+                        if done.is_ok() && written_ok.load(std::sync::atomic::Ordering::SeqCst) {
+                            if let Some(report) = committed {
+                                report();
+                            }
+                        }
+                        Some(done)
+                    }
                     None => None,
                 };
                 let begin = drain(begin, 0).await;
-                let mut script = Ok(0);
-                for (i, (offset, part)) in parts.into_iter().enumerate() {
-                    let done = drain(part, 0).await;
-                    if let (Ok(n), Err(mut err)) = (&script, done) {
-                        // The first failure wins; later parts fail as "aborted".
-                        err.completed = *n;
-                        err.sent_at = Some((offset, i as u32));
-                        script = Err(err);
-                    } else if let Ok(n) = &mut script {
-                        *n += 1;
-                    }
-                }
+                let script = drain(script, 0).await;
                 let verify = match verify {
                     Some(v) => Some(drain(v, 0).await),
                     None => None,
@@ -762,10 +767,17 @@ impl Runner<'_> {
         let mut carried = carried;
         let mut committed = None;
         let (statements, head) = loop {
+            let reported = std::sync::atomic::AtomicBool::new(false);
+            let report = || {
+                if let Some(c) = &carried {
+                    self.report_finished(&c.outcome);
+                    reported.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            };
             let piped = match self
                 .pipelined(
                     carried.as_ref().map(|c| &c.sealed),
-                    true,
+                    carried.as_ref().map(|_| &report as &(dyn Fn() + Sync)),
                     &begin,
                     &up.text,
                     verify,
@@ -784,7 +796,10 @@ impl Runner<'_> {
                     self.rollback_quietly().await;
                     return Err(self.fail(c.commit_failure(&err)).await);
                 }
-                committed = Some(self.finished(c));
+                if !reported.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.report_finished(&c.outcome);
+                }
+                committed = Some(c.outcome);
             }
             match self.settle(unit, ScriptKind::Up, up, piped, attempt).await {
                 Ok((n, Some(head))) => break (n, head),
@@ -837,14 +852,17 @@ impl Runner<'_> {
 
     /// Reports a unit committed.
     fn finished(&self, unit: Uncommitted) -> UnitOutcome {
-        let o = unit.outcome;
+        self.report_finished(&unit.outcome);
+        unit.outcome
+    }
+
+    fn report_finished(&self, o: &UnitOutcome) {
         self.reporter.report(&Progress::UnitFinished {
             version: &o.version,
             phase: o.phase,
             action: o.action,
             duration: Duration::from_millis(o.duration_ms),
         });
-        o
     }
 
     /// Applies a non-transactional unit statement by statement, recording
@@ -1034,7 +1052,7 @@ impl Runner<'_> {
             let begin = format!("BEGIN;\n{}", self.prelude(down, true, defer_durability));
             loop {
                 let piped = self
-                    .pipelined(None, false, &begin, &down.text, None, Some(&subject))
+                    .pipelined(None, None, &begin, &down.text, None, Some(&subject))
                     .await?;
                 match self
                     .settle(unit, ScriptKind::Down, down, piped, attempt)
