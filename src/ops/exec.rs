@@ -388,16 +388,14 @@ impl Runner<'_> {
     /// back to back without waiting (the server runs them in order; once one
     /// fails, the rest fail as "transaction aborted" and are ignored).
     /// `write` is a previous unit's event still to write, ahead of
-    /// everything else: in the same transaction (single-transaction mode), or
-    /// with `commit` followed by that transaction's `COMMIT`, so this unit's
-    /// `BEGIN` starts a new one. A failed write is returned as the error, the
-    /// `COMMIT`'s result in [`Piped`]; either way this unit's transaction is
-    /// still open when the caller learns it, and the caller rolls it back, so
-    /// nothing of this unit survives a previous unit that did not commit.
-    ///
-    /// With `committed`, the `COMMIT` follows the write, and `committed` is
-    /// called as soon as both replies are in — while this unit's statements
-    /// still run — so a previous unit is reported done when it is.
+    /// everything else. With `committed`, that unit's `COMMIT` follows the
+    /// write, so this unit's `BEGIN` starts a new transaction, and
+    /// `committed` is called as soon as both replies are in — while this
+    /// unit's statements still run — so the previous unit is reported done
+    /// when it is. A failed write is returned as the error, the `COMMIT`'s
+    /// result in [`Piped`]; either way this unit's transaction is still open
+    /// when the caller learns it, and the caller rolls it back, so nothing of
+    /// this unit survives a previous unit that did not commit.
     pub(crate) async fn pipelined(
         &self,
         write: Option<&Sealed>,
@@ -417,8 +415,8 @@ impl Runner<'_> {
         // its first poll and returns at once, so the order on the wire is the
         // order here; the head lock (first polled after this block's sends)
         // goes last.
-
-        // Set once the write's reply is in; it comes before the COMMIT's, and
+        //
+        // `written_ok` is set once the write's reply is in; it comes before the COMMIT's, and
         // `join!` polls the write first on every wake-up.
         let written_ok = std::sync::atomic::AtomicBool::new(false);
         let (written, sent, head) = futures::join!(
