@@ -344,9 +344,9 @@ async fn non_transactional_migration_records_progress_and_resumes() {
     support::assert_ledger_verifies(&db).await;
 }
 
-#[tokio::test]
-async fn lock_timeouts_are_retried_and_recorded() {
-    let db = TestDb::new("lock_retry").await;
+/// Creates table `busy` and returns a session holding an ACCESS EXCLUSIVE
+/// lock on it (until it commits).
+async fn lock_busy_table(db: &TestDb) -> tokio_postgres::Client {
     let blocker = db.client().await;
     blocker
         .batch_execute("CREATE TABLE busy (id int)")
@@ -356,6 +356,13 @@ async fn lock_timeouts_are_retried_and_recorded() {
         .batch_execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE;")
         .await
         .expect("lock");
+    blocker
+}
+
+#[tokio::test]
+async fn lock_timeouts_are_retried_and_recorded() {
+    let db = TestDb::new("lock_retry").await;
+    let blocker = lock_busy_table(&db).await;
     let p = Project::new();
     p.migration(
         "001",
@@ -379,15 +386,7 @@ async fn lock_timeouts_are_retried_and_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_transaction_retries_lock_timeouts_and_chains_its_events() {
     let db = TestDb::new("single_lock_retry").await;
-    let blocker = db.client().await;
-    blocker
-        .batch_execute("CREATE TABLE busy (id int)")
-        .await
-        .expect("create");
-    blocker
-        .batch_execute("BEGIN; LOCK TABLE busy IN ACCESS EXCLUSIVE MODE;")
-        .await
-        .expect("lock");
+    let blocker = lock_busy_table(&db).await;
     let p = Project::new();
     p.migration("001", "first", "CREATE TABLE first (id int);\n", None);
     p.migration(

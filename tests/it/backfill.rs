@@ -166,6 +166,43 @@ async fn a_server_restart_mid_run_is_survived() {
     drop(server);
 }
 
+/// Resets `n`, runs the `bump` backfill under a fresh name (a finished run
+/// is not run again) with `workers`, and asserts every row was changed
+/// exactly once; with `verify`, also that `backfill verify` finds it complete.
+async fn run_bump_fresh(
+    p: &Project,
+    db: &TestDb,
+    client: &tokio_postgres::Client,
+    workers: &str,
+    verify: bool,
+) {
+    client
+        .batch_execute("UPDATE t SET n = 0")
+        .await
+        .expect("reset");
+    let name = format!("bump{workers}");
+    std::fs::rename(
+        p.path().join("backfills/bump.toml"),
+        p.path().join(format!("backfills/{name}.toml")),
+    )
+    .expect("rename");
+    p.ok(db, &["backfill", "run", &name, "--workers", workers]);
+    assert_eq!(
+        count(client, "SELECT count(*) FROM t WHERE n = 1").await,
+        count(client, "SELECT count(*) FROM t").await,
+        "{workers} worker(s): every row exactly once"
+    );
+    if verify {
+        let out = p.ok(db, &["backfill", "verify", &name]);
+        assert!(out.stdout.contains("complete"), "{out:?}");
+    }
+    std::fs::rename(
+        p.path().join(format!("backfills/{name}.toml")),
+        p.path().join("backfills/bump.toml"),
+    )
+    .expect("rename back");
+}
+
 async fn walk_once(test: &str, table_sql: &str, insert: &str, key: &str) {
     let db = TestDb::new(test).await;
     let backfill = format!(
@@ -180,32 +217,8 @@ async fn walk_once(test: &str, table_sql: &str, insert: &str, key: &str) {
     p.ok(&db, &["apply"]);
     let client = db.client().await;
     client.batch_execute(insert).await.expect("rows");
-    let total = count(&client, "SELECT count(*) FROM t").await;
     for workers in ["1", "3"] {
-        client
-            .batch_execute("UPDATE t SET n = 0")
-            .await
-            .expect("reset");
-        // A second run must start over: cancel the finished one's record by running a fresh definition name.
-        let name = format!("bump{workers}");
-        std::fs::rename(
-            p.path().join("backfills/bump.toml"),
-            p.path().join(format!("backfills/{name}.toml")),
-        )
-        .expect("rename");
-        p.ok(&db, &["backfill", "run", &name, "--workers", workers]);
-        assert_eq!(
-            count(&client, "SELECT count(*) FROM t WHERE n = 1").await,
-            total,
-            "{workers} worker(s): every row once"
-        );
-        let out = p.ok(&db, &["backfill", "verify", &name]);
-        assert!(out.stdout.contains("complete"), "{out:?}");
-        std::fs::rename(
-            p.path().join(format!("backfills/{name}.toml")),
-            p.path().join("backfills/bump.toml"),
-        )
-        .expect("rename back");
+        run_bump_fresh(&p, &db, &client, workers, true).await;
     }
     support::assert_ledger_verifies(&db).await;
 }
@@ -234,29 +247,8 @@ async fn integer_keys_with_gaps_are_stepped_and_walked_once() {
         )
         .await
         .expect("rows");
-    let total = count(&client, "SELECT count(*) FROM t").await;
     for workers in ["1", "3"] {
-        client
-            .batch_execute("UPDATE t SET n = 0")
-            .await
-            .expect("reset");
-        let name = format!("bump{workers}");
-        std::fs::rename(
-            p.path().join("backfills/bump.toml"),
-            p.path().join(format!("backfills/{name}.toml")),
-        )
-        .expect("rename");
-        p.ok(&db, &["backfill", "run", &name, "--workers", workers]);
-        assert_eq!(
-            count(&client, "SELECT count(*) FROM t WHERE n = 1").await,
-            total,
-            "{workers} worker(s): every row exactly once"
-        );
-        std::fs::rename(
-            p.path().join(format!("backfills/{name}.toml")),
-            p.path().join("backfills/bump.toml"),
-        )
-        .expect("rename back");
+        run_bump_fresh(&p, &db, &client, workers, false).await;
     }
     // A stepped chunk ends at `lo + size`, which inside a gap is no key of
     // the table; a chunk that read its bounds always ends on a key.
