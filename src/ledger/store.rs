@@ -902,6 +902,10 @@ pub struct LockedBatch {
     /// each sealed event leaves them.
     states: std::collections::HashMap<String, Option<String>>,
     sealed: Vec<Sealed>,
+    /// The batch write, prepared at the lock: executing it needs no
+    /// round trip of its own, so its Bind/Execute are on the wire before
+    /// the `COMMIT` sent behind it.
+    write: tokio_postgres::Statement,
 }
 
 impl LockedBatch {
@@ -1009,6 +1013,23 @@ impl Appender {
         sealed.write(client, &self.write).await
     }
 
+    /// The statement [`Appender::write_batch`] runs: every event, the head
+    /// and the projection rows, from arrays.
+    fn batch_sql(&self) -> String {
+        format!(
+            "WITH e AS (INSERT INTO {events} (seq, at, kind, subject, actor, payload, prev_hash, hash)
+                        SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
+                                             $5::text[], $6::text[], $7::bytea[], $8::bytea[])),
+                  h AS (UPDATE {head} SET seq = $9, hash = $10 WHERE id)
+             INSERT INTO {state} (subject, last_seq, state)
+             SELECT * FROM unnest($11::text[], $12::int8[], $13::text[])
+             ON CONFLICT (subject) DO UPDATE SET last_seq = EXCLUDED.last_seq, state = EXCLUDED.state",
+            events = self.ledger.t("events"),
+            head = self.ledger.t("head"),
+            state = self.ledger.t("state"),
+        )
+    }
+
     /// Locks the head for a batch of appends in the caller's transaction
     /// (see [`LockedBatch`]), reading the projection rows of `subjects`.
     pub async fn lock_batch(
@@ -1021,7 +1042,13 @@ impl Appender {
             .first()
             .map(String::as_str)
             .unwrap_or(super::event::LEDGER_SUBJECT);
-        let head = self.lock(client, first, lease_token).await?;
+        let batch_sql = self.batch_sql();
+        let (head, write) = futures::join!(
+            self.lock(client, first, lease_token),
+            client.prepare(&batch_sql),
+        );
+        let head = head?;
+        let write = write.map_err(|e| Error::db("preparing the ledger's batch write", e))?;
         // After the lock: nobody else can append until we commit, so these
         // rows stay current for the whole batch.
         let rows = client
@@ -1046,6 +1073,7 @@ impl Appender {
             since: std::time::Instant::now(),
             states,
             sealed: Vec::new(),
+            write,
         })
     }
 
@@ -1081,21 +1109,9 @@ impl Appender {
         let st_subjects: Vec<&str> = latest.keys().copied().collect();
         let st_seqs: Vec<i64> = latest.values().map(|v| v.0).collect();
         let st_states: Vec<&str> = latest.values().map(|v| v.1).collect();
-        let sql = format!(
-            "WITH e AS (INSERT INTO {events} (seq, at, kind, subject, actor, payload, prev_hash, hash)
-                        SELECT * FROM unnest($1::int8[], $2::timestamptz[], $3::text[], $4::text[],
-                                             $5::text[], $6::text[], $7::bytea[], $8::bytea[])),
-                  h AS (UPDATE {head} SET seq = $9, hash = $10 WHERE id)
-             INSERT INTO {state} (subject, last_seq, state)
-             SELECT * FROM unnest($11::text[], $12::int8[], $13::text[])
-             ON CONFLICT (subject) DO UPDATE SET last_seq = EXCLUDED.last_seq, state = EXCLUDED.state",
-            events = self.ledger.t("events"),
-            head = self.ledger.t("head"),
-            state = self.ledger.t("state"),
-        );
         client
             .execute(
-                &sql,
+                &batch.write,
                 &[
                     &seqs,
                     &ats,
@@ -1120,6 +1136,23 @@ impl Appender {
                 )
             })?;
         Ok(())
+    }
+
+    /// Writes `batch` ([`Appender::write_batch`]) and commits, pipelined: the
+    /// write's Bind/Execute go out before the `COMMIT`, so the events commit
+    /// with the transaction they describe, and when the write fails the
+    /// `COMMIT` behind it rolls the whole transaction back.
+    pub async fn write_batch_and_commit(
+        &self,
+        client: &Client,
+        batch: &LockedBatch,
+    ) -> Result<(), Error> {
+        let (written, committed) = futures::join!(
+            self.write_batch(client, batch),
+            client.batch_execute("COMMIT"),
+        );
+        written?;
+        committed.map_err(|e| Error::db("committing the migration transaction", e))
     }
 
     /// Appends one event in a transaction of its own, in two round trips:

@@ -327,12 +327,10 @@ async fn apply_single_transaction(
                 seq,
             ));
         }
-        let (written, committed) = futures::join!(
-            runner.appender.write_batch(client, &batch),
-            client.batch_execute("COMMIT"),
-        );
-        written?;
-        committed.map_err(|e| Error::db("committing the migration transaction", e))?;
+        runner
+            .appender
+            .write_batch_and_commit(client, &batch)
+            .await?;
         for o in &applied {
             runner.reporter.report(&Progress::UnitFinished {
                 version: &o.version,

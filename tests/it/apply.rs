@@ -152,6 +152,47 @@ async fn single_transaction_is_all_or_nothing() {
     assert_fold_matches_catalog(&db, [true, true, true, true]).await;
 }
 
+/// A migration's `migration_applied` event is written by the transaction
+/// that ran the migration: the event row and the migration's table share
+/// one `xmin`. With `--single-transaction`, all of them share the one.
+#[tokio::test]
+async fn events_commit_in_the_transaction_of_their_migration() {
+    for single in [false, true] {
+        let db = TestDb::new(if single { "event_xmin_1" } else { "event_xmin" }).await;
+        let p = three_migrations();
+        let mut args = vec!["apply", "--to", "002"];
+        if single {
+            args.push("--single-transaction");
+        }
+        p.ok(&db, &args);
+        let client = db.client().await;
+        let rows = client
+            .query(
+                "SELECT e.subject, e.xmin::text, c.xmin::text
+                   FROM shiftlog.events e
+                   JOIN pg_class c ON c.relname = CASE split_part(e.subject, ':', 2)
+                        WHEN '001' THEN 'users' WHEN '002' THEN 'orders' END
+                  WHERE e.kind = 'migration_applied'
+                  ORDER BY e.seq",
+                &[],
+            )
+            .await
+            .expect("xmin query");
+        assert_eq!(rows.len(), 2, "single={single}");
+        for row in &rows {
+            let (subject, event_xmin, table_xmin): (String, String, String) =
+                (row.get(0), row.get(1), row.get(2));
+            assert_eq!(
+                event_xmin, table_xmin,
+                "single={single}: the event of {subject} was written outside its migration's transaction"
+            );
+        }
+        let xmins: std::collections::BTreeSet<String> =
+            rows.iter().map(|r| r.get::<_, String>(1)).collect();
+        assert_eq!(xmins.len(), if single { 1 } else { 2 }, "single={single}");
+    }
+}
+
 #[tokio::test]
 async fn a_failed_migration_rolls_back_and_names_file_and_line() {
     let db = TestDb::new("failed_migration").await;
