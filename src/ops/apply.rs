@@ -109,6 +109,8 @@ pub async fn apply_with_state(
     }
     let actor = session.actor_json_for(project);
     let lease = session.take_lease(options.lease, &actor).await?;
+    // For the fingerprint read after the run (see `fingerprint::Spare`).
+    let spare = crate::ops::fingerprint::Spare::open(session);
     let result = async {
         // Re-plan under the lease: another runner may have applied meanwhile.
         let (state, appender) = futures::future::try_join(
@@ -167,7 +169,7 @@ pub async fn apply_with_state(
         Ok(applied)
     }
     .await;
-    crate::ops::fingerprint::record_after_run(session, &lease, &actor).await;
+    crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
     let released = lease.release(&session.client, &session.ledger).await;
     let applied = result?;
     released?;

@@ -34,6 +34,35 @@ pub async fn take(client: &Client, ledger_schema: &str) -> Result<SchemaSnapshot
     schema::snapshot(client, &managed_schemas(ledger_schema)).await
 }
 
+/// A second connection opened in the background when a run starts, for the
+/// fingerprint read at its end ([`schema::snapshot_on`]): by then it is
+/// ready, so sharing the read costs no connection set-up on the run's path.
+/// If it failed to connect (no free connection slot), the read runs on the
+/// session's connection alone.
+#[derive(Debug)]
+pub struct Spare(tokio::task::JoinHandle<Result<Client, Error>>);
+
+impl Spare {
+    /// Starts connecting to where `session` points.
+    pub fn open(session: &Session) -> Self {
+        let info = session.info.clone();
+        Self(tokio::spawn(
+            async move { crate::conn::connect(&info).await },
+        ))
+    }
+
+    async fn client(self) -> Option<Client> {
+        match self.0.await {
+            Ok(Ok(client)) => Some(client),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "no second connection for the fingerprint read");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
 /// Payload of a `schema_fingerprint` event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FingerprintPayload {
@@ -81,8 +110,13 @@ pub struct RecordedFingerprint {
 ///
 /// Must run outside any transaction, before `lease` is released: the event is
 /// appended fenced on it.
-pub(crate) async fn record_after_run(session: &Session, lease: &Lease, actor: &str) {
-    if let Err(e) = record(session, lease, actor).await {
+pub(crate) async fn record_after_run(
+    session: &Session,
+    lease: &Lease,
+    actor: &str,
+    spare: Option<Spare>,
+) {
+    if let Err(e) = record(session, lease, actor, spare).await {
         tracing::warn!(
             error = %e,
             "could not record the schema fingerprint; `shiftlog drift` compares with the previous one"
@@ -90,12 +124,27 @@ pub(crate) async fn record_after_run(session: &Session, lease: &Lease, actor: &s
     }
 }
 
-async fn record(session: &Session, lease: &Lease, actor: &str) -> Result<(), Error> {
+async fn record(
+    session: &Session,
+    lease: &Lease,
+    actor: &str,
+    spare: Option<Spare>,
+) -> Result<(), Error> {
     if lease.is_lost() {
         return Err(Error::LeaseLost);
     }
     let client = &session.client;
-    let snapshot = take(client, session.ledger.schema()).await?;
+    let helper = match spare {
+        Some(spare) => spare.client().await,
+        None => None,
+    };
+    let snapshot = schema::snapshot_on(
+        client,
+        helper.as_ref(),
+        &managed_schemas(session.ledger.schema()),
+    )
+    .await?;
+    drop(helper);
     let hash = snapshot.hash();
     let state = session.ledger.read_projection(client).await?;
     if state

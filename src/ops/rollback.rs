@@ -77,6 +77,8 @@ pub async fn rollback(
     }
     let actor = session.actor_json_for(project);
     let lease = session.take_lease(options.lease, &actor).await?;
+    // For the fingerprint read after the run (see `fingerprint::Spare`).
+    let spare = crate::ops::fingerprint::Spare::open(session);
     let result = async {
         let (state, appender) = futures::future::try_join(
             session.ledger.read_projection(&session.client),
@@ -108,7 +110,7 @@ pub async fn rollback(
         Ok(reverted)
     }
     .await;
-    crate::ops::fingerprint::record_after_run(session, &lease, &actor).await;
+    crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
     let released = lease.release(&session.client, &session.ledger).await;
     let reverted = result?;
     released?;

@@ -68,7 +68,7 @@ mod diff;
 mod filter;
 mod snapshot;
 
-pub use catalog::snapshot;
+pub use catalog::{snapshot, snapshot_on};
 pub use diff::SchemaDiff;
 pub use filter::SchemaFilter;
 pub use snapshot::{DOMAIN_TAG, HASH_PREFIX, SchemaSnapshot};

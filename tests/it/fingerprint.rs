@@ -540,3 +540,67 @@ async fn column_defaults_read_as_pg_get_expr_with_their_table() {
         assert!(def.contains(&expected), "{key}: {def:?} lacks {expected:?}");
     }
 }
+
+/// The read shared with a second connection (`snapshot_on`) gives exactly
+/// the single-connection read.
+#[tokio::test]
+async fn a_read_shared_with_a_helper_connection_equals_the_single_read() {
+    let db = TestDb::new("fp_split_read").await;
+    let (client, helper) = (db.client().await, db.client().await);
+    exec(&client, BASE).await;
+    let filter = SchemaFilter::all_user_schemas_except(["shiftlog"]);
+    let single = fingerprint_with(&client, &filter).await;
+    let shared = schema::snapshot_on(&client, Some(&helper), &filter)
+        .await
+        .unwrap_or_else(|e| panic!("shared read: {e}"));
+    assert!(
+        single.objects.len() > 20,
+        "{} objects",
+        single.objects.len()
+    );
+    assert_eq!(shared, single);
+    // Both connections are left outside any transaction: this query's
+    // transaction is its own (inside a block it would have begun earlier).
+    for c in [&client, &helper] {
+        // (A simple query: its statement and transaction start together.)
+        let rows = c
+            .simple_query(
+                "SELECT xact_start = query_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            )
+            .await
+            .expect("pg_stat_activity");
+        let own = rows.iter().find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+            _ => None,
+        });
+        assert_eq!(
+            own.as_deref(),
+            Some("t"),
+            "a connection was left inside the read's transaction"
+        );
+    }
+}
+
+/// A helper that cannot adopt the snapshot (here: connected to another
+/// database) is left out, and the read is the single-connection one — not
+/// a mix of two databases' catalogs.
+#[tokio::test]
+async fn a_helper_that_cannot_join_the_snapshot_is_left_out() {
+    let db = TestDb::new("fp_split_main").await;
+    let other = TestDb::new("fp_split_other").await;
+    let client = db.client().await;
+    let helper = other.client().await;
+    exec(&client, BASE).await;
+    exec(
+        &helper,
+        "CREATE TABLE public.elsewhere (id int PRIMARY KEY, note text)",
+    )
+    .await;
+    let filter = SchemaFilter::all_user_schemas_except(["shiftlog"]);
+    let single = fingerprint_with(&client, &filter).await;
+    let shared = schema::snapshot_on(&client, Some(&helper), &filter)
+        .await
+        .unwrap_or_else(|e| panic!("shared read: {e}"));
+    assert_eq!(shared, single);
+    assert!(!shared.objects.keys().any(|k| k.contains("elsewhere")));
+}

@@ -126,8 +126,7 @@ type Entries = Vec<(String, String)>;
 /// Settings that change how definitions print, fixed for the read. With only
 /// `pg_catalog` on the path every user object prints schema-qualified; `pg_temp`
 /// goes last so a temporary table cannot shadow a catalog.
-const SESSION: &str = "\
-    BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+const SETTINGS: &str = "
     SET LOCAL search_path = pg_catalog, pg_temp;
     SET LOCAL quote_all_identifiers = off;
     SET LOCAL DateStyle = 'ISO, MDY';
@@ -135,6 +134,9 @@ const SESSION: &str = "\
     SET LOCAL TimeZone = 'UTC';
     SET LOCAL extra_float_digits = 1;
     SET LOCAL bytea_output = hex;";
+
+/// How the read's transaction begins.
+const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;";
 
 /// Reads the schemas selected by `schemas` from the catalogs into a snapshot
 /// (see [`crate::schema`] for what it records).
@@ -154,19 +156,85 @@ const SESSION: &str = "\
 /// mutably, so this can only happen after a hand-written `BEGIN`). Works
 /// through PgBouncer transaction pooling, as every setting is `SET LOCAL`.
 pub async fn snapshot(client: &Client, schemas: &SchemaFilter) -> Result<SchemaSnapshot, Error> {
-    let result = match client.batch_execute(SESSION).await {
-        Ok(()) => read(client, schemas).await,
-        Err(e) => Err(Error::db("starting the schema catalog read", e)),
+    snapshot_on(client, None, schemas).await
+}
+
+/// [`snapshot`], its queries shared between `client` and `helper`, a second
+/// connection to the same database: the server runs each connection's
+/// queries on a core of its own, so on a big schema the read takes about
+/// half the time. Both read in one snapshot, exported by `client`'s
+/// transaction (`pg_export_snapshot`) and adopted by `helper`'s.
+///
+/// When `helper` is `None`, or cannot join (a standby that cannot export
+/// snapshots, a helper connection that broke), everything is read on
+/// `client`, exactly as [`snapshot`] does: the result is the same either way.
+///
+/// # Errors
+///
+/// As [`snapshot`]; a failure of the helper alone is not an error.
+pub async fn snapshot_on(
+    client: &Client,
+    helper: Option<&Client>,
+    schemas: &SchemaFilter,
+) -> Result<SchemaSnapshot, Error> {
+    let started = client
+        .batch_execute(&format!("{BEGIN}{SETTINGS}"))
+        .await
+        .map_err(|e| Error::db("starting the schema catalog read", e));
+    let joined = match (&started, helper) {
+        (Ok(()), Some(helper)) => join(client, helper).await,
+        _ => None,
+    };
+    let result = match started {
+        Ok(()) => read(client, joined, schemas).await,
+        Err(e) => Err(e),
     };
     // Read only: rolling back is the same as committing. Also after a failed
     // start, which may have left the transaction open.
-    let end = client.batch_execute("ROLLBACK").await;
+    let (end, _) = futures::join!(client.batch_execute("ROLLBACK"), async {
+        if let Some(helper) = helper {
+            let _ = helper.batch_execute("ROLLBACK").await;
+        }
+    });
     let snapshot = result?;
     end.map_err(|e| Error::db("ending the schema catalog read", e))?;
     Ok(snapshot)
 }
 
-async fn read(client: &Client, filter: &SchemaFilter) -> Result<SchemaSnapshot, Error> {
+/// Has `helper` adopt the snapshot of `client`'s open read transaction;
+/// `None` (and `helper` left out of the read) when it cannot.
+async fn join<'a>(client: &Client, helper: &'a Client) -> Option<&'a Client> {
+    let exported = client
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .await
+        .and_then(|row| row.try_get::<_, String>(0));
+    let id = match exported {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::debug!(error = %e, "catalog read: cannot export the snapshot; reading on one connection");
+            return None;
+        }
+    };
+    // `SET TRANSACTION SNAPSHOT` must come before the transaction's first query.
+    let sql = format!(
+        "{BEGIN} SET TRANSACTION SNAPSHOT {};{SETTINGS}",
+        crate::ident::quote_literal(&id)
+    );
+    match helper.batch_execute(&sql).await {
+        Ok(()) => Some(helper),
+        Err(e) => {
+            tracing::debug!(error = %e, "catalog read: the helper connection cannot join; reading on one connection");
+            let _ = helper.batch_execute("ROLLBACK").await;
+            None
+        }
+    }
+}
+
+async fn read(
+    client: &Client,
+    helper: Option<&Client>,
+    filter: &SchemaFilter,
+) -> Result<SchemaSnapshot, Error> {
     let (schemas, server_version) = futures::future::try_join(filter.resolve(client), async {
         client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
@@ -176,24 +244,27 @@ async fn read(client: &Client, filter: &SchemaFilter) -> Result<SchemaSnapshot, 
     })
     .await?;
     let schemas = &schemas;
+    // Two halves of about equal cost on a schema of many tables (index and
+    // column definitions cost the most); with no helper both are `client`.
+    let (a, b) = (client, helper.unwrap_or(client));
     let readers: Vec<BoxFuture<'_, Result<Entries, Error>>> = vec![
-        Box::pin(schemas::read(client, schemas)),
-        Box::pin(extensions::read(client, schemas)),
-        Box::pin(types::read(client, schemas)),
-        Box::pin(tables::read(client, schemas)),
-        Box::pin(columns::read(client, schemas)),
-        Box::pin(constraints::read(client, schemas)),
-        Box::pin(indexes::read(client, schemas, server_version)),
-        Box::pin(sequences::read(client, schemas)),
-        Box::pin(views::read(client, schemas)),
-        Box::pin(functions::read(client, schemas)),
-        Box::pin(triggers::read(client, schemas)),
-        Box::pin(rules::read(client, schemas)),
-        Box::pin(policies::read(client, schemas)),
-        Box::pin(statistics::read(client, schemas)),
-        Box::pin(owners::read(client, schemas)),
-        Box::pin(grants::read(client, schemas)),
-        Box::pin(comments::read(client, schemas)),
+        Box::pin(schemas::read(a, schemas)),
+        Box::pin(extensions::read(a, schemas)),
+        Box::pin(types::read(a, schemas)),
+        Box::pin(tables::read(a, schemas)),
+        Box::pin(indexes::read(a, schemas, server_version)),
+        Box::pin(views::read(a, schemas)),
+        Box::pin(functions::read(a, schemas)),
+        Box::pin(triggers::read(a, schemas)),
+        Box::pin(rules::read(a, schemas)),
+        Box::pin(policies::read(a, schemas)),
+        Box::pin(statistics::read(a, schemas)),
+        Box::pin(owners::read(a, schemas)),
+        Box::pin(columns::read(b, schemas)),
+        Box::pin(constraints::read(b, schemas)),
+        Box::pin(sequences::read(b, schemas)),
+        Box::pin(grants::read(b, schemas)),
+        Box::pin(comments::read(b, schemas)),
     ];
     let mut snapshot = SchemaSnapshot::default();
     for entries in try_join_all(readers).await? {
