@@ -286,11 +286,13 @@ pub(crate) struct Runner<'a> {
 
 /// A transactional unit whose scripts ran and whose event is sealed, its
 /// transaction still open: the event's write and the `COMMIT` go out ahead
-/// of the next unit's statements ([`Runner::apply_transactional`]) or alone
-/// ([`Runner::commit`]).
+/// of the next unit's statements ([`Runner::apply_transactional`],
+/// [`Runner::revert`]) or alone ([`Runner::commit`]).
 pub(crate) struct Uncommitted {
     sealed: Sealed,
     outcome: UnitOutcome,
+    /// The script that ran (up, or down for a revert) and its checksum.
+    script: ScriptKind,
     checksum: crate::migration::Checksum,
 }
 
@@ -305,7 +307,7 @@ impl Uncommitted {
             phase: o.phase,
             path: PathBuf::from(&o.path),
             checksum: self.checksum.clone(),
-            script: ScriptKind::Up,
+            script: self.script,
             line: None,
             column: None,
             statement_index: None,
@@ -829,6 +831,7 @@ impl Runner<'_> {
             Uncommitted {
                 sealed,
                 outcome,
+                script: ScriptKind::Up,
                 checksum: up.checksum.clone(),
             },
         ))
@@ -1008,13 +1011,26 @@ impl Runner<'_> {
     }
 
     /// Reverts a unit: its down script and `migration_reverted` event in one
-    /// transaction (or statement by statement for a `no-transaction` down script).
+    /// transaction (or statement by statement for a `no-transaction` down
+    /// script).
+    ///
+    /// `carried`: the previous unit, its transaction still open; its event
+    /// write and `COMMIT` go out ahead of this unit's statements (one round
+    /// trip a unit, as [`Runner::apply_transactional`]). Returns the units
+    /// committed by this call (the carried one, and this one when its down
+    /// script is `no-transaction`) and this unit still uncommitted, if it is
+    /// transactional: the caller passes it on, or ends with
+    /// [`Runner::commit`].
     pub async fn revert(
         &self,
         unit: &Unit<'_>,
         defer_durability: bool,
-    ) -> Result<UnitOutcome, Error> {
+        carried: Option<Uncommitted>,
+    ) -> Result<(Vec<UnitOutcome>, Option<Uncommitted>), Error> {
         let Some(down) = &unit.scripts.down else {
+            if let Some(c) = carried {
+                self.commit(c).await?;
+            }
             return Err(Error::Plan {
                 problems: vec![crate::plan::PlanProblem::MissingDown {
                     version: unit.version().clone(),
@@ -1023,6 +1039,14 @@ impl Runner<'_> {
                 }],
             });
         };
+        let mut committed = Vec::new();
+        let mut carried = carried;
+        if down.directives.no_transaction {
+            // Nothing may stay open across a non-transactional statement.
+            if let Some(c) = carried.take() {
+                committed.push(self.commit(c).await?);
+            }
+        }
         self.reporter.report(&Progress::UnitStarted {
             version: unit.version(),
             phase: unit.phase,
@@ -1049,9 +1073,40 @@ impl Runner<'_> {
         } else {
             let begin = format!("BEGIN;\n{}", self.prelude(down, true, defer_durability));
             loop {
-                let piped = self
-                    .pipelined(None, None, &begin, &down.text, None, Some(&subject))
-                    .await?;
+                let reported = std::sync::atomic::AtomicBool::new(false);
+                let report = || {
+                    if let Some(c) = &carried {
+                        self.report_finished(&c.outcome);
+                        reported.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                };
+                let piped = match self
+                    .pipelined(
+                        carried.as_ref().map(|c| &c.sealed),
+                        carried.as_ref().map(|_| &report as &(dyn Fn() + Sync)),
+                        &begin,
+                        &down.text,
+                        None,
+                        Some(&subject),
+                    )
+                    .await
+                {
+                    Ok(piped) => piped,
+                    Err(e) => {
+                        self.rollback_quietly().await;
+                        return Err(e);
+                    }
+                };
+                if let Some(c) = carried.take() {
+                    if let Some(Err(err)) = piped.carried_commit {
+                        self.rollback_quietly().await;
+                        return Err(self.fail(c.commit_failure(&err)).await);
+                    }
+                    if !reported.load(std::sync::atomic::Ordering::SeqCst) {
+                        self.report_finished(&c.outcome);
+                    }
+                    committed.push(c.outcome);
+                }
                 match self
                     .settle(unit, ScriptKind::Down, down, piped, attempt)
                     .await
@@ -1077,16 +1132,7 @@ impl Runner<'_> {
             }),
         };
         let sealed = self.seal_or_roll_back(head, draft).await?;
-        self.appender
-            .write_and_commit(self.client(), &sealed)
-            .await?;
-        self.reporter.report(&Progress::UnitFinished {
-            version: unit.version(),
-            phase: unit.phase,
-            action: Action::Revert,
-            duration,
-        });
-        Ok(outcome(
+        let outcome = outcome(
             unit,
             down,
             Action::Revert,
@@ -1094,7 +1140,19 @@ impl Runner<'_> {
             statements,
             attempt - 1,
             sealed.event.seq,
-        ))
+        );
+        let unit = Uncommitted {
+            sealed,
+            outcome,
+            script: ScriptKind::Down,
+            checksum: down.checksum.clone(),
+        };
+        if down.directives.no_transaction {
+            // Its ledger transaction commits at once, like apply's.
+            committed.push(self.commit(unit).await?);
+            return Ok((committed, None));
+        }
+        Ok((committed, Some(unit)))
     }
 
     /// Runs a `no-transaction` down script statement by statement (outside

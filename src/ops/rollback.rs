@@ -97,15 +97,26 @@ pub async fn rollback(
         };
         let mut reverted = Vec::with_capacity(units.len());
         let last = units.len().saturating_sub(1);
+        // A unit's event write and COMMIT travel ahead of the next unit's
+        // statements: one round trip a migration, as in apply.
+        let mut carried = None;
         for (i, unit) in units.iter().enumerate() {
             if options
                 .interrupt
                 .as_ref()
                 .is_some_and(|f| f.load(Ordering::SeqCst))
             {
+                if let Some(unit) = carried.take() {
+                    reverted.push(runner.commit(unit).await?);
+                }
                 return Err(Error::Interrupted);
             }
-            reverted.push(runner.revert(unit, i < last).await?);
+            let (committed, open) = runner.revert(unit, i < last, carried.take()).await?;
+            reverted.extend(committed);
+            carried = open;
+        }
+        if let Some(unit) = carried.take() {
+            reverted.push(runner.commit(unit).await?);
         }
         Ok(reverted)
     }

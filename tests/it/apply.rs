@@ -868,3 +868,60 @@ async fn resolve_failure_makes_a_half_done_migration_pending_again() {
     assert!(!relation_exists(&client, "one").await);
     support::assert_ledger_verifies(&db).await;
 }
+
+/// A down script whose transaction fails at `COMMIT` (a deferred
+/// constraint) is recorded as a failed revert of that file, and the unit
+/// after it — sent behind that COMMIT — is rolled back, not reverted.
+#[tokio::test]
+async fn a_revert_failing_at_commit_is_recorded_and_the_next_one_is_rolled_back() {
+    let db = TestDb::new("revert_failed_at_commit").await;
+    let p = Project::new();
+    p.migration(
+        "001",
+        "a",
+        "CREATE TABLE a (id int);\n",
+        Some("DROP TABLE a;\n"),
+    );
+    p.migration(
+        "002",
+        "deferred",
+        "CREATE TABLE parent (id int PRIMARY KEY);\n\
+         CREATE TABLE child (pid int REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n",
+        Some("CREATE TABLE gone (id int);\nINSERT INTO child VALUES (42);\n"),
+    );
+    p.migration(
+        "003",
+        "c",
+        "CREATE TABLE c (id int);\n",
+        Some("DROP TABLE c;\n"),
+    );
+    p.sum();
+    p.ok(&db, &["apply"]);
+    let out = p.run(&db, &["rollback", "--to", "0"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("migrations/002_deferred.down.sql")
+            && out.stderr.contains("violates foreign key constraint")
+            && out.stderr.contains("at COMMIT"),
+        "{out:?}"
+    );
+    let client = db.client().await;
+    assert!(!relation_exists(&client, "c").await, "003 reverted");
+    assert!(
+        !relation_exists(&client, "gone").await,
+        "002's revert rolled back"
+    );
+    assert!(relation_exists(&client, "child").await, "002 still applied");
+    assert!(relation_exists(&client, "a").await, "001 not reverted");
+    let reverted = events_of(&client, "migration_reverted").await;
+    assert_eq!(reverted.len(), 1, "only 003 reverted: {reverted:?}");
+    let failed = events_of(&client, "migration_failed").await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(
+        failed[0].payload_json()["path"],
+        "migrations/002_deferred.down.sql"
+    );
+    assert_eq!(failed[0].payload_json()["script"], "down");
+    assert_eq!(failed[0].payload_json()["sqlstate"], "23503");
+    support::assert_ledger_verifies(&db).await;
+}
