@@ -28,7 +28,9 @@
 //! `WINDOW` (40 s), `SEG_SECS` (5, pgbench segment length), `CAPS`
 //! (`0.5,0.25,0.1`), `LIVE_WORKERS2` (1), `LOAD_MAX` (1.5) and `LOAD_WAIT`
 //! (300 s): before anything is timed the bench waits up to `LOAD_WAIT` for
-//! the 1-minute load average to drop below `LOAD_MAX`.
+//! the 1-minute load average to drop below `LOAD_MAX`. `PAIRS` (3; smoke
+//! 1): how many times (i) and (ii) run, alternately — the §7 verdict is on
+//! the median pair. `TRAFFIC` (1): 0 skips the scenarios with pgbench.
 //!
 //! Client figures come from pgbench's per-transaction logs (`-l`), as in the
 //! peer harness: TPS = transactions completed inside the window / window
