@@ -925,3 +925,90 @@ async fn a_revert_failing_at_commit_is_recorded_and_the_next_one_is_rolled_back(
     assert_eq!(failed[0].payload_json()["sqlstate"], "23503");
     support::assert_ledger_verifies(&db).await;
 }
+
+/// Waits until a statement containing `needle` runs in `db` (not ours).
+async fn wait_for_statement(client: &tokio_postgres::Client, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let running: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()
+                    AND state = 'active' AND strpos(query, $1) > 0",
+                &[&needle],
+            )
+            .await
+            .expect("activity")
+            .get(0);
+        if running > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{needle} never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Ctrl-C (SIGINT) during `apply` or `rollback` stops after the unit in
+/// flight: that unit commits with its event — including the one whose
+/// COMMIT was still to be sent ahead of the next unit — nothing after it
+/// runs, and the process exits 130.
+#[tokio::test]
+async fn ctrl_c_stops_apply_and_rollback_after_the_unit_in_flight() {
+    let db = TestDb::new("ctrl_c").await;
+    let p = Project::new();
+    p.migration(
+        "001",
+        "a",
+        "CREATE TABLE a (id int);\n",
+        Some("DROP TABLE a;\n"),
+    );
+    p.migration(
+        "002",
+        "slow",
+        "CREATE TABLE b (id int);\nSELECT pg_sleep(1.5);\n",
+        Some("DROP TABLE b;\nSELECT pg_sleep(1.6);\n"),
+    );
+    p.migration(
+        "003",
+        "c",
+        "CREATE TABLE c (id int);\n",
+        Some("DROP TABLE c;\n"),
+    );
+    p.sum();
+    let client = db.client().await;
+    for (args, needle) in [
+        (vec!["apply"], "pg_sleep(1.5)"),
+        (vec!["rollback", "--to", "0"], "pg_sleep(1.6)"),
+    ] {
+        let mut child = p
+            .cmd(Some(&db))
+            .args(&args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map(crate::support::ChildGuard)
+            .expect("spawn");
+        wait_for_statement(&client, needle).await;
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(sent.success());
+        let status = child.wait().expect("wait");
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+        }
+        assert_eq!(status.code(), Some(130), "{args:?}: {stderr}");
+        assert!(stderr.contains("interrupted"), "{args:?}: {stderr}");
+    }
+    // apply stopped after 002 (applied), before 003; rollback reverted 002
+    // (its COMMIT was the one carried when Ctrl-C came) and not 001.
+    assert!(relation_exists(&client, "a").await);
+    assert!(!relation_exists(&client, "b").await);
+    assert!(!relation_exists(&client, "c").await);
+    assert_eq!(events_of(&client, "migration_applied").await.len(), 2);
+    let reverted = events_of(&client, "migration_reverted").await;
+    assert_eq!(reverted.len(), 1, "{reverted:?}");
+    assert_eq!(reverted[0].subject, "migration:002:main");
+    support::assert_ledger_verifies(&db).await;
+}
