@@ -896,10 +896,12 @@ impl Ctx<'_> {
         });
     }
 
-    /// One chunk: bounds, change and checkpoint in one transaction, in two
-    /// round trips: `BEGIN` + the chunk (bounds and change in one statement
-    /// in set mode) + the ledger head lock pipelined, then the checkpoint
-    /// write + `COMMIT`.
+    /// One chunk: bounds, change and checkpoint in one transaction. A chunk
+    /// stepped by key arithmetic takes two round trips: `BEGIN` + the
+    /// UPDATE + the ledger head lock pipelined, then the checkpoint write +
+    /// `COMMIT`. Any other chunk reads its bounds first (`BEGIN` + the
+    /// bounds read), then sends the UPDATE + the head lock, then the write +
+    /// `COMMIT`: three.
     ///
     /// `synchronous_commit = off` for chunk transactions: the change and its
     /// checkpoint commit atomically, so a server crash can only lose the last

@@ -744,29 +744,29 @@ impl Runner<'_> {
         }
     }
 
-    /// Applies a transactional unit: its up script, its verify script and its
-    /// `migration_applied` event in one transaction, retrying lock timeouts.
-    pub async fn apply_transactional(
+    /// Runs a transactional `script` (`kind` up or down, then `verify`) in
+    /// a transaction opened by `begin`, with the ledger head locked after
+    /// it, until it settles: lock timeouts are recorded and retried. The
+    /// `carried` unit's event write and COMMIT go out ahead of it (see
+    /// [`Runner::pipelined`]); a COMMIT failure there is recorded as that
+    /// unit's failure and this transaction is rolled back.
+    ///
+    /// Returns the carried unit once committed, the statements run, the
+    /// attempt that succeeded and the locked head (the transaction open).
+    async fn run_transactional(
         &self,
         unit: &Unit<'_>,
-        defer_durability: bool,
+        kind: ScriptKind,
+        script: &Script,
+        verify: Option<&str>,
+        begin: &str,
         carried: Option<Uncommitted>,
-    ) -> Result<(Option<UnitOutcome>, Uncommitted), Error> {
-        let up = &unit.scripts.up;
-        self.reporter.report(&Progress::UnitStarted {
-            version: unit.version(),
-            phase: unit.phase,
-            path: &up.path,
-            action: Action::Apply,
-        });
-        let started = Instant::now();
-        let begin = format!("BEGIN;\n{}", self.prelude(up, true, defer_durability));
-        let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
+    ) -> Result<(Option<UnitOutcome>, u32, u32, LockedHead), Error> {
         let subject = unit.subject();
         let mut attempt = 1;
         let mut carried = carried;
         let mut committed = None;
-        let (statements, head) = loop {
+        loop {
             let reported = std::sync::atomic::AtomicBool::new(false);
             let report = || {
                 if let Some(c) = &carried {
@@ -778,8 +778,8 @@ impl Runner<'_> {
                 .pipelined(
                     carried.as_ref().map(|c| &c.sealed),
                     carried.as_ref().map(|_| &report as &(dyn Fn() + Sync)),
-                    &begin,
-                    &up.text,
+                    begin,
+                    &script.text,
                     verify,
                     Some(&subject),
                 )
@@ -801,13 +801,36 @@ impl Runner<'_> {
                 }
                 committed = Some(c.outcome);
             }
-            match self.settle(unit, ScriptKind::Up, up, piped, attempt).await {
-                Ok((n, Some(head))) => break (n, head),
+            match self.settle(unit, kind, script, piped, attempt).await {
+                Ok((n, Some(head))) => return Ok((committed, n, attempt, head)),
                 Ok((_, None)) => unreachable!("the pipeline locked the head"),
                 Err(Settled::Retry) => attempt += 1,
                 Err(Settled::Error(e)) => return Err(e),
             }
-        };
+        }
+    }
+
+    /// Applies a transactional unit: its up script, its verify script and its
+    /// `migration_applied` event in one transaction, retrying lock timeouts.
+    pub async fn apply_transactional(
+        &self,
+        unit: &Unit<'_>,
+        defer_durability: bool,
+        carried: Option<Uncommitted>,
+    ) -> Result<(Option<UnitOutcome>, Uncommitted), Error> {
+        let up = &unit.scripts.up;
+        self.reporter.report(&Progress::UnitStarted {
+            version: unit.version(),
+            phase: unit.phase,
+            path: &up.path,
+            action: Action::Apply,
+        });
+        let started = Instant::now();
+        let begin = format!("BEGIN;\n{}", self.prelude(up, true, defer_durability));
+        let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
+        let (committed, statements, attempt, head) = self
+            .run_transactional(unit, ScriptKind::Up, up, verify, &begin, carried)
+            .await?;
         let applied = Applied {
             transactional: true,
             lock_retries: attempt - 1,
@@ -1055,8 +1078,7 @@ impl Runner<'_> {
         });
         let started = Instant::now();
         let subject = unit.subject();
-        let mut attempt = 1;
-        let (statements, head) = if down.directives.no_transaction {
+        let (statements, attempt, head) = if down.directives.no_transaction {
             let statements = self.revert_non_transactional(unit, down).await?;
             let (begun, head) = futures::join!(
                 self.exec("BEGIN", "starting the ledger transaction"),
@@ -1064,7 +1086,7 @@ impl Runner<'_> {
                     .lock(self.client(), &subject, Some(self.lease.token()))
             );
             match begun.and(head) {
-                Ok(head) => (statements, head),
+                Ok(head) => (statements, 1, head),
                 Err(e) => {
                     self.rollback_quietly().await;
                     return Err(e);
@@ -1072,51 +1094,11 @@ impl Runner<'_> {
             }
         } else {
             let begin = format!("BEGIN;\n{}", self.prelude(down, true, defer_durability));
-            loop {
-                let reported = std::sync::atomic::AtomicBool::new(false);
-                let report = || {
-                    if let Some(c) = &carried {
-                        self.report_finished(&c.outcome);
-                        reported.store(true, std::sync::atomic::Ordering::SeqCst);
-                    }
-                };
-                let piped = match self
-                    .pipelined(
-                        carried.as_ref().map(|c| &c.sealed),
-                        carried.as_ref().map(|_| &report as &(dyn Fn() + Sync)),
-                        &begin,
-                        &down.text,
-                        None,
-                        Some(&subject),
-                    )
-                    .await
-                {
-                    Ok(piped) => piped,
-                    Err(e) => {
-                        self.rollback_quietly().await;
-                        return Err(e);
-                    }
-                };
-                if let Some(c) = carried.take() {
-                    if let Some(Err(err)) = piped.carried_commit {
-                        self.rollback_quietly().await;
-                        return Err(self.fail(c.commit_failure(&err)).await);
-                    }
-                    if !reported.load(std::sync::atomic::Ordering::SeqCst) {
-                        self.report_finished(&c.outcome);
-                    }
-                    committed.push(c.outcome);
-                }
-                match self
-                    .settle(unit, ScriptKind::Down, down, piped, attempt)
-                    .await
-                {
-                    Ok((n, Some(head))) => break (n, head),
-                    Ok((_, None)) => unreachable!("the pipeline locked the head"),
-                    Err(Settled::Retry) => attempt += 1,
-                    Err(Settled::Error(e)) => return Err(e),
-                }
-            }
+            let (done, statements, attempt, head) = self
+                .run_transactional(unit, ScriptKind::Down, down, None, &begin, carried.take())
+                .await?;
+            committed.extend(done);
+            (statements, attempt, head)
         };
         let duration = started.elapsed();
         let draft = EventDraft {

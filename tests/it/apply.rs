@@ -491,22 +491,7 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
         .map(crate::support::ChildGuard)
         .expect("spawn");
     let client = db.client().await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let sleeping: i64 = client
-            .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()", &[])
-            .await
-            .expect("activity")
-            .get(0);
-        if sleeping > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "migration never started"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_statement(&client, "pg_sleep(60)").await;
     child.kill().expect("kill -9");
     let _ = child.wait();
     // No applied event, no table.
