@@ -290,14 +290,14 @@ pub fn integrity_problems(set: &MigrationSet, state: &LedgerState) -> Vec<PlanPr
                 recorded_path: u.path.clone().unwrap_or_default(),
             }),
             Some((_, scripts)) => {
-                let current = scripts.up.checksum.to_string();
-                if u.checksum.as_deref() != Some(current.as_str()) {
+                let current = scripts.up.checksum.as_str();
+                if u.checksum.as_deref() != Some(current) {
                     problems.push(PlanProblem::Modified {
                         version,
                         phase: u.phase,
                         path: scripts.up.path.clone(),
                         recorded: u.checksum.clone().unwrap_or_default(),
-                        current,
+                        current: current.to_owned(),
                     });
                 }
             }

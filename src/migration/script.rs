@@ -31,7 +31,7 @@ impl Script {
     /// every problem found in it.
     pub fn read(project_root: &Path, path: PathBuf) -> Result<Script, Vec<Problem>> {
         match read_file(&project_root.join(&path)) {
-            Ok(bytes) => Script::parse(path, &bytes),
+            Ok(bytes) => Script::from_bytes(path, bytes),
             Err(e) => Err(vec![Problem::new(
                 path,
                 format!("cannot read the file: {e}; check that it is readable"),
@@ -46,7 +46,31 @@ impl Script {
             Ok(raw) => raw,
             Err(e) => return Err(vec![not_utf8(path, bytes, e.valid_up_to())]),
         };
-        let text = normalize(raw).into_owned();
+        Script::from_text(path, normalize(raw).into_owned())
+    }
+
+    /// [`Script::parse`] of bytes it may keep: a file already in normal form
+    /// (LF line endings, no BOM: the usual case) becomes the script's text
+    /// without a copy.
+    fn from_bytes(path: PathBuf, bytes: Vec<u8>) -> Result<Script, Vec<Problem>> {
+        match String::from_utf8(bytes) {
+            Ok(raw) => {
+                let text = match normalize(&raw) {
+                    std::borrow::Cow::Borrowed(text) if text.len() == raw.len() => raw,
+                    other => other.into_owned(),
+                };
+                Script::from_text(path, text)
+            }
+            Err(e) => {
+                let offset = e.utf8_error().valid_up_to();
+                Err(vec![not_utf8(path, e.as_bytes(), offset)])
+            }
+        }
+    }
+
+    /// The checks and parsing shared by [`Script::parse`] and
+    /// [`Script::from_bytes`], on normalized text.
+    fn from_text(path: PathBuf, text: String) -> Result<Script, Vec<Problem>> {
         if text.trim().is_empty() {
             return Err(vec![Problem::new(
                 path,
@@ -80,17 +104,14 @@ impl Script {
 /// open, read until end of file, close.
 fn read_file(path: &Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return Ok(bytes),
-            Ok(n) => bytes.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let file = std::fs::File::open(path)?;
+    // Through `Take`, whose `read_to_end` reads straight into the vector's
+    // spare capacity (no zeroing, no copy) without first asking for the
+    // file's size (`File`'s own does: two more system calls per file).
+    let mut bytes = Vec::with_capacity(4096);
+    file.take(u64::MAX).read_to_end(&mut bytes)?;
+    bytes.shrink_to_fit();
+    Ok(bytes)
 }
 
 fn not_utf8(path: PathBuf, bytes: &[u8], offset: usize) -> Problem {

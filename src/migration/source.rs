@@ -414,6 +414,28 @@ mod tests {
     }
 
     #[test]
+    fn files_read_from_disk_keep_their_text_and_normalize_like_parse() {
+        let big = format!("-- long\n{}", "SELECT 1;\n".repeat(1_000));
+        let project = Project::new();
+        project
+            .file("1_lf.sql", "CREATE TABLE a (id int);\nSELECT 1;\n")
+            .file(
+                "2_crlf.sql",
+                "\u{feff}CREATE TABLE a (id int);\r\nSELECT 1;\r\n",
+            )
+            .file("3_big.sql", &big);
+        let set = project.loaded();
+        let up = |i: usize| &set.migrations[i].phase(Phase::Main).expect("main").up;
+        assert_eq!(up(0).text, "CREATE TABLE a (id int);\nSELECT 1;\n");
+        assert_eq!(up(1).text, up(0).text, "BOM and CRLF are normalized away");
+        assert_eq!(up(1).checksum, up(0).checksum);
+        // Longer than the first read: read whole, as `parse` sees it.
+        assert_eq!(up(2).text, big);
+        let parsed = Script::parse(PathBuf::from("x.sql"), big.as_bytes()).expect("parses");
+        assert_eq!(up(2).checksum, parsed.checksum);
+    }
+
+    #[test]
     fn requires_on_a_down_script_is_an_error() {
         let project = Project::new();
         project.file("1_a.sql", SQL).file("2_b.sql", SQL).file(

@@ -153,7 +153,11 @@ pub fn check(set: &MigrationSet, existing: Option<&str>) -> SumStatus {
 pub fn read(project_root: &Path, migrations_dir: &Path) -> Result<Option<String>, SourceError> {
     let abs = project_root.join(migrations_dir).join(FILE_NAME);
     match std::fs::read(&abs) {
-        Ok(bytes) => Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
+        Ok(bytes) => {
+            Ok(Some(String::from_utf8(bytes).unwrap_or_else(|e| {
+                String::from_utf8_lossy(e.as_bytes()).into_owned()
+            })))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(SourceError::Read {
             path: sum_path(project_root, migrations_dir),
@@ -239,6 +243,22 @@ pub(crate) fn entry_name(migration: &Path, script: &Path) -> String {
 
 /// [`entry_name`], appended to `out`.
 fn push_entry_name(out: &mut String, migration: &Path, script: &Path) {
+    // Fast path (every name on Unix, where scan has already refused names
+    // that are not UTF-8): plain string slicing, no component parsing.
+    if std::path::MAIN_SEPARATOR == '/'
+        && let (Some(m), Some(s)) = (migration.to_str(), script.to_str())
+    {
+        let dir = m.rfind('/').map_or("", |i| &m[..=i]);
+        if let Some(rest) = s.strip_prefix(dir)
+            && !rest.starts_with('/')
+            && !rest
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            out.push_str(rest);
+            return;
+        }
+    }
     let relative = migration
         .parent()
         .and_then(|dir| script.strip_prefix(dir).ok())
