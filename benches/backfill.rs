@@ -283,6 +283,23 @@ struct ClientStats {
     lock_waits: LockWaits,
 }
 
+#[derive(Debug, Default, Clone, Copy)]
+struct Autovacuum {
+    vacuums: usize,
+    analyzes: usize,
+    running_at_end: bool,
+}
+
+impl std::fmt::Display for Autovacuum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} / {}", self.vacuums, self.analyzes)?;
+        if self.running_at_end {
+            f.write_str(" + 1 running")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct Outcome {
     key: String,
@@ -293,6 +310,9 @@ struct Outcome {
     rows: u64,
     complete: bool,
     wal_mb: f64,
+    /// Autovacuum on `big` during the run: finished vacuums and analyzes
+    /// (from the server log), and whether a vacuum was still running at the end.
+    autovacuum: Option<Autovacuum>,
     proc_run: Option<ProcRun>,
     chunks: Option<ChunkStats>,
     clients: Option<ClientStats>,
@@ -337,14 +357,42 @@ impl Bench {
             .unwrap_or(0)
     }
 
-    /// Client lock waits logged since byte `from` of the server log.
-    fn lock_waits(&self, from: u64) -> LockWaits {
+    /// The server log from byte `from` on.
+    fn log_since(&self, from: u64) -> String {
         use std::io::{Read, Seek, SeekFrom};
         let mut text = String::new();
         if let Ok(mut f) = std::fs::File::open(self.server.dir().join("server.log")) {
             let _ = f.seek(SeekFrom::Start(from));
             let _ = f.read_to_string(&mut text);
         }
+        text
+    }
+
+    /// Autovacuum of `bf.public.big` logged since byte `from`, and whether
+    /// one is running now.
+    fn autovacuum(&self, from: u64) -> Autovacuum {
+        let text = self.log_since(from);
+        let count = |what: &str| {
+            let needle = format!("automatic {what} of table \"bf.public.big\"");
+            text.lines().filter(|l| l.contains(&needle)).count()
+        };
+        let c = self.db.connect(&self.url("bf"));
+        let running = self.db.f64(
+            &c,
+            "SELECT count(*)::float8 FROM pg_stat_progress_vacuum
+              WHERE relid = 'public.big'::regclass",
+        ) > 0.0;
+        self.db.close(c);
+        Autovacuum {
+            vacuums: count("vacuum"),
+            analyzes: count("analyze"),
+            running_at_end: running,
+        }
+    }
+
+    /// Client lock waits logged since byte `from` of the server log.
+    fn lock_waits(&self, from: u64) -> LockWaits {
+        let text = self.log_since(from);
         let mut w = LockWaits::default();
         for line in text.lines() {
             // "... [pid] pgbench: LOG:  process N acquired ShareLock on transaction T after 123.456 ms"
@@ -731,12 +779,17 @@ impl Bench {
         let load = load1();
         let c = self.db.connect(&self.url("bf"));
         let w0 = self.wal_bytes();
+        let log0 = self.log_len();
         let t0 = Instant::now();
         let n = self.db.execute(&c, sql);
         let wall = t0.elapsed().as_secs_f64();
         let wal = self.wal_bytes() - w0;
         self.db.close(c);
-        eprintln!("  {n} rows in {wall:.2} s = {:.0} rows/s", n as f64 / wall);
+        let autovacuum = self.autovacuum(log0);
+        eprintln!(
+            "  {n} rows in {wall:.2} s = {:.0} rows/s; autovacuum {autovacuum}",
+            n as f64 / wall
+        );
         self.outcomes.push(Outcome {
             key: key.into(),
             label: label.into(),
@@ -745,6 +798,7 @@ impl Bench {
             rows: n,
             complete: true,
             wal_mb: wal / 1048576.0,
+            autovacuum: Some(autovacuum),
             ..Outcome::default()
         });
     }
@@ -770,15 +824,17 @@ impl Bench {
             t
         });
         let w0 = self.wal_bytes();
+        let log0 = self.log_len();
         let from = epoch();
         let run = self.run_shiftlog(def, workers, cap, window);
         let to = epoch();
         let wal = self.wal_bytes() - w0;
+        let autovacuum = self.autovacuum(log0);
         let clients = traffic.map(|t| self.stop_traffic(t, from, to));
         let chunks = self.chunk_stats(run.wall, workers);
         let remaining = run.completed.then(|| self.remaining());
         eprintln!(
-            "  {} rows in {:.2} s = {:.0} rows/s; peak RSS {} kB{}{}",
+            "  {} rows in {:.2} s = {:.0} rows/s; peak RSS {} kB; autovacuum {autovacuum}{}{}",
             run.rows,
             run.wall,
             run.rows as f64 / run.wall,
@@ -806,6 +862,7 @@ impl Bench {
             rows: run.rows,
             complete: run.completed,
             wal_mb: wal / 1048576.0,
+            autovacuum: Some(autovacuum),
             proc_run: Some(run),
             chunks: Some(chunks),
             clients,
@@ -845,8 +902,8 @@ impl Bench {
         let mut md = String::from(header);
         let floor = self.get("i").map(Outcome::rate);
         md.push_str(
-            "\n| scenario | rows | wall s | rows/s | ÷ single UPDATE | chunks | rows/chunk p50 (max) | chunk UPDATE ms p50 / p99 / max | between chunks ms p50 / p99 | UPDATE share of worker time | retries | peak RSS MB | shiftlog CPU s | WAL MB | load 1m |\n\
-             |---|---:|---:|---:|---:|---:|---|---|---|---:|---|---:|---:|---:|---:|\n",
+            "\n| scenario | rows | wall s | rows/s | ÷ single UPDATE | chunks | rows/chunk p50 (max) | chunk UPDATE ms p50 / p99 / max | between chunks ms p50 / p99 | UPDATE share of worker time | retries | peak RSS MB | shiftlog CPU s | WAL MB | autovacuum of `big` (vacuums / analyzes finished) | load 1m |\n\
+             |---|---:|---:|---:|---:|---:|---|---|---|---:|---|---:|---:|---:|---|---:|\n",
         );
         for o in self.outcomes.iter().filter(|o| !o.key.starts_with("base")) {
             let ratio = if o.key.starts_with("i#") || o.key == "i" {
@@ -884,7 +941,7 @@ impl Bench {
             let pr = o.proc_run.as_ref();
             let _ = writeln!(
                 md,
-                "| {}{} | {} | {:.2} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} |",
+                "| {}{} | {} | {:.2} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {:.2} |",
                 o.label,
                 if o.complete {
                     ""
@@ -908,6 +965,7 @@ impl Bench {
                     .map(|c| format!("{c:.2}"))
                     .unwrap_or_default(),
                 o.wal_mb,
+                o.autovacuum.map(|a| a.to_string()).unwrap_or_default(),
                 o.load1,
             );
         }
@@ -1167,6 +1225,9 @@ fn main() {
         ("log_lock_waits", "on"),
         ("deadlock_timeout", "50ms"),
         ("log_line_prefix", "%m [%p] %a: "),
+        // Which runs autovacuum overlapped (the chunked runs commit dead
+        // tuples as they go; the single UPDATE only at its end).
+        ("log_autovacuum_min_duration", "0"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
