@@ -32,6 +32,10 @@
 //! 1): how many times (i) and (ii) run, alternately — the §7 verdict is on
 //! the median pair. `TRAFFIC` (1): 0 skips the scenarios with pgbench.
 //!
+//! The server logs every autovacuum (`log_autovacuum_min_duration = 0`); each
+//! scenario reports the autovacuums and autoanalyzes of `big` that finished
+//! during it, and whether one was still running at its end.
+//!
 //! Client figures come from pgbench's per-transaction logs (`-l`), as in the
 //! peer harness: TPS = transactions completed inside the window / window
 //! length; latency percentiles over every transaction that overlapped the
