@@ -90,6 +90,7 @@ pub async fn apply_with_state(
                         &options.exec,
                         options.single_transaction,
                         i + 1 < steps.len(),
+                        i.checked_sub(1).map(|p| &steps[p]),
                     )
                 })
                 .collect(),
@@ -273,6 +274,9 @@ async fn apply_single_transaction(
             }
         };
         let mut applied = Vec::with_capacity(steps.len());
+        // `SET LOCAL` holds to the commit: a unit whose settings equal the
+        // previous unit's sends none (as `--dry-run` shows).
+        let mut settings_in_force = String::new();
         for step in steps {
             let unit = &step.unit;
             let up = &unit.scripts.up;
@@ -283,7 +287,13 @@ async fn apply_single_transaction(
                 action: Action::Apply,
             });
             let t0 = Instant::now();
-            let begin = prelude(up, runner.settings, true, false, true);
+            let wanted = prelude(up, runner.settings, true, false, true);
+            let begin = if wanted == settings_in_force {
+                String::new()
+            } else {
+                settings_in_force.clone_from(&wanted);
+                wanted
+            };
             let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
             let piped = match runner
                 .pipelined(None, None, &begin, &up.text, verify, None)

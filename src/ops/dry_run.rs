@@ -65,11 +65,14 @@ fn body(text: &str) -> String {
 /// The dry-run step for applying `step`.
 /// `defer`: not the run's last unit, so its commit is not waited for (see
 /// [`prelude`]); always false with `single_transaction`.
+/// `previous`: the step before it in the run. With `single_transaction`, a
+/// unit whose `SET LOCAL` settings equal the previous unit's sends none.
 pub fn apply_step(
     step: &ApplyStep<'_>,
     settings: &ExecSettings,
     single_transaction: bool,
     defer: bool,
+    previous: Option<&ApplyStep<'_>>,
 ) -> DryRunStep {
     let unit = &step.unit;
     let up = &unit.scripts.up;
@@ -80,13 +83,21 @@ pub fn apply_step(
         if !single_transaction {
             sql.push_str("BEGIN;\n");
         }
-        sql.push_str(&prelude(
+        let set = prelude(
             up,
             settings,
             true,
             defer && !single_transaction,
             single_transaction,
-        ));
+        );
+        let unchanged = single_transaction
+            && previous
+                .is_some_and(|p| prelude(&p.unit.scripts.up, settings, true, false, true) == set);
+        if unchanged {
+            sql.push_str("-- (SET LOCAL settings unchanged from the previous migration)\n");
+        } else {
+            sql.push_str(&set);
+        }
         sql.push_str(&body(&up.text));
         if let Some(verify) = &unit.scripts.verify {
             sql.push_str(&format!("-- verify: {}\n", verify.path.display()));

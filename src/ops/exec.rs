@@ -435,7 +435,12 @@ impl Runner<'_> {
                     (Some(_), Some(_)) => Some(client.simple_query_raw("COMMIT").await),
                     _ => None,
                 };
-                let begin = client.simple_query_raw(begin).await;
+                // An empty `begin` (settings unchanged in a single
+                // transaction) is not sent at all.
+                let begin = match begin.is_empty() {
+                    true => None,
+                    false => Some(client.simple_query_raw(begin).await),
+                };
                 let script = client.simple_query_raw(script).await;
                 let verify = match verify {
                     Some(text) => Some(client.simple_query_raw(text).await),
@@ -453,7 +458,10 @@ impl Runner<'_> {
                     }
                     None => None,
                 };
-                let begin = drain(begin, 0).await;
+                let begin = match begin {
+                    Some(b) => drain(b, 0).await,
+                    None => Ok(0),
+                };
                 let script = drain(script, 0).await;
                 let verify = match verify {
                     Some(v) => Some(drain(v, 0).await),

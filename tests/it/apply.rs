@@ -152,6 +152,66 @@ async fn single_transaction_is_all_or_nothing() {
     assert_fold_matches_catalog(&db, [true, true, true, true]).await;
 }
 
+/// In one transaction, `SET LOCAL` holds to the commit, so a unit whose
+/// timeouts equal the previous unit's sends no settings; one with its own
+/// directives sets them, and the next without directives is set back to the
+/// defaults. `--dry-run` shows exactly that.
+#[tokio::test]
+async fn single_transaction_sets_each_units_timeouts_and_skips_only_unchanged_ones() {
+    let db = TestDb::new("single_txn_settings").await;
+    let p = Project::new();
+    let capture = |table: &str| {
+        format!(
+            "CREATE TABLE {table} AS SELECT current_setting('lock_timeout') AS lt, \
+             current_setting('statement_timeout') AS st;\n"
+        )
+    };
+    p.migration("001", "a", &capture("s1"), None);
+    p.migration("002", "b", &capture("s2"), None);
+    p.migration(
+        "003",
+        "c",
+        &format!(
+            "-- shiftlog:lock-timeout=1s\n-- shiftlog:statement-timeout=30s\n{}",
+            capture("s3")
+        ),
+        None,
+    );
+    p.migration("004", "d", &capture("s4"), None);
+    p.sum();
+
+    let dry = p.ok(&db, &["apply", "--single-transaction", "--dry-run"]);
+    let unchanged = "-- (SET LOCAL settings unchanged from the previous migration)";
+    assert_eq!(dry.stdout.matches(unchanged).count(), 1, "{}", dry.stdout);
+    assert_eq!(
+        dry.stdout.matches("SET LOCAL lock_timeout").count(),
+        3,
+        "{}",
+        dry.stdout
+    );
+
+    p.ok(&db, &["apply", "--single-transaction"]);
+    let client = db.client().await;
+    let mut seen = Vec::new();
+    for table in ["s1", "s2", "s3", "s4"] {
+        let row = client
+            .query_one(&format!("SELECT lt, st FROM {table}"), &[])
+            .await
+            .expect("captured settings");
+        seen.push((row.get::<_, String>(0), row.get::<_, String>(1)));
+    }
+    let default = ("5s".to_owned(), "0".to_owned());
+    assert_eq!(
+        seen,
+        vec![
+            default.clone(),
+            default.clone(),
+            ("1s".to_owned(), "30s".to_owned()),
+            default,
+        ]
+    );
+}
+
 /// A migration's `migration_applied` event is written by the transaction
 /// that ran the migration: the event row and the migration's table share
 /// one `xmin`. With `--single-transaction`, all of them share the one.
