@@ -280,12 +280,7 @@ async fn apply_single_transaction(
         for step in steps {
             let unit = &step.unit;
             let up = &unit.scripts.up;
-            runner.reporter.report(&Progress::UnitStarted {
-                version: unit.version(),
-                phase: unit.phase,
-                path: &up.path,
-                action: Action::Apply,
-            });
+            runner.report_started(unit, &up.path, Action::Apply);
             let t0 = Instant::now();
             let wanted = prelude(up, runner.settings, true, false, true);
             let begin = if wanted == settings_in_force {

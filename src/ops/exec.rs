@@ -9,7 +9,7 @@
 //! short `lock_timeout` the migration gives up instead, and retries later.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -827,12 +827,7 @@ impl Runner<'_> {
         carried: Option<Uncommitted>,
     ) -> Result<(Option<UnitOutcome>, Uncommitted), Error> {
         let up = &unit.scripts.up;
-        self.reporter.report(&Progress::UnitStarted {
-            version: unit.version(),
-            phase: unit.phase,
-            path: &up.path,
-            action: Action::Apply,
-        });
+        self.report_started(unit, &up.path, Action::Apply);
         let started = Instant::now();
         let begin = format!("BEGIN;\n{}", self.prelude(up, true, defer_durability));
         let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
@@ -888,6 +883,16 @@ impl Runner<'_> {
         unit.outcome
     }
 
+    /// Reports a unit starting (`path`: the script it runs).
+    pub(crate) fn report_started(&self, unit: &Unit<'_>, path: &Path, action: Action) {
+        self.reporter.report(&Progress::UnitStarted {
+            version: unit.version(),
+            phase: unit.phase,
+            path,
+            action,
+        });
+    }
+
     fn report_finished(&self, o: &UnitOutcome) {
         self.reporter.report(&Progress::UnitFinished {
             version: &o.version,
@@ -905,12 +910,7 @@ impl Runner<'_> {
         resume_from: u32,
     ) -> Result<UnitOutcome, Error> {
         let up = &unit.scripts.up;
-        self.reporter.report(&Progress::UnitStarted {
-            version: unit.version(),
-            phase: unit.phase,
-            path: &up.path,
-            action: Action::Apply,
-        });
+        self.report_started(unit, &up.path, Action::Apply);
         let started = Instant::now();
         let statements = crate::sql::split(&up.text).map_err(|e| Error::Config {
             path: Some(up.path.clone()),
@@ -1078,12 +1078,7 @@ impl Runner<'_> {
                 committed.push(self.commit(c).await?);
             }
         }
-        self.reporter.report(&Progress::UnitStarted {
-            version: unit.version(),
-            phase: unit.phase,
-            path: &down.path,
-            action: Action::Revert,
-        });
+        self.report_started(unit, &down.path, Action::Revert);
         let started = Instant::now();
         let subject = unit.subject();
         let (statements, attempt, head) = if down.directives.no_transaction {
