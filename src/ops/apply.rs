@@ -235,14 +235,25 @@ fn check_single_transaction(steps: &[ApplyStep<'_>], options: &ApplyOptions) -> 
     Ok(())
 }
 
+/// How far `--single-transaction` sends ahead of the replies it has read:
+/// units, and bytes of script text.
+const WINDOW_UNITS: usize = 32;
+const WINDOW_BYTES: usize = 4 << 20;
+
 /// Every unit, its verify script and its event in one transaction.
 ///
 /// The ledger head is locked once, right after `BEGIN`, and held to the
 /// commit; each unit's event is sealed on it in memory as the unit
 /// succeeds, and all of them are written in one statement sent with the
-/// `COMMIT` ([`crate::ledger::LockedBatch`]). The units' statements go out
-/// back to back, one round trip a unit, with no ledger statement between
-/// them.
+/// `COMMIT` ([`crate::ledger::LockedBatch`]).
+///
+/// Units are sent ahead of their replies, up to [`WINDOW_UNITS`] (and
+/// [`WINDOW_BYTES`] of text) in flight, so the server goes from one unit to
+/// the next without waiting for the client. Nothing after a failure runs:
+/// in a transaction block PostgreSQL refuses every statement after an error
+/// until the `ROLLBACK` ("current transaction is aborted"), and those
+/// refusals are discarded. A unit's duration runs from when the previous
+/// unit's replies were in (or from its sending, if later) to its own.
 async fn apply_single_transaction(
     runner: &Runner<'_>,
     steps: &[ApplyStep<'_>],
@@ -277,29 +288,47 @@ async fn apply_single_transaction(
         // `SET LOCAL` holds to the commit: a unit whose settings equal the
         // previous unit's sends none (as `--dry-run` shows).
         let mut settings_in_force = String::new();
+        // Units sent, replies unread: (sent at, bytes of text, statements).
+        let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW_UNITS);
+        let mut bytes_in_flight = 0;
+        let mut next = 0;
+        let mut previous_done = Instant::now();
         for step in steps {
+            while next < steps.len()
+                && (in_flight.is_empty()
+                    || (in_flight.len() < WINDOW_UNITS && bytes_in_flight < WINDOW_BYTES))
+            {
+                let unit = &steps[next].unit;
+                let up = &unit.scripts.up;
+                let wanted = prelude(up, runner.settings, true, false, true);
+                let begin = if wanted == settings_in_force {
+                    String::new()
+                } else {
+                    settings_in_force.clone_from(&wanted);
+                    wanted
+                };
+                let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
+                let bytes = begin.len() + up.text.len() + verify.map_or(0, str::len);
+                let sent = runner.send_unit(&begin, &up.text, verify).await;
+                in_flight.push_back((Instant::now(), bytes, sent));
+                bytes_in_flight += bytes;
+                next += 1;
+            }
             let unit = &step.unit;
             let up = &unit.scripts.up;
             runner.report_started(unit, &up.path, Action::Apply);
-            let t0 = Instant::now();
-            let wanted = prelude(up, runner.settings, true, false, true);
-            let begin = if wanted == settings_in_force {
-                String::new()
-            } else {
-                settings_in_force.clone_from(&wanted);
-                wanted
+            let Some((sent_at, bytes, sent)) = in_flight.pop_front() else {
+                unreachable!("the unit was sent above");
             };
-            let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
-            let piped = match runner
-                .pipelined(None, None, &begin, &up.text, verify, None)
-                .await
-            {
-                Ok(piped) => piped,
-                Err(e) => {
-                    runner.rollback_quietly().await;
-                    return Err(e);
-                }
-            };
+            bytes_in_flight -= bytes;
+            let t0 = sent_at.max(previous_done);
+            let piped = sent.replies().await;
+            if piped.failed() {
+                // Their replies are refusals. Dropped, the driver discards
+                // them instead of holding them for a reader, so nothing can
+                // stand between the `ROLLBACK` below and its reply.
+                in_flight.clear();
+            }
             let statements = match runner
                 .settle(unit, ScriptKind::Up, up, piped, attempt)
                 .await
@@ -316,10 +345,12 @@ async fn apply_single_transaction(
                 lock_retries: attempt - 1,
                 statements,
             };
-            let duration = t0.elapsed();
+            previous_done = Instant::now();
+            let duration = previous_done - t0;
             let seq = match batch.seal(runner.applied_draft(unit, duration, how)) {
                 Ok(sealed) => sealed.event.seq,
                 Err(e) => {
+                    in_flight.clear();
                     runner.rollback_quietly().await;
                     return Err(e);
                 }

@@ -344,6 +344,50 @@ pub(crate) struct Piped {
     head: Option<Result<LockedHead, Error>>,
 }
 
+/// A unit's statements queued by [`Runner::send_unit`], replies unread.
+///
+/// Drop the ones left unread before awaiting anything sent after them (a
+/// `ROLLBACK`): the driver delivers replies in order, and one it cannot
+/// hand over (its reader's buffer full) holds up those behind it until it
+/// is read or its reader is gone.
+pub(crate) struct Sent {
+    begin: Option<Result<tokio_postgres::SimpleQueryStream, tokio_postgres::Error>>,
+    script: Result<tokio_postgres::SimpleQueryStream, tokio_postgres::Error>,
+    verify: Option<Result<tokio_postgres::SimpleQueryStream, tokio_postgres::Error>>,
+}
+
+impl Piped {
+    /// Whether a statement of the unit itself (not a carried write) failed.
+    pub(crate) fn failed(&self) -> bool {
+        self.begin.is_err()
+            || self.script.is_err()
+            || self.verify.as_ref().is_some_and(Result::is_err)
+    }
+}
+
+impl Sent {
+    /// Reads the unit's replies, as [`Runner::pipelined`] would give them
+    /// (no carried commit, no head).
+    pub(crate) async fn replies(self) -> Piped {
+        let begin = match self.begin {
+            Some(b) => drain(b, 0).await,
+            None => Ok(0),
+        };
+        let script = drain(self.script, 0).await;
+        let verify = match self.verify {
+            Some(v) => Some(drain(v, 0).await),
+            None => None,
+        };
+        Piped {
+            carried_commit: None,
+            begin,
+            script,
+            verify,
+            head: None,
+        }
+    }
+}
+
 impl Runner<'_> {
     fn client(&self) -> &Client {
         &self.session.client
@@ -485,6 +529,30 @@ impl Runner<'_> {
             verify,
             head,
         })
+    }
+
+    /// Queues a unit's statements on the connection without waiting for any
+    /// reply: `begin` (the prelude; left out when empty), the script and the
+    /// verify script, each one Query message. The driver sends queued
+    /// messages in order while the caller reads replies of earlier units, so
+    /// several units can be in flight in one transaction
+    /// ([`Sent::replies`] reads them back).
+    pub(crate) async fn send_unit(&self, begin: &str, script: &str, verify: Option<&str>) -> Sent {
+        let client = self.client();
+        let begin = match begin.is_empty() {
+            true => None,
+            false => Some(client.simple_query_raw(begin).await),
+        };
+        let script = client.simple_query_raw(script).await;
+        let verify = match verify {
+            Some(text) => Some(client.simple_query_raw(text).await),
+            None => None,
+        };
+        Sent {
+            begin,
+            script,
+            verify,
+        }
     }
 
     /// Seals `draft` on the locked head; if the fold refuses it, rolls the

@@ -152,6 +152,88 @@ async fn single_transaction_is_all_or_nothing() {
     assert_fold_matches_catalog(&db, [true, true, true, true]).await;
 }
 
+/// `--single-transaction` sends units ahead of their replies; after a
+/// failure none of the units already sent behind it may run. Each of the 80
+/// units after the broken one calls `nextval` on a sequence made outside the
+/// run (a sequence does not roll back), so any that ran would show.
+#[tokio::test]
+async fn single_transaction_runs_nothing_sent_behind_a_failure() {
+    let db = TestDb::new("single_txn_in_flight").await;
+    let client = db.client().await;
+    client
+        .batch_execute("CREATE SEQUENCE side")
+        .await
+        .expect("sequence");
+    let p = Project::new();
+    for i in 1..=120 {
+        let up = if i > 40 {
+            format!("CREATE TABLE t{i} (id int);\nSELECT nextval('side');\n")
+        } else {
+            format!("CREATE TABLE t{i} (id int);\n")
+        };
+        p.migration(&format!("{i:03}"), &format!("t{i}"), &up, None);
+    }
+    let broken = |up: &str, verify: Option<&str>| {
+        p.write("migrations/040_t40.sql", up);
+        let verify_path = p.path().join("migrations/040_t40.verify.sql");
+        match verify {
+            Some(v) => {
+                p.write("migrations/040_t40.verify.sql", v);
+            }
+            None => {
+                let _ = std::fs::remove_file(&verify_path);
+            }
+        }
+        p.sum();
+    };
+    let nothing_ran = |out: &support::Output, file: &str| {
+        let (client, file) = (&client, file.to_owned());
+        let out = format!("{out:?}");
+        async move {
+            assert!(out.contains(&file), "names {file}: {out}");
+            assert!(!relation_exists(client, "t1").await, "{out}");
+            assert!(!relation_exists(client, "t41").await, "{out}");
+            let called: bool = client
+                .query_one("SELECT is_called FROM side", &[])
+                .await
+                .expect("sequence state")
+                .get(0);
+            assert!(!called, "a unit sent behind the failure ran: {out}");
+            assert!(events_of(client, "migration_applied").await.is_empty());
+        }
+    };
+
+    broken("CREATE TABLE t40 (id int);\nSELECT 1/0;\n", None);
+    let out = p.run(&db, &["apply", "--single-transaction"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    nothing_ran(&out, "migrations/040_t40.sql:2").await;
+
+    broken("CREATE TABLE t40 (id int);\n", Some("SELECT 1/0;\n"));
+    let out = p.run(&db, &["apply", "--single-transaction"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    nothing_ran(&out, "migrations/040_t40.verify.sql").await;
+
+    let failed = events_of(&client, "migration_failed").await;
+    assert_eq!(failed.len(), 2);
+    assert!(
+        failed.iter().all(|e| e.subject.contains(":040:")),
+        "{failed:?}"
+    );
+
+    broken("CREATE TABLE t40 (id int);\n", Some("SELECT 1;\n"));
+    p.ok(&db, &["apply", "--single-transaction"]);
+    assert!(relation_exists(&client, "t120").await);
+    let last: i64 = client
+        .query_one("SELECT last_value FROM side", &[])
+        .await
+        .expect("sequence state")
+        .get(0);
+    assert_eq!(last, 80, "each unit after 040 ran once");
+    let applied = events_of(&client, "migration_applied").await;
+    assert_eq!(applied.len(), 120);
+    support::assert_ledger_verifies(&db).await;
+}
+
 /// In one transaction, `SET LOCAL` holds to the commit, so a unit whose
 /// timeouts equal the previous unit's sends no settings; one with its own
 /// directives sets them, and the next without directives is set back to the
