@@ -466,6 +466,25 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         decode_projection(&self.projection_rows(client).await?)
     }
 
+    /// The projection row of one subject alone (with the head's `seq`), as
+    /// a state holding only that subject — for a caller that needs one
+    /// subject's state without decoding every migration's. Assumes the
+    /// ledger exists.
+    pub async fn read_subject(&self, client: &Client, subject: &str) -> Result<LedgerState, Error> {
+        let rows = client
+            .query_typed(
+                &format!(
+                    "SELECT subject, state, (SELECT seq FROM {head} WHERE id) FROM {state} WHERE subject = $1",
+                    head = self.t("head"),
+                    state = self.t("state")
+                ),
+                &[(&subject, tokio_postgres::types::Type::TEXT)],
+            )
+            .await
+            .map_err(|e| Error::db(format!("reading the ledger state of {subject}"), e))?;
+        decode_projection(&rows)
+    }
+
     /// The projection rows: subject, state, head seq (the head read in the
     /// same statement, so from the same snapshot as the rows). One round trip.
     async fn projection_rows(&self, client: &Client) -> Result<Vec<tokio_postgres::Row>, Error> {

@@ -146,7 +146,10 @@ async fn record(
     .await?;
     drop(helper);
     let hash = snapshot.hash();
-    let state = session.ledger.read_projection(client).await?;
+    let state = session
+        .ledger
+        .read_subject(client, crate::ledger::event::LEDGER_SUBJECT)
+        .await?;
     if state
         .ledger()
         .and_then(|l| l.fingerprint.as_ref())
