@@ -237,6 +237,29 @@ impl LedgerState {
     }
 }
 
+/// The `hash` of a `schema_fingerprint` payload, when it is a string. The
+/// payload holds the whole schema snapshot (hundreds of kilobytes on a big
+/// schema): an object is scanned for its `hash` without building the rest;
+/// anything else is read as a `Value`, as every payload once was.
+fn fingerprint_hash(payload: &str) -> Result<Option<String>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct HashOnly {
+        #[serde(default)]
+        hash: Option<serde_json::Value>,
+    }
+    let as_string = |v: Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    };
+    if payload.trim_start().starts_with('{')
+        && let Ok(only) = serde_json::from_str::<HashOnly>(payload)
+    {
+        return Ok(as_string(only.hash));
+    }
+    let whole: serde_json::Value = serde_json::from_str(payload)?;
+    Ok(as_string(whole.get("hash").cloned()))
+}
+
 /// Folds one event into the state of its subject. `None` means the event
 /// does not change any state (an unknown kind from a newer version).
 pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<SubjectState>, FoldError> {
@@ -249,10 +272,16 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
         serde_json::from_str(&event.payload)
             .map_err(|e| err(format!("{what} payload is not JSON: {e}")))
     };
+    // Straight from the text; only a payload that does not parse so goes
+    // through `Value`, for the messages that tell a non-JSON payload from an
+    // unexpected one.
     macro_rules! payload {
         ($t:ty) => {
-            serde_json::from_value::<$t>(parse(event.kind.as_str())?)
-                .map_err(|e| err(format!("unexpected payload: {e}")))?
+            match serde_json::from_str::<$t>(&event.payload) {
+                Ok(p) => p,
+                Err(_) => serde_json::from_value::<$t>(parse(event.kind.as_str())?)
+                    .map_err(|e| err(format!("unexpected payload: {e}")))?,
+            }
         };
     }
     let unit = |version: &str, phase: Phase| -> Result<UnitState, FoldError> {
@@ -295,10 +324,11 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
             SubjectState::Ledger(l)
         }
         EventKind::SchemaFingerprint => {
-            let p = parse("schema_fingerprint")?;
+            let hash = fingerprint_hash(&event.payload)
+                .map_err(|e| err(format!("schema_fingerprint payload is not JSON: {e}")))?;
             let mut l = ledger();
-            if let Some(hash) = p.get("hash").and_then(|v| v.as_str()) {
-                l.fingerprint = Some((hash.to_owned(), event.seq));
+            if let Some(hash) = hash {
+                l.fingerprint = Some((hash, event.seq));
             }
             SubjectState::Ledger(l)
         }
@@ -461,5 +491,42 @@ pub fn actor_label(actor_json: &str) -> String {
         Ok(a) if a.operator.is_empty() || a.operator == a.db_user => a.db_user,
         Ok(a) => format!("{} ({})", a.operator, a.db_user),
         Err(_) => actor_json.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan of a fingerprint payload agrees with reading it whole.
+    #[test]
+    fn fingerprint_hash_reads_like_a_value() {
+        let whole = |p: &str| -> Option<String> {
+            serde_json::from_str::<serde_json::Value>(p)
+                .expect("JSON")
+                .get("hash")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        for payload in [
+            r#"{"hash":"b3:ab","objects":2,"snapshot":{"objects":{"a":"b","c":"d"}}}"#,
+            r#"{"objects":1,"snapshot":{"objects":{"hash":"not this one"}},"hash":"b3:cd"}"#,
+            r#"{"hash":"b3:first","hash":"b3:last"}"#,
+            r#"{"hash":7}"#,
+            r#"{"hash":null}"#,
+            r#"{"hash":{"nested":"b3:x"}}"#,
+            r#"{}"#,
+            r#"  {"hash":"b3:\u00e9\"q"}"#,
+            r#"["b3:array"]"#,
+            r#""b3:string""#,
+        ] {
+            assert_eq!(
+                fingerprint_hash(payload).expect("parses"),
+                whole(payload),
+                "{payload}"
+            );
+        }
+        assert!(fingerprint_hash(r#"{"hash":"b3:ab""#).is_err());
+        assert!(fingerprint_hash("not json").is_err());
     }
 }

@@ -894,7 +894,7 @@ impl LockedHead {
             seq: event.seq,
             message: e.to_string(),
         })?;
-        let state_text = next.map(|s| canonical_json(&serde_json::to_value(s).unwrap_or_default()));
+        let state_text = next.map(|s| super::canonical::subject_state(&s));
         Ok(Sealed { event, state_text })
     }
 }

@@ -583,7 +583,7 @@ impl Runner<'_> {
             kind: EventKind::MigrationApplied,
             subject: unit.subject(),
             actor: self.actor.clone(),
-            payload: to_canonical(&AppliedPayload {
+            payload: crate::ledger::canonical_applied(&AppliedPayload {
                 version: unit.version().clone(),
                 phase: unit.phase,
                 checksum: up.checksum.clone(),
@@ -719,7 +719,7 @@ impl Runner<'_> {
             return Err(self.fail(failure).await);
         }
         let duration = started.elapsed();
-        let payload = to_canonical(&AppliedPayload {
+        let payload = crate::ledger::canonical_applied(&AppliedPayload {
             version: unit.version().clone(),
             phase: unit.phase,
             checksum: up.checksum.clone(),
