@@ -168,7 +168,7 @@ pub fn build(
             phase: unit.phase,
             description: unit.migration.description.clone(),
             state: st,
-            path: unit.scripts.up.path.display().to_string(),
+            path: unit.scripts.up.path.to_string_lossy().into_owned(),
             applied_at: recorded.and_then(|u| u.applied_at),
             applied_by: recorded.and_then(|u| u.applied_by.clone()),
             baseline: recorded.is_some_and(|u| u.baseline),
