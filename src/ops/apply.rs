@@ -288,7 +288,7 @@ async fn apply_single_transaction(
         // `SET LOCAL` holds to the commit: a unit whose settings equal the
         // previous unit's sends none (as `--dry-run` shows).
         let mut settings_in_force = String::new();
-        // Units sent, replies unread: (sent at, bytes of text, statements).
+        // Units sent, replies unread: (sent at, bytes of text, the unit).
         let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW_UNITS);
         let mut bytes_in_flight = 0;
         let mut next = 0;

@@ -84,9 +84,7 @@ impl FingerprintPayload {
             snapshot: Some(snapshot),
         }
     }
-}
 
-impl FingerprintPayload {
     /// The payload's canonical JSON, printed directly: its keys are
     /// declared in sorted order and the snapshot's are a sorted map, so the
     /// text equals [`to_canonical`]'s without building a `Value` of the
