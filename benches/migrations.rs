@@ -9,8 +9,9 @@
 //! runs a smoke version (N = 5, one repetition, fsync off) in a few seconds,
 //! so the code cannot rot; that writes `target/bench-migrations-smoke.md`.
 //!
-//! Knobs (environment): `BENCH_N` (1000), `BENCH_REPS` (4: with the four apply
-//! variants rotated, each one runs once in each position), `BENCH_NOOP_REPS`
+//! Knobs (environment): `BENCH_N` (1000), `BENCH_REPS` (6 rounds of every
+//! apply variant, in rotating order; the apply targets are judged per round,
+//! each run against the reference run of its own round), `BENCH_NOOP_REPS`
 //! (15), `BENCH_BIG_N` (10000), `BENCH_ROLLBACK_REPS` (3),
 //! `BENCH_PEERS_DIR` (`../shared/bench/peers`: sqlx / refinery binaries in
 //! its `.tools/bin` are timed too when present), `BENCH_SKIP_PEERS=1`.
