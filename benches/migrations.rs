@@ -874,7 +874,7 @@ impl Bench {
         );
         let per_migration_peers: Vec<&str> = ["apply/sqlx", "apply/refinery"]
             .into_iter()
-            .filter(|k| r.rows.get(*k).is_some_and(|row| !row.samples.is_empty()))
+            .filter(|k| r.median(k).is_some())
             .collect();
         let mut lines: Vec<(String, Vec<f64>, &str)> = vec![
             (
@@ -912,10 +912,7 @@ impl Bench {
                 "≤ 1.00",
             ));
         }
-        if r.rows
-            .get("apply/refinery-g")
-            .is_some_and(|row| !row.samples.is_empty())
-        {
+        if r.median("apply/refinery-g").is_some() {
             lines.push((
                 "shiftlog apply --single-transaction / refinery -g".into(),
                 r.paired("apply/shiftlog-1", &["apply/refinery-g"]),

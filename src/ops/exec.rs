@@ -481,15 +481,7 @@ impl Runner<'_> {
                 };
                 // An empty `begin` (settings unchanged in a single
                 // transaction) is not sent at all.
-                let begin = match begin.is_empty() {
-                    true => None,
-                    false => Some(client.simple_query_raw(begin).await),
-                };
-                let script = client.simple_query_raw(script).await;
-                let verify = match verify {
-                    Some(text) => Some(client.simple_query_raw(text).await),
-                    None => None,
-                };
+                let unit = self.send_unit(begin, script, verify).await;
                 let commit = match commit {
                     Some(c) => {
                         let done = drain(c, 0).await;
@@ -502,16 +494,7 @@ impl Runner<'_> {
                     }
                     None => None,
                 };
-                let begin = match begin {
-                    Some(b) => drain(b, 0).await,
-                    None => Ok(0),
-                };
-                let script = drain(script, 0).await;
-                let verify = match verify {
-                    Some(v) => Some(drain(v, 0).await),
-                    None => None,
-                };
-                (commit, begin, script, verify)
+                (commit, unit.replies().await)
             },
             async {
                 match subject {
@@ -521,13 +504,11 @@ impl Runner<'_> {
             },
         );
         written?;
-        let (carried_commit, begin, script, verify) = sent;
+        let (carried_commit, unit) = sent;
         Ok(Piped {
             carried_commit,
-            begin,
-            script,
-            verify,
             head,
+            ..unit
         })
     }
 
