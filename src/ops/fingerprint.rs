@@ -142,6 +142,7 @@ async fn record(
         return Err(Error::LeaseLost);
     }
     let client = &session.client;
+    let started = std::time::Instant::now();
     let helper = match spare {
         Some(spare) => spare.client().await,
         None => None,
@@ -153,6 +154,8 @@ async fn record(
     )
     .await?;
     drop(helper);
+    let read_ms = started.elapsed().as_secs_f64() * 1e3;
+    let objects = snapshot.objects.len();
     let hash = snapshot.hash();
     let state = session
         .ledger
@@ -163,11 +166,12 @@ async fn record(
         .and_then(|l| l.fingerprint.as_ref())
         .is_some_and(|(recorded, _)| *recorded == hash)
     {
+        tracing::debug!(objects, read_ms, "schema fingerprint unchanged");
         return Ok(());
     }
     let payload = FingerprintPayload {
         hash,
-        objects: snapshot.objects.len(),
+        objects,
         snapshot: Some(snapshot),
     }
     .canonical();
@@ -184,6 +188,12 @@ async fn record(
             },
         )
         .await?;
+    tracing::debug!(
+        objects,
+        read_ms,
+        total_ms = started.elapsed().as_secs_f64() * 1e3,
+        "schema fingerprint recorded"
+    );
     Ok(())
 }
 

@@ -247,24 +247,25 @@ async fn read(
     // Two halves of about equal cost on a schema of many tables (index and
     // column definitions cost the most); with no helper both are `client`.
     let (a, b) = (client, helper.unwrap_or(client));
+    let t = std::time::Instant::now();
     let readers: Vec<BoxFuture<'_, Result<Entries, Error>>> = vec![
-        Box::pin(schemas::read(a, schemas)),
-        Box::pin(extensions::read(a, schemas)),
-        Box::pin(types::read(a, schemas)),
-        Box::pin(tables::read(a, schemas)),
-        Box::pin(indexes::read(a, schemas, server_version)),
-        Box::pin(views::read(a, schemas)),
-        Box::pin(functions::read(a, schemas)),
-        Box::pin(triggers::read(a, schemas)),
-        Box::pin(rules::read(a, schemas)),
-        Box::pin(policies::read(a, schemas)),
-        Box::pin(statistics::read(a, schemas)),
-        Box::pin(owners::read(a, schemas)),
-        Box::pin(columns::read(b, schemas)),
-        Box::pin(constraints::read(b, schemas)),
-        Box::pin(sequences::read(b, schemas)),
-        Box::pin(grants::read(b, schemas)),
-        Box::pin(comments::read(b, schemas)),
+        timed(t, "schemas", schemas::read(a, schemas)),
+        timed(t, "extensions", extensions::read(a, schemas)),
+        timed(t, "types", types::read(a, schemas)),
+        timed(t, "tables", tables::read(a, schemas)),
+        timed(t, "indexes", indexes::read(a, schemas, server_version)),
+        timed(t, "views", views::read(a, schemas)),
+        timed(t, "functions", functions::read(a, schemas)),
+        timed(t, "triggers", triggers::read(a, schemas)),
+        timed(t, "rules", rules::read(a, schemas)),
+        timed(t, "policies", policies::read(a, schemas)),
+        timed(t, "statistics", statistics::read(a, schemas)),
+        timed(t, "owners", owners::read(a, schemas)),
+        timed(t, "columns", columns::read(b, schemas)),
+        timed(t, "constraints", constraints::read(b, schemas)),
+        timed(t, "sequences", sequences::read(b, schemas)),
+        timed(t, "grants", grants::read(b, schemas)),
+        timed(t, "comments", comments::read(b, schemas)),
     ];
     let mut snapshot = SchemaSnapshot::default();
     for entries in try_join_all(readers).await? {
@@ -273,6 +274,26 @@ async fn read(
         }
     }
     Ok(snapshot)
+}
+
+/// `read`, traced (`SHIFTLOG_LOG=shiftlog::schema=trace`) with the time
+/// from `started` to its last row: the two connections' queries run in
+/// parallel, each connection's in the order sent, so the times show which
+/// connection finished last and which query held it up.
+fn timed<'f>(
+    started: std::time::Instant,
+    what: &'static str,
+    read: impl std::future::Future<Output = Result<Entries, Error>> + Send + 'f,
+) -> BoxFuture<'f, Result<Entries, Error>> {
+    Box::pin(async move {
+        let entries = read.await;
+        tracing::trace!(
+            what,
+            done_ms = started.elapsed().as_secs_f64() * 1e3,
+            "catalog read"
+        );
+        entries
+    })
 }
 
 /// Runs one catalog query with the schema names as `$1`.
