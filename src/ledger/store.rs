@@ -473,11 +473,7 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
     pub async fn read_subject(&self, client: &Client, subject: &str) -> Result<LedgerState, Error> {
         let rows = client
             .query_typed(
-                &format!(
-                    "SELECT subject, state, (SELECT seq FROM {head} WHERE id) FROM {state} WHERE subject = $1",
-                    head = self.t("head"),
-                    state = self.t("state")
-                ),
+                &format!("{} WHERE subject = $1", self.projection_sql()),
                 &[(&subject, tokio_postgres::types::Type::TEXT)],
             )
             .await
@@ -489,16 +485,19 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
     /// same statement, so from the same snapshot as the rows). One round trip.
     async fn projection_rows(&self, client: &Client) -> Result<Vec<tokio_postgres::Row>, Error> {
         client
-            .query_typed(
-                &format!(
-                    "SELECT subject, state, (SELECT seq FROM {head} WHERE id) FROM {state}",
-                    head = self.t("head"),
-                    state = self.t("state")
-                ),
-                &[],
-            )
+            .query_typed(&self.projection_sql(), &[])
             .await
             .map_err(|e| Error::db("reading the ledger state", e))
+    }
+
+    /// The projection read: subject, state, and the head's `seq` in the same
+    /// statement (so from the same snapshot as the rows).
+    fn projection_sql(&self) -> String {
+        format!(
+            "SELECT subject, state, (SELECT seq FROM {head} WHERE id) FROM {state}",
+            head = self.t("head"),
+            state = self.t("state")
+        )
     }
 
     /// Reads events with `seq` in `from..=to` (all when `to` is `None`), in order.

@@ -13,7 +13,7 @@ use crate::ops::exec::{Applied, ExecSettings, Runner, ScriptKind, Settled, outco
 use crate::ops::session::Session;
 use crate::plan::{ApplyPlanOptions, ApplyStep, plan_apply};
 use crate::project::Project;
-use crate::report::{Action, Progress, Reporter, UnitOutcome};
+use crate::report::{Action, Reporter, UnitOutcome};
 
 /// Everything `apply` can be asked to do.
 #[derive(Debug, Clone, Default)]
@@ -370,12 +370,7 @@ async fn apply_single_transaction(
             .write_batch_and_commit(client, &batch)
             .await?;
         for o in &applied {
-            runner.reporter.report(&Progress::UnitFinished {
-                version: &o.version,
-                phase: o.phase,
-                action: Action::Apply,
-                duration: std::time::Duration::from_millis(o.duration_ms),
-            });
+            runner.report_finished(o);
         }
         return Ok(applied);
     }

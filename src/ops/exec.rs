@@ -942,7 +942,8 @@ impl Runner<'_> {
         });
     }
 
-    fn report_finished(&self, o: &UnitOutcome) {
+    /// Reports a unit finished, as its outcome records it.
+    pub(crate) fn report_finished(&self, o: &UnitOutcome) {
         self.reporter.report(&Progress::UnitFinished {
             version: &o.version,
             phase: o.phase,
