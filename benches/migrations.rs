@@ -95,6 +95,23 @@ struct Sample {
     commits: i64,
     wal_syncs: i64,
     wal_bytes: i64,
+    /// Apply runs: where the wall time went, from the commit timestamps of
+    /// the first, the 10th- and 90th-percentile and the last table's
+    /// creation (`track_commit_timestamp`), in ms.
+    split: Option<Split>,
+    /// Process start and exit, seconds since the Unix epoch.
+    started_at: f64,
+    ended_at: f64,
+}
+
+/// Start (process start → first migration committed), pace (ms per
+/// migration between the 10th- and the 90th-percentile migration) and end
+/// (last migration committed → process exit) of one apply run.
+#[derive(Debug, Clone, Copy, Default)]
+struct Split {
+    start_ms: f64,
+    pace_ms: f64,
+    end_ms: f64,
 }
 
 /// Samples of one (operation, tool) row.
@@ -279,6 +296,55 @@ impl Admin {
         })
     }
 
+    /// The first row of `sql` in `db`, every column as float8.
+    fn in_db_f64s(&self, db: &str, sql: &str) -> Vec<f64> {
+        let url = self
+            .server_url
+            .replacen("/postgres?", &format!("/{db}?"), 1);
+        self.rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, NoTls)
+                .await
+                .expect("connect to the bench database");
+            let handle = tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let row = client
+                .query_one(sql, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let v = (0..row.len())
+                .map(|i| row.get::<_, Option<f64>>(i).unwrap_or(f64::NAN))
+                .collect();
+            drop(client);
+            let _ = handle.await;
+            v
+        })
+    }
+
+    /// Where an apply run of `n` migrations spent its wall time: commit
+    /// times of the tables of migrations 1, n/10, 9n/10 and n.
+    fn split(&self, db: &str, n: usize, s: &Sample) -> Option<Split> {
+        if n < 10 {
+            return None;
+        }
+        let (lo, hi) = (n / 10, n - n / 10);
+        let ts = |i: usize| {
+            format!(
+                "extract(epoch from pg_xact_commit_timestamp((SELECT xmin FROM pg_class WHERE relname = 't_{i}' AND relkind = 'r')))::float8"
+            )
+        };
+        let sql = format!("SELECT {}, {}, {}, {}", ts(1), ts(lo), ts(hi), ts(n));
+        let v = self.in_db_f64s(db, &sql);
+        if v.iter().any(|x| x.is_nan()) {
+            return None;
+        }
+        Some(Split {
+            start_ms: (v[0] - s.started_at) * 1000.0,
+            pace_ms: (v[2] - v[1]) * 1000.0 / (hi - lo) as f64,
+            end_ms: (s.ended_at - v[3]) * 1000.0,
+        })
+    }
+
     fn fresh_db(&self, db: &str, template: Option<&str>) {
         self.exec(&format!("DROP DATABASE IF EXISTS {db}"));
         match template {
@@ -342,9 +408,11 @@ fn run(cmd: &mut Command) -> Output {
 fn timed(admin: &Admin, db: &str, cmd: &mut Command) -> Sample {
     let (c0, s0, b0) = admin.counters(db);
     let cpu0 = children_cpu();
+    let started_at = epoch_now();
     let t0 = Instant::now();
     run(cmd);
     let wall = t0.elapsed().as_secs_f64();
+    let ended_at = epoch_now();
     let client_cpu = children_cpu() - cpu0;
     std::thread::sleep(admin.settle);
     let (c1, s1, b1) = admin.counters(db);
@@ -355,7 +423,17 @@ fn timed(admin: &Admin, db: &str, cmd: &mut Command) -> Sample {
         commits: c1 - c0,
         wal_syncs: s1 - s0,
         wal_bytes: b1 - b0,
+        split: None,
+        started_at,
+        ended_at,
     }
+}
+
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn write(path: &Path, text: &str) {
@@ -605,11 +683,18 @@ impl Bench {
                     continue;
                 };
                 cmd.current_dir(project);
-                let s = Sample {
+                let mut s = Sample {
                     rep: Some(rep),
                     ..timed(&self.admin, &db, &mut cmd)
                 };
-                eprintln!("  rep {rep} {key}: {:.3} s", s.wall);
+                s.split = self.admin.split(&db, n, &s);
+                match s.split {
+                    Some(p) => eprintln!(
+                        "  rep {rep} {key}: {:.3} s (start {:.0} ms, pace {:.3} ms, end {:.0} ms)",
+                        s.wall, p.start_ms, p.pace_ms, p.end_ms
+                    ),
+                    None => eprintln!("  rep {rep} {key}: {:.3} s", s.wall),
+                }
                 self.check_tables(&db, n, key);
                 self.results.push(key, s);
             }
@@ -847,6 +932,7 @@ impl Bench {
                 r.median_of(|s| s.wal_bytes as f64) / 1e6
             );
         }
+        self.render_split(&mut md);
         if !self.notes.is_empty() {
             md.push_str("\nNotes:\n");
             for n in &self.notes {
@@ -858,6 +944,53 @@ impl Bench {
 }
 
 impl Bench {
+    /// Start, pace and end of the apply runs (medians over the rounds).
+    fn render_split(&self, md: &mut String) {
+        let rows: Vec<&Row> = self
+            .results
+            .order
+            .iter()
+            .map(|k| &self.results.rows[k])
+            .filter(|r| r.samples.iter().any(|s| s.split.is_some()))
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let n = rows[0].n;
+        let _ = write!(
+            md,
+            "\n### Start, pace and end of each apply (medians)\n\n\
+             From the commit timestamps (`track_commit_timestamp = on`) of the tables of migrations \
+             1, {}, {} and {n}: start = process start → migration 1 committed; pace = ms per \
+             migration from migration {} to {}; end = migration {n} committed → process exit.\n\n\
+             | tool / command | wall s | start ms | pace ms per migration | end ms |\n\
+             |---|---:|---:|---:|---:|\n",
+            n / 10,
+            n - n / 10,
+            n / 10,
+            n - n / 10,
+        );
+        for r in rows {
+            let of = |f: fn(&Split) -> f64| {
+                median(
+                    r.samples
+                        .iter()
+                        .filter_map(|s| s.split.as_ref().map(f))
+                        .collect(),
+                )
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {:.3} | {:.0} | {:.3} | {:.0} |",
+                r.tool,
+                r.median_wall(),
+                of(|p| p.start_ms),
+                of(|p| p.pace_ms),
+                of(|p| p.end_ms)
+            );
+        }
+    }
+
     /// The apply targets judged per repetition: each run against the
     /// reference run of the same round, then the median of those ratios.
     fn render_paired(&self, md: &mut String) {
@@ -970,6 +1103,8 @@ fn main() {
 
     let server = ScratchServer::start(&ScratchOptions {
         fsync: full,
+        // For the start / pace / end split of every apply run.
+        settings: vec![("track_commit_timestamp".into(), "on".into())],
         ..ScratchOptions::default()
     })
     .unwrap_or_else(|e| panic!("cannot start a scratch PostgreSQL server: {e}"));
