@@ -155,7 +155,7 @@ pub fn interrupt_flag(quiet: bool) -> Arc<AtomicBool> {
         if tokio::signal::ctrl_c().await.is_ok() {
             f.store(true, Ordering::SeqCst);
             if !quiet {
-                eprintln!(
+                errln!(
                     "interrupted: stopping after the step in flight (Ctrl-C again to abort at once)"
                 );
             }

@@ -25,10 +25,10 @@ impl Reporter for Terminal {
 
 impl Narrator for Terminal {
     fn step(&self, title: &str) {
-        println!("\n== {title}");
+        outln!("\n== {title}");
     }
     fn show(&self, text: &str) {
-        println!("{}", text.trim_end());
+        outln!("{}", text.trim_end());
     }
 }
 

@@ -4,6 +4,38 @@
 //! and renders. Exit codes come from [`shiftlog::ExitStatus`] in one place
 //! ([`main`]).
 
+/// `println!`, `print!` and `eprintln!` that never panic. The std macros
+/// panic when the stream is gone (`shiftlog apply | head`, a CI log collector
+/// that died, a closed terminal): a run that loses its audience must still
+/// finish the unit in flight, record it and release its lease, so output
+/// that cannot be written is dropped instead.
+macro_rules! outln {
+    () => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock());
+    }};
+    ($($t:tt)+) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)+);
+    }};
+}
+
+/// See [`outln!`].
+macro_rules! out {
+    ($($t:tt)+) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($t)+);
+    }};
+}
+
+/// See [`outln!`].
+macro_rules! errln {
+    ($($t:tt)+) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)+);
+    }};
+}
+
 mod args;
 mod commands;
 mod context;
@@ -49,7 +81,7 @@ pub fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(ExitStatus::Failed.code());
         }
     };

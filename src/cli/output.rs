@@ -17,6 +17,11 @@ pub fn init_tracing(global: &GlobalArgs) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr closed) is dropped: the
+        // subscriber's own report of that failure would go through
+        // `eprintln!`, which panics on the same closed stream, midway
+        // through a migration.
+        .log_internal_errors(false)
         .with_target(false)
         .try_init();
 }
@@ -25,12 +30,12 @@ pub fn init_tracing(global: &GlobalArgs) {
 /// stdout with `--format json` so scripts get one document either way.
 pub fn print_error(global: &GlobalArgs, err: &anyhow::Error, status: ExitStatus) {
     let message = shiftlog::conn::redact(&format!("{err:#}"));
-    eprintln!("error: {message}");
+    errln!("error: {message}");
     if global.format == Format::Json {
         let doc = serde_json::json!({
             "ok": false,
             "error": { "message": message, "exit_code": status.code() },
         });
-        println!("{doc}");
+        outln!("{doc}");
     }
 }

@@ -1139,3 +1139,56 @@ async fn ctrl_c_stops_apply_and_rollback_after_the_unit_in_flight() {
     assert_eq!(reverted[0].subject, "migration:002:main");
     support::assert_ledger_verifies(&db).await;
 }
+
+/// Runs `shiftlog -vv ARGS` on `p` and `db` with stdout and stderr both a
+/// pipe nobody reads any more (`shiftlog apply | head` after head exited, a
+/// CI log collector that died): returns the exit code.
+fn run_with_output_gone(p: &Project, db: &TestDb, args: &[&str]) -> i32 {
+    let mut child = p
+        .cmd(Some(db))
+        .arg("-vv")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run shiftlog");
+    // Close the reading ends: from here on every write fails (EPIPE). The
+    // process starts, connects and logs dozens of lines at -vv after this.
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    child
+        .wait()
+        .expect("wait for shiftlog")
+        .code()
+        .unwrap_or(-1)
+}
+
+/// Output that cannot be written is dropped: the run goes on, records its
+/// events and its fingerprint, and releases its lease. (The logger's own
+/// report of a failed write used to panic the process midway, leaving the
+/// lease held until it expired.)
+#[tokio::test]
+async fn a_run_whose_output_is_gone_finishes_and_releases_its_lease() {
+    let db = TestDb::new("output_gone").await;
+    let p = three_migrations();
+    assert_eq!(run_with_output_gone(&p, &db, &["apply"]), 0);
+    assert_fold_matches_catalog(&db, [true, true, true, true]).await;
+    let client = db.client().await;
+    assert_eq!(events_of(&client, "schema_fingerprint").await.len(), 1);
+    let held: i64 = client
+        .query_one(
+            "SELECT count(*) FROM shiftlog.lease WHERE token IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("lease")
+        .get(0);
+    assert_eq!(held, 0, "the lease is released");
+
+    assert_eq!(run_with_output_gone(&p, &db, &["rollback", "--to", "0"]), 0);
+    assert_fold_matches_catalog(&db, [false, false, false, false]).await;
+    // The next run does not wait for a lease left behind.
+    let out = p.ok(&db, &["--wait", "0s", "apply"]);
+    assert!(out.stdout.contains("applied 4 unit(s)"), "{out:?}");
+}

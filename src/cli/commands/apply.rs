@@ -26,14 +26,14 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
         shiftlog::ops::apply::apply_with_state(&project, &session, read, &options, &reporter)
             .await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => {
             if let Some(dry) = &report.dry_run {
-                print!("{}", dry.render(&project.config.ledger_schema));
+                out!("{}", dry.render(&project.config.ledger_schema));
             } else if report.applied.is_empty() {
-                println!("nothing to apply (ledger at event {})", report.head_seq);
+                outln!("nothing to apply (ledger at event {})", report.head_seq);
             } else {
-                println!(
+                outln!(
                     "applied {} unit(s); ledger head {}:{}",
                     report.applied.len(),
                     report.head_seq,

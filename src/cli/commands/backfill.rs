@@ -25,9 +25,9 @@ pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<E
             };
             let rows = control::status(&project, &session, only.as_deref()).await?;
             if json {
-                println!("{}", serde_json::to_string(&rows)?);
+                outln!("{}", serde_json::to_string(&rows)?);
             } else {
-                print!("{}", render_status(&rows));
+                out!("{}", render_status(&rows));
             }
             Ok(ExitStatus::Success)
         }
@@ -46,12 +46,12 @@ pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<E
                 Command::Cancel => "cancelled",
             };
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({ "ok": true, "name": n.name, "action": verb, "seq": seq })
                 );
             } else {
-                println!(
+                outln!(
                     "{} {verb} (event {seq}); a running process picks it up within a second",
                     n.name
                 );
@@ -67,16 +67,21 @@ pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<E
             )
             .await?;
             if json {
-                println!("{}", serde_json::to_string(&out)?);
+                outln!("{}", serde_json::to_string(&out)?);
             } else if out.remaining == 0 {
-                println!(
+                outln!(
                     "{}: complete — no row left to do ({} checked); recorded as event {}",
-                    out.name, out.rows_checked, out.seq
+                    out.name,
+                    out.rows_checked,
+                    out.seq
                 );
             } else {
-                println!(
+                outln!(
                     "{}: {} row(s) still to do; recorded as event {} — run `shiftlog backfill run {}`",
-                    out.name, out.remaining, out.seq, out.name
+                    out.name,
+                    out.remaining,
+                    out.seq,
+                    out.name
                 );
             }
             Ok(if out.remaining == 0 {
@@ -111,10 +116,10 @@ async fn run(
         if let Some(o) = v.as_object_mut() {
             o.insert("event".into(), serde_json::json!("finished"));
         }
-        println!("{v}");
+        outln!("{v}");
     } else {
         match &outcome {
-            RunOutcome::Completed(r) => println!(
+            RunOutcome::Completed(r) => outln!(
                 "{}: completed — {} rows walked, {} updated in {} chunks, {:.1}s",
                 r.name,
                 r.rows,
@@ -122,15 +127,16 @@ async fn run(
                 r.chunks,
                 r.duration_ms as f64 / 1000.0
             ),
-            RunOutcome::AlreadyComplete => println!(
+            RunOutcome::AlreadyComplete => outln!(
                 "{}: already complete; `shiftlog backfill verify {}` records the completion check",
-                args.name, args.name
+                args.name,
+                args.name
             ),
             RunOutcome::Resized {
                 rows_per_second,
                 seq,
             } => {
-                println!(
+                outln!(
                     "{}: another process runs it; its rate is now {rows_per_second} rows/s (event {seq})",
                     args.name
                 )
@@ -190,7 +196,7 @@ impl Reporter for BackfillReporter {
                 eta_secs,
             } => {
                 if self.json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({
                             "event": "progress", "name": name, "rows_done": rows_done, "estimate": estimate,
@@ -211,7 +217,7 @@ impl Reporter for BackfillReporter {
                     let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
                     if last.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
                         *last = Some(Instant::now());
-                        eprintln!(
+                        errln!(
                             "{name}: {rows_done}{} rows, {:.0} rows/s, chunk {chunk_size}{}{}",
                             estimate.map(|e| format!("/~{e}")).unwrap_or_default(),
                             rows_per_second,
@@ -225,14 +231,14 @@ impl Reporter for BackfillReporter {
             }
             Progress::BackfillNote { name, note } => {
                 if self.json {
-                    println!(
+                    outln!(
                         "{}",
                         serde_json::json!({ "event": "note", "name": name, "note": note })
                     );
                 } else if let Some(bar) = &self.bar {
                     bar.println(format!("{name}: {note}"));
                 } else if !self.quiet {
-                    eprintln!("{name}: {note}");
+                    errln!("{name}: {note}");
                 }
             }
             _ => {}

@@ -17,8 +17,8 @@ pub async fn exec(global: &GlobalArgs, args: BaselineArgs) -> anyhow::Result<Exi
     )
     .await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Human => println!(
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human => outln!(
             "recorded {} unit(s) as applied up to {version} (baseline)",
             report.units.len()
         ),

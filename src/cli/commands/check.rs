@@ -36,8 +36,8 @@ pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitSt
     };
     let report = shiftlog::ops::check(&global.dir, &options, &reporter).await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Human => print!("{}", render(&report)),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human => out!("{}", render(&report)),
     }
     Ok(report.exit_status())
 }

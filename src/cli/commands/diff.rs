@@ -21,8 +21,8 @@ pub async fn exec(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<ExitSta
     let (to_name, to) = open(global, &config, args.to_env, args.to_url).await?;
     let report = shiftlog::ops::diff_environments((&from_name, &from), (&to_name, &to)).await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Human => print!("{}", render(&report)),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human => out!("{}", render(&report)),
     }
     Ok(if report.same {
         ExitStatus::Success

@@ -13,8 +13,8 @@ pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let session = context::session(global, &config).await?;
     let report = shiftlog::ops::drift(&session).await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Human => print!("{}", render(&report)),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human => out!("{}", render(&report)),
     }
     Ok(if report.drifted {
         ExitStatus::CheckFailed

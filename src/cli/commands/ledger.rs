@@ -86,7 +86,7 @@ async fn log(global: &GlobalArgs, args: LogArgs) -> anyhow::Result<ExitStatus> {
     if json {
         out.write_all(b"\n]\n").map_err(io)?;
     } else if !global.quiet {
-        eprintln!("{count} event(s)");
+        errln!("{count} event(s)");
     }
     out.flush().map_err(io)?;
     Ok(ExitStatus::Success)
@@ -133,8 +133,8 @@ async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<ExitSta
     let session = context::session(global, &config).await?;
     let replay = audit::replay(&session, as_of).await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&replay)?),
-        Format::Human => print!("{}", render_replay(&replay)),
+        Format::Json => outln!("{}", serde_json::to_string(&replay)?),
+        Format::Human => out!("{}", render_replay(&replay)),
     }
     Ok(ExitStatus::Success)
 }
@@ -203,7 +203,7 @@ async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitSta
         }
     };
     if !global.quiet {
-        eprintln!("exported {count} event(s)");
+        errln!("exported {count} event(s)");
     }
     Ok(ExitStatus::Success)
 }
@@ -226,11 +226,11 @@ async fn verify(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitSta
         }
     };
     match global.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({ "ok": report.is_ok(), "report": report })
         ),
-        Format::Human => print!("{}", render(&report)),
+        Format::Human => out!("{}", render(&report)),
     }
     Ok(if report.is_ok() {
         ExitStatus::Success
@@ -286,11 +286,11 @@ async fn head(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
                 ),
             })?;
     match global.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "anchor": head.to_string() })
         ),
-        Format::Human => println!("{head}"),
+        Format::Human => outln!("{head}"),
     }
     Ok(ExitStatus::Success)
 }

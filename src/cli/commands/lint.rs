@@ -7,8 +7,8 @@ use crate::cli::args::{Format, GlobalArgs, LintArgs};
 pub fn exec(global: &GlobalArgs, args: LintArgs) -> anyhow::Result<ExitStatus> {
     let report = shiftlog::ops::lint::lint(&global.dir, &args.files)?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Human => print!("{}", shiftlog::lint::render_human(&report)),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human => out!("{}", shiftlog::lint::render_human(&report)),
     }
     Ok(report.exit_status())
 }

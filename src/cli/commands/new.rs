@@ -16,13 +16,13 @@ pub fn exec(global: &GlobalArgs, args: NewArgs) -> anyhow::Result<ExitStatus> {
     )
     .map_err(shiftlog::Error::from)?;
     match global.format {
-        Format::Json => println!("{}", serde_json::json!({ "ok": true, "created": created })),
+        Format::Json => outln!("{}", serde_json::json!({ "ok": true, "created": created })),
         Format::Human => {
             for p in &created {
-                println!("created {}", p.display());
+                outln!("created {}", p.display());
             }
             if !global.quiet {
-                eprintln!("write the SQL, then run `shiftlog sum` to record it in shiftlog.sum");
+                errln!("write the SQL, then run `shiftlog sum` to record it in shiftlog.sum");
             }
         }
     }

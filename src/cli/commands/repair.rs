@@ -33,12 +33,14 @@ pub async fn exec(global: &GlobalArgs, args: RepairArgs) -> anyhow::Result<ExitS
     )
     .await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => {
             for u in &report.units {
-                println!(
+                outln!(
                     "recorded repair of {} ({}) as event {}",
-                    u.version, u.phase, u.seq
+                    u.version,
+                    u.phase,
+                    u.seq
                 );
             }
         }

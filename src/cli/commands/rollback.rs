@@ -30,14 +30,14 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
     };
     let report = shiftlog::ops::rollback(&project, &session, &options, &reporter).await?;
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => {
             if let Some(dry) = &report.dry_run {
-                print!("{}", dry.render(&project.config.ledger_schema));
+                out!("{}", dry.render(&project.config.ledger_schema));
             } else if report.reverted.is_empty() {
-                println!("nothing to roll back");
+                outln!("nothing to roll back");
             } else {
-                println!(
+                outln!(
                     "reverted {} unit(s); ledger at event {}",
                     report.reverted.len(),
                     report.head_seq

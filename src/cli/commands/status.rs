@@ -18,8 +18,8 @@ pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
         &sum,
     );
     match global.format {
-        Format::Json => println!("{}", serde_json::to_string(&report)?),
-        Format::Human => print!("{}", render(&report)),
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human => out!("{}", render(&report)),
     }
     Ok(ExitStatus::Success)
 }

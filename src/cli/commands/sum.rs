@@ -12,11 +12,11 @@ pub fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let path = global.dir.join(project.sum_path());
     let changed = !matches!(before, shiftlog::migration::SumStatus::Fresh);
     match global.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::json!({ "ok": true, "path": path, "changed": changed, "migrations": project.migrations.len() })
         ),
-        Format::Human => println!(
+        Format::Human => outln!(
             "{} {} ({} migrations)",
             if changed { "wrote" } else { "unchanged" },
             path.display(),
