@@ -6,9 +6,11 @@
 //! handed to the `postgres` user and the server processes drop to it.
 //! The server stops and its directory is removed when the [`ScratchServer`] is
 //! dropped — also while unwinding from a panic. With
-//! [`ScratchOptions::stop_with_parent`] the kernel also stops it (SIGINT,
-//! PostgreSQL's fast shutdown) when the thread that started it dies, covering
-//! a process killed outright; leftover directories are swept on the next start.
+//! [`ScratchOptions::stop_with_parent`] (the default) the kernel also stops
+//! it (SIGINT, PostgreSQL's fast shutdown) when this process dies, covering
+//! a process killed outright; leftover directories are swept on the next
+//! start, and so are servers whose process is gone but that still run (left
+//! by a version without that safeguard).
 
 #![allow(unsafe_code)] // getpwnam, geteuid, prctl: no safe std equivalent.
 
@@ -33,9 +35,11 @@ pub struct ScratchOptions {
     pub fsync: bool,
     /// Extra `-c name=value` server settings.
     pub settings: Vec<(String, String)>,
-    /// Ask the kernel to stop the server when the starting thread dies
-    /// (Linux `PR_SET_PDEATHSIG`). Start from a thread that lives as long as
-    /// the process.
+    /// Have the kernel stop the server when this process dies, even killed
+    /// outright (`kill -9`, a cancelled CI job): Linux `PR_SET_PDEATHSIG`,
+    /// set on a server started from a thread of its own that lives as long
+    /// as the [`ScratchServer`] (the signal follows the thread that started
+    /// the child, not the process). On by default.
     pub stop_with_parent: bool,
     /// How long to wait for the server to accept connections.
     pub start_timeout: Duration,
@@ -66,7 +70,7 @@ impl Default for ScratchOptions {
         Self {
             fsync: false,
             settings: Vec::new(),
-            stop_with_parent: false,
+            stop_with_parent: true,
             start_timeout: Duration::from_secs(60),
             password: None,
             tls: None,
@@ -78,6 +82,10 @@ impl Default for ScratchOptions {
 #[derive(Debug)]
 pub struct ScratchServer {
     child: Option<Child>,
+    /// Ends the thread the server was started from (see
+    /// [`ScratchOptions::stop_with_parent`]) when dropped, after the server
+    /// stopped.
+    keeper: Option<std::sync::mpsc::Sender<()>>,
     dir: PathBuf,
     port: u16,
     version: String,
@@ -97,6 +105,7 @@ impl ScratchServer {
         // From here on, a failure must remove `dir`: build the value first so Drop does it.
         let mut server = Self {
             child: None,
+            keeper: None,
             dir,
             port: 0,
             version: bin.version.clone(),
@@ -197,9 +206,14 @@ impl ScratchServer {
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         as_owner(&mut cmd, owner, options.stop_with_parent);
-        let child = cmd
-            .spawn()
-            .map_err(|e| scratch(format!("cannot start postgres: {e}")))?;
+        let child = if options.stop_with_parent {
+            let (child, keeper) = spawn_kept(cmd)?;
+            self.keeper = Some(keeper);
+            child
+        } else {
+            cmd.spawn()
+                .map_err(|e| scratch(format!("cannot start postgres: {e}")))?
+        };
         self.child = Some(child);
         self.port = port;
         let deadline = Instant::now() + options.start_timeout;
@@ -211,6 +225,7 @@ impl ScratchServer {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
+                self.keeper = None;
                 return Err(scratch(format!(
                     "postgres exited ({status}) while starting:\n{}",
                     tail(&log_path)
@@ -312,15 +327,21 @@ impl ScratchServer {
             // SIGINT = fast shutdown: roll back open transactions, exit promptly.
             signal(child.id(), libc::SIGINT);
             let deadline = Instant::now() + Duration::from_secs(15);
+            let mut stopped = false;
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
-                    return;
+                    stopped = true;
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            if !stopped {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
+        // The server is gone: its keeper thread can end.
+        self.keeper = None;
     }
 }
 
@@ -471,6 +492,30 @@ fn tail(log: &Path) -> String {
     text.trim().to_owned()
 }
 
+/// Spawns `cmd` from a new thread that then waits until the returned sender
+/// is dropped: with `PR_SET_PDEATHSIG` set in `cmd`, the child is signalled
+/// when that thread ends — when the sender is dropped, or when the process
+/// dies however it dies. (Spawned from the caller's thread, the child would
+/// be signalled when that thread ends: for a tokio blocking-pool thread, ten
+/// seconds after it goes idle.)
+fn spawn_kept(mut cmd: Command) -> Result<(Child, std::sync::mpsc::Sender<()>), Error> {
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let (keep_tx, keep_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("scratch-postgres".into())
+        .spawn(move || {
+            let _ = started_tx.send(cmd.spawn());
+            // Returns once the sender is dropped.
+            let _ = keep_rx.recv();
+        })
+        .map_err(|e| scratch(format!("cannot start a thread for postgres: {e}")))?;
+    let child = started_rx
+        .recv()
+        .map_err(|_| scratch("the thread starting postgres died".into()))?
+        .map_err(|e| scratch(format!("cannot start postgres: {e}")))?;
+    Ok((child, keep_tx))
+}
+
 fn signal(pid: u32, sig: i32) {
     if let Ok(pid) = i32::try_from(pid) {
         // SAFETY: sending a signal to our own child process.
@@ -487,6 +532,17 @@ fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Whether process `pid` is a `postgres` serving data directory `data`.
+fn is_postmaster_of(pid: u32, data: &Path) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let data = data.as_os_str().as_encoded_bytes();
+    args.first().is_some_and(|a| a.ends_with(b"postgres"))
+        && args.windows(2).any(|w| w[0] == b"-D" && w[1] == data)
+}
+
 fn read_pid(path: &Path) -> Option<u32> {
     fs::read_to_string(path)
         .ok()?
@@ -498,7 +554,8 @@ fn read_pid(path: &Path) -> Option<u32> {
 }
 
 /// Removes scratch directories left by processes that were killed outright:
-/// those whose creating process is gone and whose server is not running.
+/// those whose creating process is gone and whose server is not running; a
+/// server still running there is stopped first (removed on a later sweep).
 /// A directory whose files cannot be read yet (another process is creating
 /// it right now) is left alone unless it is old.
 fn sweep_leftovers() {
@@ -520,9 +577,20 @@ fn sweep_leftovers() {
             Some(pid) => !pid_alive(pid),
             None => old,
         };
-        let server_running = read_pid(&dir.join("data/postmaster.pid")).is_some_and(pid_alive);
-        if owner_gone && !server_running {
-            let _ = fs::remove_dir_all(&dir);
+        if !owner_gone {
+            continue;
+        }
+        let data = dir.join("data");
+        match read_pid(&data.join("postmaster.pid")).filter(|pid| pid_alive(*pid)) {
+            None => {
+                let _ = fs::remove_dir_all(&dir);
+            }
+            // A server whose process was killed before servers were tied to
+            // it: stop it (fast shutdown); a later sweep removes its files.
+            // Only a process that is the postmaster of this very directory
+            // gets the signal (the pid may have been reused).
+            Some(pid) if is_postmaster_of(pid, &data) => signal(pid, libc::SIGINT),
+            Some(_) => {}
         }
     }
 }
