@@ -245,6 +245,41 @@ async fn row_level_security_enabled() {
     );
 }
 
+/// What is declared on the table itself — storage options, a replica
+/// identity index, the server of a foreign table — reads in its entry.
+#[tokio::test]
+async fn table_options_replica_identity_and_foreign_server_read_in_the_table_entry() {
+    let db = TestDb::new("fp_table_entry").await;
+    let client = db.client().await;
+    exec(
+        &client,
+        "CREATE TABLE public.tuned (id int NOT NULL, v text) WITH (fillfactor = 80, autovacuum_enabled = false);
+         CREATE UNIQUE INDEX tuned_id ON public.tuned (id);
+         ALTER TABLE public.tuned REPLICA IDENTITY USING INDEX tuned_id;
+         CREATE TABLE public.plain (id int);
+         CREATE EXTENSION file_fdw;
+         CREATE SERVER files FOREIGN DATA WRAPPER file_fdw;
+         CREATE FOREIGN TABLE public.lines (line text) SERVER files OPTIONS (filename '/dev/null');",
+    )
+    .await;
+    let snap = fingerprint(&client).await;
+    let entry = |key: &str| {
+        snap.objects
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in {:?}", snap.objects.keys().collect::<Vec<_>>()))
+            .clone()
+    };
+    assert_eq!(
+        entry("table public.tuned"),
+        "table; WITH (autovacuum_enabled=false, fillfactor=80); REPLICA IDENTITY USING INDEX tuned_id"
+    );
+    assert_eq!(entry("table public.plain"), "table");
+    assert_eq!(
+        entry("table public.lines"),
+        "foreign table; SERVER files OPTIONS (filename=/dev/null); REPLICA IDENTITY NOTHING"
+    );
+}
+
 #[tokio::test]
 async fn a_function_body_changed() {
     let diff = diff_after(

@@ -13,6 +13,11 @@
 //! lookups each, more on a fresh connection), which on 2,000 indexes was most
 //! of the fingerprint an `apply` records after every run; it is still used
 //! for indexes on expressions.
+//!
+//! The key columns are walked by subscript (`indkey[g]`, `indclass[g]`, …;
+//! past the end of the shorter vectors, as for `INCLUDE` columns, a subscript
+//! gives NULL) rather than by a four-array `unnest`, which materializes a
+//! tuplestore per index (66 → 62 ms on 2,000 indexes, cold connections).
 
 use tokio_postgres::Client;
 
@@ -52,8 +57,10 @@ macro_rules! index_sql {
          || CASE WHEN k.opt & 1 = 1 THEN ' DESC' || CASE WHEN k.opt & 2 = 2 THEN '' ELSE ' NULLS LAST' END
                  WHEN k.opt & 2 = 2 THEN ' NULLS FIRST' ELSE '' END AS opts
     FROM x
-   CROSS JOIN LATERAL unnest(x.indkey::int2[], x.indclass::oid[], x.indoption::int2[], x.indcollation::oid[])
-         WITH ORDINALITY AS k(attnum, opclass, opt, coll, ord)
+   CROSS JOIN LATERAL (
+         SELECT x.indkey[g] AS attnum, x.indclass[g] AS opclass, x.indoption[g] AS opt,
+                x.indcollation[g] AS coll, g + 1 AS ord
+           FROM generate_series(0, array_length(x.indkey::int2[], 1) - 1) AS g) AS k
     LEFT JOIN pg_opclass oc ON oc.oid = k.opclass
     LEFT JOIN pg_namespace ocn ON ocn.oid = oc.opcnamespace
     LEFT JOIN pg_collation co ON co.oid = k.coll AND k.coll <> (SELECT a.attcollation FROM pg_attribute a
