@@ -14,7 +14,11 @@
 //! each run against the reference run of its own round), `BENCH_NOOP_REPS`
 //! (15), `BENCH_BIG_N` (10000), `BENCH_ROLLBACK_REPS` (3),
 //! `BENCH_PEERS_DIR` (`../shared/bench/peers`: sqlx / refinery binaries in
-//! its `.tools/bin` are timed too when present), `BENCH_SKIP_PEERS=1`.
+//! its `.tools/bin` are timed too when present), `BENCH_SKIP_PEERS=1`,
+//! `BENCH_APPLY_VARIANTS` (apply variants to run, comma-separated keys:
+//! `psql-1`, `psql-per-txn`, `psql-per-txn-async`, `shiftlog`, `shiftlog-1`,
+//! `sqlx`, `refinery`, `refinery-g`; with two of them each round is one
+//! back-to-back pair, the least noisy comparison on a busy machine).
 //!
 //! Each timed command is a whole process (spawn → exit), like hyperfine. Each
 //! apply starts on a fresh database (`CREATE DATABASE`, then `CHECKPOINT`);
@@ -58,6 +62,8 @@ struct Config {
     rollback_reps: usize,
     peers_dir: PathBuf,
     skip_peers: bool,
+    /// Apply variants to run (keys without `apply/`); empty: all of them.
+    apply_variants: Vec<String>,
 }
 
 impl Config {
@@ -80,6 +86,14 @@ impl Config {
                 .unwrap_or_else(|| manifest.join("../shared/bench/peers")),
             // The smoke run never touches the peer tools: it must stay fast.
             skip_peers: !full || std::env::var("BENCH_SKIP_PEERS").is_ok_and(|v| v == "1"),
+            apply_variants: std::env::var("BENCH_APPLY_VARIANTS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|k| k.trim().to_owned())
+                        .filter(|k| !k.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -656,6 +670,14 @@ impl Bench {
                 Box::new(move |b: &Bench, db: &str| b.refinery(project, db, true)),
             ));
         }
+        let wanted = &self.cfg.apply_variants;
+        if !wanted.is_empty() {
+            variants.retain(|(key, ..)| {
+                wanted
+                    .iter()
+                    .any(|w| key.strip_prefix("apply/") == Some(w.as_str()))
+            });
+        }
         for (key, tool, target, _) in &variants {
             self.results.row(
                 key,
@@ -995,7 +1017,8 @@ impl Bench {
     /// reference run of the same round, then the median of those ratios.
     fn render_paired(&self, md: &mut String) {
         let r = &self.results;
-        if r.paired("apply/shiftlog", &["apply/psql-1"]).is_empty() {
+        let applied = |k: &str| r.median(k).is_some();
+        if !(applied("apply/shiftlog") || applied("apply/shiftlog-1")) {
             return;
         }
         md.push_str(
