@@ -29,7 +29,7 @@ pub fn init_tracing(global: &GlobalArgs) {
 /// Prints a failed command's error: always to stderr, and as a JSON document on
 /// stdout with `--format json` so scripts get one document either way.
 pub fn print_error(global: &GlobalArgs, err: &anyhow::Error, status: ExitStatus) {
-    let message = shiftlog::conn::redact(&format!("{err:#}"));
+    let message = shiftlog::conn::redact(&error_text(err));
     errln!("error: {message}");
     if global.format == Format::Json {
         let doc = serde_json::json!({
@@ -37,5 +37,53 @@ pub fn print_error(global: &GlobalArgs, err: &anyhow::Error, status: ExitStatus)
             "error": { "message": message, "exit_code": status.code() },
         });
         outln!("{doc}");
+    }
+}
+
+/// The text of a failed command's error, said once. shiftlog's own errors
+/// carry their cause in their message (the file and line, the server's
+/// message and hint), so they print as they are; anyhow's alternate form
+/// would repeat the cause after them. Any other error gets the causes its
+/// text does not already contain.
+fn error_text(err: &anyhow::Error) -> String {
+    if err.downcast_ref::<shiftlog::Error>().is_some() {
+        return err.to_string();
+    }
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn a_shiftlog_error_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let err = anyhow::Error::from(shiftlog::Error::Io {
+            path: "migrations/x.sql".into(),
+            source: io,
+        });
+        assert_eq!(
+            error_text(&err),
+            "migrations/x.sql: No such file or directory"
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_the_causes_they_do_not_already_say() {
+        let inner = std::io::Error::other("disk full");
+        let err = anyhow::Error::from(inner).context("writing the report");
+        assert_eq!(error_text(&err), "writing the report: disk full");
+        let err = anyhow::anyhow!("writing the report: disk full")
+            .context("writing the report: disk full");
+        assert_eq!(error_text(&err), "writing the report: disk full");
     }
 }

@@ -12,6 +12,7 @@ async fn refused(test: &str, project: &Project, expected_code: i32, expected: &[
     for e in expected {
         assert!(out.stderr.contains(e), "expected `{e}` in: {out:?}");
     }
+    assert_said_once(&out.stderr);
     let client = db.client().await;
     assert!(
         !ledger_exists(&client).await,
@@ -21,6 +22,18 @@ async fn refused(test: &str, project: &Project, expected_code: i32, expected: &[
         !relation_exists(&client, "good").await,
         "nothing may be applied"
     );
+}
+
+/// The error line does not repeat itself (`X: X`, as when a cause already
+/// in the message was printed again after it).
+fn assert_said_once(stderr: &str) {
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or_else(|| panic!("no error line in: {stderr}"));
+    for (i, _) in line.match_indices(": ") {
+        assert_ne!(&line[..i], &line[i + 2..], "said twice: {line}");
+    }
 }
 
 fn with_good() -> Project {

@@ -18,9 +18,28 @@ pub async fn exec(global: &GlobalArgs, cmd: LedgerCommand) -> anyhow::Result<Exi
     match cmd {
         LedgerCommand::Verify(args) => verify(global, args).await,
         LedgerCommand::Head => head(global).await,
-        LedgerCommand::Log(args) => log(global, args).await,
+        LedgerCommand::Log(args) => ended_by_reader(log(global, args).await),
         LedgerCommand::Replay(args) => replay(global, args).await,
-        LedgerCommand::Export(args) => export(global, args).await,
+        LedgerCommand::Export(args) => ended_by_reader(export(global, args).await),
+    }
+}
+
+/// A listing whose reader went away (`shiftlog ledger log | head`) ends
+/// there, quietly and successfully, as `head` asked: a write to a closed
+/// pipe is not a failed operation. Only the listing's own output counts; a
+/// broken connection to the database is still an error.
+fn ended_by_reader(result: anyhow::Result<ExitStatus>) -> anyhow::Result<ExitStatus> {
+    match result {
+        Err(e)
+            if matches!(
+                e.downcast_ref::<shiftlog::Error>(),
+                Some(shiftlog::Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            Ok(ExitStatus::Success)
+        }
+        other => other,
     }
 }
 
