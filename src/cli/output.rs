@@ -40,21 +40,23 @@ pub fn print_error(global: &GlobalArgs, err: &anyhow::Error, status: ExitStatus)
     }
 }
 
-/// The text of a failed command's error, said once. shiftlog's own errors
-/// carry their cause in their message (the file and line, the server's
-/// message and hint), so they print as they are; anyhow's alternate form
-/// would repeat the cause after them. Any other error gets the causes its
-/// text does not already contain.
+/// The text of a failed command's error, said once: each link of the chain
+/// that the text does not already contain, down to the first of shiftlog's
+/// own errors, which carry their cause in their message (the file and line,
+/// the server's message and hint). anyhow's alternate form would repeat the
+/// cause after them.
 fn error_text(err: &anyhow::Error) -> String {
-    if err.downcast_ref::<shiftlog::Error>().is_some() {
-        return err.to_string();
-    }
-    let mut text = err.to_string();
-    for cause in err.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
+    let mut text = String::new();
+    for cause in err.chain() {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&said);
+        }
+        if cause.is::<shiftlog::Error>() {
+            break;
         }
     }
     text
@@ -74,6 +76,11 @@ mod tests {
         assert_eq!(
             error_text(&err),
             "migrations/x.sql: No such file or directory"
+        );
+        let err = err.context("exporting the ledger");
+        assert_eq!(
+            error_text(&err),
+            "exporting the ledger: migrations/x.sql: No such file or directory"
         );
     }
 
