@@ -456,3 +456,16 @@ async fn a_listing_whose_reader_has_gone_ends_quietly() {
         assert!(!stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+/// A failed write of `ledger export --output FILE` names the file.
+#[tokio::test]
+async fn an_export_that_cannot_be_written_names_its_file() {
+    let (db, p) = applied_db("export_cannot_write").await;
+    let out = p.run(&db, &["ledger", "export", "--output", "/dev/full"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("error: /dev/full: No space left on device"),
+        "{out:?}"
+    );
+}

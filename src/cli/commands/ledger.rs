@@ -111,6 +111,17 @@ async fn log(global: &GlobalArgs, args: LogArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// A failed write of the export names where it was writing.
+fn writing_to(e: shiftlog::Error, path: &std::path::Path) -> shiftlog::Error {
+    match e {
+        shiftlog::Error::Io { source, .. } => shiftlog::Error::Io {
+            path: path.to_owned(),
+            source,
+        },
+        other => other,
+    }
+}
+
 /// A short one-line summary of a payload for the log table.
 fn details(payload: &str) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(payload)
@@ -210,16 +221,17 @@ async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitSta
                 path: path.clone(),
                 source,
             })?;
-            audit::export(&session, args.since, &mut std::io::BufWriter::new(file)).await?
+            audit::export(&session, args.since, &mut std::io::BufWriter::new(file))
+                .await
+                .map_err(|e| writing_to(e, path))?
         }
-        None => {
-            audit::export(
-                &session,
-                args.since,
-                &mut std::io::BufWriter::new(std::io::stdout().lock()),
-            )
-            .await?
-        }
+        None => audit::export(
+            &session,
+            args.since,
+            &mut std::io::BufWriter::new(std::io::stdout().lock()),
+        )
+        .await
+        .map_err(|e| writing_to(e, std::path::Path::new("<stdout>")))?,
     };
     if !global.quiet {
         errln!("exported {count} event(s)");
