@@ -454,6 +454,7 @@ async fn a_listing_whose_reader_has_gone_ends_quietly() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("event(s)"), "{args:?}: {stderr}");
     }
 }
 

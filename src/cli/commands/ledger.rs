@@ -104,10 +104,12 @@ async fn log(global: &GlobalArgs, args: LogArgs) -> anyhow::Result<ExitStatus> {
     .await?;
     if json {
         out.write_all(b"\n]\n").map_err(io)?;
-    } else if !global.quiet {
+    }
+    // Counted once the listing is out (not when its last write failed).
+    out.flush().map_err(io)?;
+    if !json && !global.quiet {
         errln!("{count} event(s)");
     }
-    out.flush().map_err(io)?;
     Ok(ExitStatus::Success)
 }
 
