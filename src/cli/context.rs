@@ -147,19 +147,36 @@ pub fn exec_settings(args: &TimeoutArgs, config: &ProjectConfig) -> shiftlog::Re
     Ok(s)
 }
 
-/// Sets a flag on the first Ctrl-C so the library stops after the step in flight.
+/// Sets a flag on the first Ctrl-C (SIGINT) or SIGTERM — what `timeout`, a
+/// cancelled CI job and Kubernetes send before they kill — so the library
+/// stops after the step in flight, records it and releases its lease; a
+/// second signal of either kind aborts at once (the server then rolls back
+/// the step in flight).
 pub fn interrupt_flag(quiet: bool) -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut signalled = async || {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok(),
+                Some(()) = async {
+                    match term.as_mut() {
+                        Some(t) => t.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => true,
+            }
+        };
+        if signalled().await {
             f.store(true, Ordering::SeqCst);
             if !quiet {
                 errln!(
-                    "interrupted: stopping after the step in flight (Ctrl-C again to abort at once)"
+                    "interrupted: stopping after the step in flight (a second Ctrl-C or SIGTERM aborts at once)"
                 );
             }
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if signalled().await {
                 std::process::exit(130);
             }
         }

@@ -1081,7 +1081,18 @@ async fn wait_for_statement(client: &tokio_postgres::Client, needle: &str) {
 /// runs, and the process exits 130.
 #[tokio::test]
 async fn ctrl_c_stops_apply_and_rollback_after_the_unit_in_flight() {
-    let db = TestDb::new("ctrl_c").await;
+    stops_after_the_unit_in_flight_on("INT").await;
+}
+
+/// SIGTERM (`timeout`, a cancelled CI job, Kubernetes) stops a run the same
+/// way as Ctrl-C.
+#[tokio::test]
+async fn sigterm_stops_apply_and_rollback_after_the_unit_in_flight() {
+    stops_after_the_unit_in_flight_on("TERM").await;
+}
+
+async fn stops_after_the_unit_in_flight_on(signal: &str) {
+    let db = TestDb::new(&format!("sig_{}", signal.to_lowercase())).await;
     let p = Project::new();
     p.migration(
         "001",
@@ -1116,9 +1127,9 @@ async fn ctrl_c_stops_apply_and_rollback_after_the_unit_in_flight() {
             .expect("spawn");
         wait_for_statement(&client, needle).await;
         let sent = std::process::Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
-            .expect("kill -INT");
+            .expect("kill");
         assert!(sent.success());
         let status = child.wait().expect("wait");
         let mut stderr = String::new();
