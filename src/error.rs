@@ -318,6 +318,11 @@ pub fn db_error_text(e: &tokio_postgres::Error) -> String {
             if let Some(h) = db.hint() {
                 s.push_str("; hint: ");
                 s.push_str(h);
+            } else if *db.code() == tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION {
+                s.push_str(
+                    "; hint: the session is read-only (a standby, or default_transaction_read_only \
+                     set for the role or database): point shiftlog at the primary, as a role that may write",
+                );
             }
             s
         }

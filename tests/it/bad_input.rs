@@ -223,3 +223,36 @@ async fn bad_shiftlog_toml_names_file_and_line() {
     );
     assert!(!ledger_exists(&db.client().await).await);
 }
+
+/// A read-only session (a standby, or `default_transaction_read_only`)
+/// refuses the first write, and the error says what to do.
+#[tokio::test]
+async fn a_read_only_database_is_refused_with_a_hint() {
+    let db = TestDb::new("read_only").await;
+    let client = db.client().await;
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            shiftlog::ident::quote_ident(&db.name)
+        ))
+        .await
+        .expect("alter database");
+    let p = with_good();
+    p.sum();
+    let out = p.run(&db, &["apply"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("read-only"), "{out:?}");
+    assert!(
+        out.stderr.contains("point shiftlog at the primary"),
+        "{out:?}"
+    );
+    assert_said_once(&out.stderr);
+    assert!(
+        !ledger_exists(&client).await,
+        "the ledger must not be created"
+    );
+    assert!(
+        !relation_exists(&client, "good").await,
+        "nothing may be applied"
+    );
+}
