@@ -106,7 +106,8 @@ pub enum Error {
 
     /// Another runner holds the lease.
     #[error(
-        "another shiftlog runner holds the {lease} lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; wait for it to finish, or retry with --wait 5m"
+        "another shiftlog runner holds the {lease} lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; {}",
+        lease_advice(*holder_exited, *lapses_in_secs, host, *pid)
     )]
     LeaseUnavailable {
         /// Which lease (`migrations`, `backfill:<name>`).
@@ -119,6 +120,11 @@ pub enum Error {
         pid: i32,
         /// Seconds since its last heartbeat.
         heartbeat_secs_ago: i64,
+        /// Seconds until the lease lapses unless its holder renews it.
+        lapses_in_secs: i64,
+        /// The holder is on this host and no process of its pid runs here
+        /// (it was killed, or lost its connection before it could release).
+        holder_exited: bool,
     },
 
     /// This runner's lease expired and another runner took it over; nothing
@@ -301,6 +307,22 @@ fn location(path: &Option<PathBuf>, line: &Option<u32>) -> String {
         (Some(p), Some(l)) => format!("{}:{l}: ", p.display()),
         (Some(p), None) => format!("{}: ", p.display()),
         _ => String::new(),
+    }
+}
+
+/// What to do about a lease another runner holds.
+fn lease_advice(holder_exited: bool, lapses_in_secs: i64, host: &str, pid: i32) -> String {
+    let wait = lapses_in_secs.max(0) + 5;
+    if holder_exited {
+        format!(
+            "no process {pid} runs on this host ({host}) any more, so nobody renews it: it lapses in about {}s — retry with --wait {wait}s",
+            lapses_in_secs.max(0)
+        )
+    } else {
+        format!(
+            "wait for it to finish, or retry with --wait 5m (it lapses in about {}s if its holder stops renewing it)",
+            lapses_in_secs.max(0)
+        )
     }
 }
 

@@ -156,6 +156,13 @@ fn new_token(holder: &Holder) -> String {
     hex::encode(&blake3::hash(seed.as_bytes()).as_bytes()[..16])
 }
 
+/// Whether a process `pid` runs on this host (Linux `/proc`; elsewhere
+/// assumed running, so nobody is told a live holder has exited).
+fn process_runs(pid: i32) -> bool {
+    let proc = std::path::Path::new("/proc");
+    pid <= 0 || !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
 /// One attempt. `Ok(None)`: taken. `Ok(Some(err))`: busy, with the error to
 /// report if we stop waiting.
 async fn try_take(
@@ -177,16 +184,24 @@ async fn try_take(
             });
         };
         if row.token.is_some() && !row.expired {
+            let now = time::OffsetDateTime::now_utc();
             let age = row
                 .heartbeat_at
-                .map(|h| (time::OffsetDateTime::now_utc() - h).whole_seconds().max(0))
+                .map(|h| (now - h).whole_seconds().max(0))
                 .unwrap_or(0);
+            let host = row.host.unwrap_or_default();
+            let pid = row.pid.unwrap_or_default();
             return Ok(Some(Error::LeaseUnavailable {
                 lease: name.to_owned(),
                 holder: row.holder.unwrap_or_default(),
-                host: row.host.unwrap_or_default(),
-                pid: row.pid.unwrap_or_default(),
+                holder_exited: host == holder.host && !process_runs(pid),
+                host,
+                pid,
                 heartbeat_secs_ago: age,
+                lapses_in_secs: row
+                    .expires_at
+                    .map(|t| (t - now).whole_seconds().max(0))
+                    .unwrap_or(0),
             }));
         }
         let takeover = row.token.is_some();

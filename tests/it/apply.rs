@@ -1203,3 +1203,53 @@ async fn a_run_whose_output_is_gone_finishes_and_releases_its_lease() {
     let out = p.ok(&db, &["--wait", "0s", "apply"]);
     assert!(out.stdout.contains("applied 4 unit(s)"), "{out:?}");
 }
+
+/// A lease left by a runner that died on this host (killed, or its
+/// connection lost before it could release) is reported as such, with when
+/// it lapses and the `--wait` that outlasts it; a live holder is not.
+#[tokio::test]
+async fn a_lease_left_by_a_process_gone_from_this_host_says_when_it_lapses() {
+    use shiftlog::ledger::{Holder, Lease};
+    let db = TestDb::new("lease_holder_gone").await;
+    let p = three_migrations();
+    let s = support::session(&db).await;
+    s.ledger
+        .install(&s.client, &s.actor_json())
+        .await
+        .expect("install");
+    let options = LeaseOptions {
+        ttl: Duration::from_secs(60),
+        wait: Duration::ZERO,
+    };
+    let mut gone = std::process::Command::new("true").spawn().expect("true");
+    let gone_pid = gone.id() as i32;
+    gone.wait().expect("wait");
+    for (pid, exited) in [(gone_pid, true), (std::process::id() as i32, false)] {
+        let holder = Holder {
+            name: "ci".into(),
+            host: shiftlog::ops::session::host_name(),
+            pid,
+            actor: s.actor_json(),
+        };
+        let lease = Lease::acquire(
+            &s.client,
+            &s.info,
+            &s.ledger,
+            shiftlog::ledger::lease::MIGRATIONS,
+            &holder,
+            options,
+        )
+        .await
+        .expect("take the lease");
+        let out = p.run(&db, &["apply"]);
+        assert_eq!(out.code, 4, "{out:?}");
+        let said_gone = format!("no process {pid} runs on this host");
+        assert_eq!(out.stderr.contains(&said_gone), exited, "{out:?}");
+        assert!(out.stderr.contains("lapses in about"), "{out:?}");
+        if exited {
+            assert!(out.stderr.contains("— retry with --wait "), "{out:?}");
+        }
+        lease.release(&s.client, &s.ledger).await.expect("release");
+    }
+    assert_eq!(events_of(&s.client, "migration_applied").await.len(), 0);
+}
