@@ -288,30 +288,8 @@ impl Admin {
         (0..row.len()).map(|i| row.get::<_, i64>(i)).collect()
     }
 
-    fn in_db_i64(&self, db: &str, sql: &str) -> i64 {
-        let url = self
-            .server_url
-            .replacen("/postgres?", &format!("/{db}?"), 1);
-        self.rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, NoTls)
-                .await
-                .expect("connect to the bench database");
-            let handle = tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let v: i64 = client
-                .query_one(sql, &[])
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .get(0);
-            drop(client);
-            let _ = handle.await;
-            v
-        })
-    }
-
-    /// The first row of `sql` in `db`, every column as float8.
-    fn in_db_f64s(&self, db: &str, sql: &str) -> Vec<f64> {
+    /// `f` of the one row `sql` returns in `db`, on a connection of its own.
+    fn in_db<T>(&self, db: &str, sql: &str, f: impl FnOnce(&tokio_postgres::Row) -> T) -> T {
         let url = self
             .server_url
             .replacen("/postgres?", &format!("/{db}?"), 1);
@@ -326,12 +304,22 @@ impl Admin {
                 .query_one(sql, &[])
                 .await
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
-            let v = (0..row.len())
-                .map(|i| row.get::<_, Option<f64>>(i).unwrap_or(f64::NAN))
-                .collect();
             drop(client);
             let _ = handle.await;
-            v
+            f(&row)
+        })
+    }
+
+    fn in_db_i64(&self, db: &str, sql: &str) -> i64 {
+        self.in_db(db, sql, |row| row.get(0))
+    }
+
+    /// The first row of `sql` in `db`, every column as float8.
+    fn in_db_f64s(&self, db: &str, sql: &str) -> Vec<f64> {
+        self.in_db(db, sql, |row| {
+            (0..row.len())
+                .map(|i| row.get::<_, Option<f64>>(i).unwrap_or(f64::NAN))
+                .collect()
         })
     }
 

@@ -1151,28 +1151,10 @@ async fn stops_after_the_unit_in_flight_on(signal: &str) {
     support::assert_ledger_verifies(&db).await;
 }
 
-/// Runs `shiftlog -vv ARGS` on `p` and `db` with stdout and stderr both a
-/// pipe nobody reads any more (`shiftlog apply | head` after head exited, a
-/// CI log collector that died): returns the exit code.
+/// `shiftlog -vv ARGS` on `p` and `db` with stdout and stderr both gone:
+/// the exit code.
 fn run_with_output_gone(p: &Project, db: &TestDb, args: &[&str]) -> i32 {
-    let mut child = p
-        .cmd(Some(db))
-        .arg("-vv")
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run shiftlog");
-    // Close the reading ends: from here on every write fails (EPIPE). The
-    // process starts, connects and logs dozens of lines at -vv after this.
-    drop(child.stdout.take());
-    drop(child.stderr.take());
-    child
-        .wait()
-        .expect("wait for shiftlog")
-        .code()
-        .unwrap_or(-1)
+    support::run_with_output_gone(p.cmd(Some(db)).arg("-vv").args(args), true).code
 }
 
 /// Output that cannot be written is dropped: the run goes on, records its

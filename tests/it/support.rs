@@ -292,6 +292,31 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// Runs `cmd` with stdout — and, with `stderr_too`, stderr — a pipe whose
+/// reader has gone (`shiftlog … | head` once `head` exited, a CI log
+/// collector that died): every write to it fails with EPIPE. Returns the
+/// exit code and whatever reached an open stderr.
+pub fn run_with_output_gone(cmd: &mut Command, stderr_too: bool) -> Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run shiftlog");
+    // Close the reading ends before the process has written anything (it
+    // still has to start and connect).
+    drop(child.stdout.take());
+    if stderr_too {
+        drop(child.stderr.take());
+    }
+    let out = child.wait_with_output().expect("wait for shiftlog");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Runs `cmd` and captures its output.
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("run shiftlog");
