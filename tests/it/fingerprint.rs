@@ -446,6 +446,54 @@ async fn the_ledger_schema_is_excluded() {
     assert_lists(&diff, '+', "table shiftlog.events");
 }
 
+/// An extension's member objects (types, functions, operators, tables,
+/// views, sequences) are the extension's, not the project's: the
+/// fingerprint records the extension and its version, and none of the
+/// members — while what the project builds on them still reads.
+#[tokio::test]
+async fn extension_members_are_left_out_and_the_extension_is_recorded() {
+    let db = TestDb::new("fp_extension").await;
+    let client = db.client().await;
+    exec(&client, BASE).await;
+    let before = fingerprint(&client).await;
+    exec(
+        &client,
+        "CREATE EXTENSION citext;
+         CREATE EXTENSION pg_trgm;
+         CREATE EXTENSION pg_stat_statements;",
+    )
+    .await;
+    let after = fingerprint(&client).await;
+    let diff = before.diff(&after);
+    let added: Vec<&str> = diff.added.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        added,
+        [
+            "extension citext",
+            "extension pg_stat_statements",
+            "extension pg_trgm"
+        ],
+        "{diff}"
+    );
+    assert!(diff.removed.is_empty() && diff.changed.is_empty(), "{diff}");
+
+    // A table of the project using a member type is the project's.
+    exec(
+        &client,
+        "CREATE TABLE public.handles (h citext PRIMARY KEY);
+         CREATE INDEX handles_trgm ON public.handles USING gin (h gin_trgm_ops);",
+    )
+    .await;
+    let with_table = fingerprint(&client).await;
+    let diff = after.diff(&with_table);
+    assert_lists(&diff, '+', "table public.handles");
+    assert_lists(&diff, '+', "column public.handles.h");
+    assert_lists(&diff, '+', "index public.handles_trgm");
+    assert!(
+        diff.added.iter().all(|(k, _)| k.contains("handles")),
+        "{diff}"
+    );
+}
 #[tokio::test]
 async fn an_explicit_schema_list_reads_only_those() {
     let db = TestDb::new("fp_only").await;
