@@ -177,7 +177,7 @@ async fn record(
     .canonical();
     session
         .ledger
-        .append_committed(
+        .append_committed_large(
             client,
             Some(lease.token()),
             EventDraft {

@@ -128,6 +128,47 @@ async fn apply_and_rollback_record_the_fingerprint() {
     support::assert_ledger_verifies(&db).await;
 }
 
+/// A fingerprint of many objects is stored compressed with lz4 where the
+/// server has it (pglz otherwise), and reads back and verifies the same.
+#[tokio::test]
+async fn a_large_fingerprint_is_stored_with_lz4_where_the_server_has_it() {
+    let db = TestDb::new("drift_lz4").await;
+    let p = Project::new();
+    let tables: String = (1..=60)
+        .map(|i| format!("CREATE TABLE t_{i} (id bigint PRIMARY KEY, note text);\n"))
+        .collect();
+    p.migration("001", "many_tables", &tables, None);
+    p.sum();
+    p.ok(&db, &["apply"]);
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT pg_column_compression(payload), length(payload),
+                    (SELECT 'lz4' = ANY (enumvals) FROM pg_settings
+                      WHERE name = 'default_toast_compression')
+               FROM shiftlog.events WHERE kind = 'schema_fingerprint'",
+            &[],
+        )
+        .await
+        .expect("one fingerprint event");
+    let (method, length, lz4): (Option<String>, i32, Option<bool>) =
+        (row.get(0), row.get(1), row.get(2));
+    assert!(
+        length > 10_000,
+        "a payload big enough to compress: {length}"
+    );
+    let expected = if lz4 == Some(true) { "lz4" } else { "pglz" };
+    assert_eq!(method.as_deref(), Some(expected));
+    let setting: String = client
+        .query_one("SHOW default_toast_compression", &[])
+        .await
+        .expect("setting")
+        .get(0);
+    assert_eq!(setting, "pglz", "only the ledger's transaction changed it");
+    p.ok(&db, &["drift"]);
+    support::assert_ledger_verifies(&db).await;
+}
+
 #[tokio::test]
 async fn drift_catches_a_column_added_by_hand() {
     let out = drift_after("drift_column", "ALTER TABLE users ADD COLUMN nickname text").await;

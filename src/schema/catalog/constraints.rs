@@ -20,9 +20,10 @@ const SQL: &str = concat!(
      WHERE n.nspname = ANY ($1::text[]) \
        AND k.contype <> 'n' \
        AND (c.oid IS NOT NULL OR t.oid IS NOT NULL) \
-       AND NOT EXISTS (SELECT 1 FROM pg_depend x WHERE x.deptype = 'e' \
-             AND ((x.classid = 'pg_class'::regclass AND x.objid = k.conrelid) \
-               OR (x.classid = 'pg_type'::regclass AND x.objid = k.contypid)))"
+       AND ",
+    not_extension_member!("pg_class", "k.conrelid"),
+    " AND ",
+    not_extension_member!("pg_type", "k.contypid")
 );
 
 pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
