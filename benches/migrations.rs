@@ -1042,10 +1042,31 @@ impl Bench {
                 "",
             ),
         ];
-        if !per_migration_peers.is_empty() {
+        // The target names "the fastest per-migration peer in the same run":
+        // the peer with the lowest median, each round's shiftlog run against
+        // that peer's run of the round. The faster of the peers' runs in each
+        // round (the verdict of runs 9 to 14, kept for comparison) is the
+        // minimum of two noisy runs, which favours the peers on a noisy
+        // machine (docs/benchmarks.md, run 14).
+        let fastest_peer = per_migration_peers
+            .iter()
+            .filter_map(|k| r.median(k).map(|m| (*k, m)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(k, _)| k);
+        if let Some(peer) = fastest_peer {
             lines.push((
                 format!(
-                    "shiftlog apply / fastest of {} in the round",
+                    "shiftlog apply / {}, the run's fastest per-migration peer (by median)",
+                    peer.trim_start_matches("apply/")
+                ),
+                r.paired("apply/shiftlog", &[peer]),
+                "≤ 1.00",
+            ));
+        }
+        if per_migration_peers.len() > 1 {
+            lines.push((
+                format!(
+                    "shiftlog apply / faster of {} in each round",
                     per_migration_peers
                         .iter()
                         .map(|k| k.trim_start_matches("apply/"))
@@ -1053,7 +1074,7 @@ impl Bench {
                         .join(", ")
                 ),
                 r.paired("apply/shiftlog", &per_migration_peers),
-                "≤ 1.00",
+                "",
             ));
         }
         if r.median("apply/refinery-g").is_some() {
