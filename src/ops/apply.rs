@@ -171,15 +171,20 @@ pub async fn apply_with_state(
     }
     .await;
     crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
-    let released = lease.release(&session.client, &session.ledger).await;
+    // The release and the head read, pipelined: the lease made sure the
+    // ledger is installed.
+    let (released, head) = futures::join!(
+        lease.release(&session.client, &session.ledger),
+        session.ledger.installed_head(&session.client)
+    );
     let applied = result?;
     released?;
-    let head = session.ledger.head(&session.client).await?;
+    let (head_seq, head_hash) = head?;
     Ok(ApplyReport {
         applied,
         dry_run: None,
-        head_seq: head.map(|h| h.0).unwrap_or(0),
-        head_hash: head.map(|h| h.1.to_hex()),
+        head_seq,
+        head_hash: Some(head_hash.to_hex()),
     })
 }
 

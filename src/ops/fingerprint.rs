@@ -177,7 +177,7 @@ async fn record(
     .canonical();
     session
         .ledger
-        .append_committed_large(
+        .append_committed_compressed(
             client,
             Some(lease.token()),
             EventDraft {
@@ -186,6 +186,7 @@ async fn record(
                 actor: actor.to_owned(),
                 payload,
             },
+            "lz4",
         )
         .await?;
     tracing::debug!(

@@ -122,13 +122,17 @@ pub async fn rollback(
     }
     .await;
     crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
-    let released = lease.release(&session.client, &session.ledger).await;
+    // The release and the head read, pipelined: the lease made sure the
+    // ledger is installed.
+    let (released, head) = futures::join!(
+        lease.release(&session.client, &session.ledger),
+        session.ledger.installed_head(&session.client)
+    );
     let reverted = result?;
     released?;
-    let head = session.ledger.head(&session.client).await?;
     Ok(RollbackReport {
         reverted,
         dry_run: None,
-        head_seq: head.map(|h| h.0).unwrap_or(0),
+        head_seq: head?.0,
     })
 }

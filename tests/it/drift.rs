@@ -169,6 +169,54 @@ async fn a_large_fingerprint_is_stored_with_lz4_where_the_server_has_it() {
     support::assert_ledger_verifies(&db).await;
 }
 
+/// Where the server lacks the compression asked for, the event is still
+/// appended, stored with the server's default, in one transaction.
+#[tokio::test]
+async fn a_compression_the_server_lacks_falls_back_to_its_default() {
+    let db = TestDb::new("drift_no_method").await;
+    let p = project();
+    p.ok(&db, &["apply"]);
+    let session = support::session(&db).await;
+    let payload = format!(
+        r#"{{"hash":"b3:00","objects":1,"snapshot":{{"objects":{{"x":"{}"}}}}}}"#,
+        "abc".repeat(20_000)
+    );
+    let event = session
+        .ledger
+        .append_committed_compressed(
+            &session.client,
+            None,
+            shiftlog::ledger::EventDraft {
+                kind: shiftlog::ledger::EventKind::SchemaFingerprint,
+                subject: "ledger".into(),
+                actor: session.actor_json(),
+                payload: payload.clone(),
+            },
+            "no_such_method",
+        )
+        .await
+        .expect("appended with the default compression");
+    let row = session
+        .client
+        .query_one(
+            "SELECT pg_column_compression(payload), payload = $2 FROM shiftlog.events WHERE seq = $1",
+            &[&(event.seq as i64), &payload],
+        )
+        .await
+        .expect("the event");
+    let (method, same): (Option<String>, bool) = (row.get(0), row.get(1));
+    assert_eq!(method.as_deref(), Some("pglz"));
+    assert!(same);
+    let committed: bool = session
+        .client
+        .query_one("SELECT txid_current_if_assigned() IS NULL", &[])
+        .await
+        .expect("a statement after the append")
+        .get(0);
+    assert!(committed, "the append's transaction is over");
+    support::assert_ledger_verifies(&db).await;
+}
+
 #[tokio::test]
 async fn drift_catches_a_column_added_by_hand() {
     let out = drift_after("drift_column", "ALTER TABLE users ADD COLUMN nickname text").await;
