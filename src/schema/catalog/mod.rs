@@ -177,8 +177,9 @@ pub async fn snapshot(client: &Client, schemas: &SchemaFilter) -> Result<SchemaS
 
 /// [`snapshot`], its queries shared between `client` and `helper`, a second
 /// connection to the same database: the server runs each connection's
-/// queries on a core of its own, so on a big schema the read takes about
-/// half the time. Both read in one snapshot, exported by `client`'s
+/// queries on a core of its own, and the two take the queries in turn
+/// (dearest first), so on a big schema the read takes about half the time.
+/// Both read in one snapshot, exported by `client`'s
 /// transaction (`pg_export_snapshot`) and adopted by `helper`'s.
 ///
 /// When `helper` is `None`, or cannot join (a standby that cannot export
