@@ -70,16 +70,13 @@ struct Variant {
 }
 
 async fn run(server: &ScratchServer, tables: usize, reps: usize, bench: bool) -> String {
-    let info = PartialConnInfo::parse(&server.url_for("bench_fp"))
-        .and_then(|p| p.resolve(ConnSource::Flag, &|_| None))
-        .expect("connection info");
-    let admin = connect(
-        &PartialConnInfo::parse(&server.url())
+    let info_of = |url: &str| {
+        PartialConnInfo::parse(url)
             .and_then(|p| p.resolve(ConnSource::Flag, &|_| None))
-            .expect("connection info"),
-    )
-    .await
-    .expect("connect");
+            .expect("connection info")
+    };
+    let info = info_of(&server.url_for("bench_fp"));
+    let admin = connect(&info_of(&server.url())).await.expect("connect");
     admin
         .batch_execute("CREATE DATABASE bench_fp")
         .await

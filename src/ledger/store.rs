@@ -406,8 +406,11 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
         lease_token: Option<&str>,
         draft: EventDraft,
     ) -> Result<Event, Error> {
-        self.append_committed_after(client, "BEGIN", lease_token, draft)
+        client
+            .batch_execute("BEGIN")
             .await
+            .map_err(|e| Error::db("starting a ledger transaction", e))?;
+        self.append_and_commit(client, lease_token, draft).await
     }
 
     /// [`Ledger::append_committed`] for a payload of hundreds of kilobytes
@@ -444,25 +447,17 @@ INSERT INTO {meta} VALUES ('layout_version', {layout}), ('ledger_id', {id});
                 return Err(Error::db("starting a ledger transaction", e));
             }
         }
-        self.append_committed_after(client, "", lease_token, draft)
-            .await
+        self.append_and_commit(client, lease_token, draft).await
     }
 
-    /// [`Ledger::append_committed`], its transaction started by `begin`
-    /// (empty: already started).
-    async fn append_committed_after(
+    /// The rest of [`Ledger::append_committed`], in the transaction the
+    /// caller began: appends, then commits, or rolls back on failure.
+    async fn append_and_commit(
         &self,
         client: &Client,
-        begin: &str,
         lease_token: Option<&str>,
         draft: EventDraft,
     ) -> Result<Event, Error> {
-        if !begin.is_empty() {
-            client
-                .batch_execute(begin)
-                .await
-                .map_err(|e| Error::db("starting a ledger transaction", e))?;
-        }
         match self.append(client, lease_token, draft).await {
             Ok(event) => {
                 client
