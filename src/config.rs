@@ -9,6 +9,8 @@
 //! lock_timeout = "5s"               # default for every migration transaction
 //! lock_retries = 5                  # tries after a lock timeout
 //! lease_ttl = "30s"                 # a crashed runner's lease lapses after this
+//! version_order = "lexical"         # or "numeric"; needed when version widths differ
+//! lint_from = "20240101000000"      # lint and check judge only this version and later
 //!
 //! [environments.dev]
 //! url = "postgres://localhost/app_dev"
@@ -55,6 +57,15 @@ pub struct ProjectConfig {
     /// A crashed runner blocks others for at most this long.
     #[serde(default)]
     pub lease_ttl: Option<String>,
+    /// How versions of different widths are ordered; `None` (not set) when
+    /// they must all have one width.
+    #[serde(default)]
+    pub version_order: Option<crate::migration::VersionOrder>,
+    /// The first version `lint` and `check` judge: older migrations ran in
+    /// production long ago (adopted with `import` or `baseline`, which write
+    /// this) and are history, not findings.
+    #[serde(default)]
+    pub lint_from: Option<String>,
     /// Named environments.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
@@ -91,6 +102,8 @@ impl Default for ProjectConfig {
             lock_timeout: None,
             lock_retries: None,
             lease_ttl: None,
+            version_order: None,
+            lint_from: None,
             environments: BTreeMap::new(),
             path: None,
         }
@@ -136,6 +149,13 @@ impl ProjectConfig {
                 line: None,
                 message: format!("default_env `{name}` is not defined under [environments]"),
             });
+        }
+        if let Some(from) = &config.lint_from {
+            crate::migration::Version::parse(from).map_err(|e| Error::Config {
+                path: Some(path.to_owned()),
+                line: None,
+                message: format!("lint_from: {e}"),
+            })?;
         }
         crate::ident::QualifiedName::parse(&config.ledger_schema).map_err(|m| Error::Config {
             path: Some(path.to_owned()),

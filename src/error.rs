@@ -138,6 +138,17 @@ pub enum Error {
     #[error("{0}")]
     Source(#[from] crate::migration::SourceError),
 
+    /// Versions of different widths and no `version_order` chosen: the
+    /// order of the migrations would be a guess.
+    #[error(
+        "the migrations' versions have different widths ({}), so their order depends on the tool they came from: set version_order = \"lexical\" in shiftlog.toml (the order of the file names: Supabase CLI, dbmate) or version_order = \"numeric\" (sqlx, golang-migrate, goose, Flyway, diesel); nothing was run",
+        examples.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousOrder {
+        /// One file of each width.
+        examples: Vec<PathBuf>,
+    },
+
     /// `migrations/shiftlog.sum` does not match the files.
     #[error("{}", sum_message(path, status))]
     SumFile {
@@ -230,7 +241,9 @@ impl Error {
             | Self::LedgerTooNew { .. }
             | Self::Source(_)
             | Self::NoFingerprint { .. } => ExitStatus::Usage,
-            Self::SumFile { .. } | Self::Plan { .. } => ExitStatus::CheckFailed,
+            Self::SumFile { .. } | Self::Plan { .. } | Self::AmbiguousOrder { .. } => {
+                ExitStatus::CheckFailed
+            }
             Self::MigrationFailed(_)
             | Self::BackfillFailed { .. }
             | Self::BackfillCancelled { .. } => ExitStatus::Failed,

@@ -277,7 +277,7 @@ pub fn integrity_problems(set: &MigrationSet, state: &LedgerState) -> Vec<PlanPr
         if !u.is_applied() {
             continue;
         }
-        let Ok(version) = Version::parse(&u.version) else {
+        let Ok(version) = set.parse_version(&u.version) else {
             continue;
         };
         match set
@@ -353,7 +353,7 @@ pub fn plan_apply<'a>(
         state
             .units()
             .filter(|u| u.is_applied() && track(u.phase) == t)
-            .filter_map(|u| Version::parse(&u.version).ok())
+            .filter_map(|u| set.parse_version(&u.version).ok())
             .max()
     };
     let newest = [newest_applied(0), newest_applied(1)];
@@ -365,7 +365,11 @@ pub fn plan_apply<'a>(
         if applied(version, unit.phase) || !options.phase.includes(unit.phase) {
             continue;
         }
-        if options.to.as_ref().is_some_and(|to| version > to) {
+        if options
+            .to
+            .as_ref()
+            .is_some_and(|to| version.cmp_in(to, set.order).is_gt())
+        {
             continue;
         }
         if let Some(newest) = &newest[track(unit.phase) as usize]
@@ -425,7 +429,7 @@ pub fn plan_apply<'a>(
 
 /// Whether the statements recorded as done still match the file.
 fn resume_matches(unit: &Unit<'_>, state: &UnitState) -> bool {
-    let Ok(statements) = crate::sql::split(&unit.scripts.up.text) else {
+    let Ok(statements) = crate::sql::steps(&unit.scripts.up.text) else {
         return false;
     };
     if statements.len() < state.statements_done as usize {
@@ -467,7 +471,10 @@ pub fn plan_rollback<'a>(
     let chosen: Vec<&UnitState> = match (&options.to, options.steps) {
         (Some(to), _) => applied
             .into_iter()
-            .filter(|u| Version::parse(&u.version).is_ok_and(|v| &v > to))
+            .filter(|u| {
+                set.parse_version(&u.version)
+                    .is_ok_and(|v| v.cmp_in(to, set.order).is_gt())
+            })
             .collect(),
         (None, steps) => applied.into_iter().take(steps.unwrap_or(1)).collect(),
     };
@@ -486,7 +493,7 @@ pub fn plan_rollback<'a>(
     let integrity = integrity_problems(set, state);
     let mut units = Vec::new();
     for u in chosen {
-        let Ok(version) = Version::parse(&u.version) else {
+        let Ok(version) = set.parse_version(&u.version) else {
             continue;
         };
         // Only integrity problems of the chosen units stop a rollback.

@@ -30,7 +30,15 @@ impl Project {
 
     /// Loads the migrations with an already parsed configuration.
     pub fn load_with(root: &Path, config: ProjectConfig) -> Result<Self, Error> {
-        let migrations = migration::load(root, &config.migrations_dir)?;
+        let order = config.version_order.unwrap_or_default();
+        let migrations = migration::load_ordered(root, &config.migrations_dir, order)?;
+        if config.version_order.is_none() {
+            if let Some(examples) = migrations.mixed_widths() {
+                return Err(Error::AmbiguousOrder {
+                    examples: examples.iter().map(|m| m.path.clone()).collect(),
+                });
+            }
+        }
         let requires = migration::validate_requires(&migrations);
         if !requires.is_empty() {
             return Err(migration::SourceError::Problems(requires).into());

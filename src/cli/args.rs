@@ -328,6 +328,11 @@ pub struct CheckArgs {
     /// A migration without a down script is an error, not a warning.
     #[arg(long)]
     pub require_down: bool,
+    /// Judge only migrations with a file added or changed since this git
+    /// commit, branch or tag (e.g. origin/main); findings in the others are
+    /// counted in one line. Default: lint_from of shiftlog.toml, else all.
+    #[arg(long, value_name = "GIT_REF")]
+    pub since: Option<String>,
     #[command(flatten)]
     pub timeouts: TimeoutArgs,
 }

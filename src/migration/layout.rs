@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{Problem, SourceError};
 use super::sumfile::FILE_NAME as SUM_FILE;
-use super::version::{Version, parse_name};
+use super::version::{Version, VersionOrder, parse_name};
 
 const UP: &str = ".sql";
 const DOWN: &str = ".down.sql";
@@ -104,7 +104,11 @@ pub(crate) fn relative_dir(project_root: &Path, migrations_dir: &Path) -> PathBu
 /// Classifies the files of `migrations_dir` (relative to `project_root`, or
 /// absolute). Fails outright only when the directory itself is missing or
 /// unreadable; everything else is collected in [`Layout::problems`].
-pub(crate) fn scan(project_root: &Path, migrations_dir: &Path) -> Result<Layout, SourceError> {
+pub(crate) fn scan(
+    project_root: &Path,
+    migrations_dir: &Path,
+    order: VersionOrder,
+) -> Result<Layout, SourceError> {
     let abs = project_root.join(migrations_dir);
     let rel = relative_dir(project_root, migrations_dir);
     match fs::metadata(&abs) {
@@ -184,6 +188,9 @@ pub(crate) fn scan(project_root: &Path, migrations_dir: &Path) -> Result<Layout,
         }
     }
 
+    for entry in &mut layout.entries {
+        entry.version.set_order(order);
+    }
     layout
         .entries
         .sort_by(|a, b| a.version.cmp(&b.version).then_with(|| a.path.cmp(&b.path)));

@@ -22,9 +22,11 @@ pub use checksum::{ALGORITHM, Checksum, normalize};
 pub use directive::{DirectiveError, Directives, header_lines, parse_duration};
 pub use error::{ParseError, Problem, SourceError};
 pub use requires::validate_requires;
-pub use script::Script;
+pub use script::{Script, WRAPPER_NOTICE};
 pub use set::{Migration, MigrationBody, MigrationSet, Phase, PhaseScripts};
-pub use source::load;
+pub use source::{load, load_ordered};
 pub use sumfile::SumStatus;
 pub use template::new_migration;
-pub use version::{Version, normalize_description, parse_name, validate_description};
+pub use version::{
+    Version, VersionOrder, is_conventional, normalize_description, parse_name, validate_description,
+};

@@ -99,6 +99,63 @@ impl Script {
     }
 }
 
+impl Script {
+    /// The SQL to send for this script.
+    ///
+    /// A transactional script runs inside shiftlog's transaction with its
+    /// ledger event, so its top-level transaction control is read first
+    /// ([`crate::sql::transaction_shape`]): an outer `BEGIN; … COMMIT;` is
+    /// blanked out (offsets and lines kept), any other `BEGIN`, `COMMIT`,
+    /// `ROLLBACK`, undeclared `ROLLBACK TO`/`RELEASE` or `SET TRANSACTION` is
+    /// a problem naming its line, and nothing may run. A `no-transaction`
+    /// script is returned as written: it runs statement by statement, an
+    /// explicit transaction block as one step.
+    pub fn runnable(&self) -> Result<std::borrow::Cow<'_, str>, Vec<Problem>> {
+        if self.directives.no_transaction {
+            return Ok(std::borrow::Cow::Borrowed(&self.text));
+        }
+        match crate::sql::transaction_shape(&self.text) {
+            Ok(crate::sql::TxShape::None) => Ok(std::borrow::Cow::Borrowed(&self.text)),
+            Ok(crate::sql::TxShape::Wrapped(wrapper)) => {
+                Ok(std::borrow::Cow::Owned(wrapper.strip(&self.text)))
+            }
+            Err(found) => Err(found
+                .into_iter()
+                .map(|tx| {
+                    Problem::at_line(
+                        self.path.clone(),
+                        tx.line as usize,
+                        format!(
+                            "`{}`: {}; shiftlog runs each migration in one transaction with \
+                             its ledger event — put `-- shiftlog: no-transaction` at the top \
+                             of the file (each statement, or each BEGIN … COMMIT block, then \
+                             runs and is recorded on its own), or split the file into one \
+                             migration per transaction",
+                            tx.statement, tx.reason
+                        ),
+                    )
+                })
+                .collect()),
+        }
+    }
+
+    /// The line of an outer `BEGIN` that [`Script::runnable`] ignores, if
+    /// this transactional script has one.
+    pub fn ignored_wrapper_line(&self) -> Option<u32> {
+        if self.directives.no_transaction {
+            return None;
+        }
+        match crate::sql::transaction_shape(&self.text) {
+            Ok(crate::sql::TxShape::Wrapped(wrapper)) => Some(wrapper.begin_line),
+            _ => None,
+        }
+    }
+}
+
+/// The notice `check` gives for an outer `BEGIN … COMMIT` that is ignored.
+pub const WRAPPER_NOTICE: &str = "outer BEGIN/COMMIT ignored: shiftlog runs each migration in \
+     one transaction with its ledger event";
+
 /// The file's bytes. Unlike `std::fs::read`, no `fstat`/`lseek` for a size
 /// hint: scripts are small and a project can have tens of thousands, so
 /// open, read until end of file, close.

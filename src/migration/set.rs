@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 use super::error::ParseError;
 use super::script::Script;
-use super::version::Version;
+use super::version::{Version, VersionOrder};
 
 /// The part of a migration that is applied (and recorded) as one unit.
 #[derive(
@@ -114,9 +114,14 @@ pub struct Migration {
 }
 
 impl Migration {
-    /// `<version>_<description>`, as on disk.
+    /// `<version>_<description>`, as on disk (`<version>` alone when the
+    /// file has no description).
     pub fn name(&self) -> String {
-        format!("{}_{}", self.version, self.description)
+        if self.description.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}_{}", self.version, self.description)
+        }
     }
 
     /// Whether this is a phased (expand/contract) migration.
@@ -156,13 +161,46 @@ impl Migration {
 pub struct MigrationSet {
     /// The migrations, sorted by version.
     pub migrations: Vec<Migration>,
+    /// How their versions are ordered.
+    pub order: VersionOrder,
 }
 
 impl MigrationSet {
-    /// A set of `migrations`, sorted by version.
-    pub fn new(mut migrations: Vec<Migration>) -> MigrationSet {
+    /// A set of `migrations`, sorted by version in the numeric order.
+    pub fn new(migrations: Vec<Migration>) -> MigrationSet {
+        MigrationSet::ordered(migrations, VersionOrder::Numeric)
+    }
+
+    /// A set of `migrations` whose versions are ordered by `order`.
+    pub fn ordered(migrations: Vec<Migration>, order: VersionOrder) -> MigrationSet {
+        let mut migrations: Vec<Migration> = migrations
+            .into_iter()
+            .map(|mut m| {
+                m.version = m.version.in_order(order);
+                m
+            })
+            .collect();
         migrations.sort_by(|a, b| a.version.cmp(&b.version));
-        MigrationSet { migrations }
+        MigrationSet { migrations, order }
+    }
+
+    /// Parses a version recorded elsewhere (the ledger, a flag) so that it
+    /// compares with this set's versions in the set's order.
+    pub fn parse_version(&self, digits: &str) -> Result<Version, ParseError> {
+        Version::parse_in(digits, self.order)
+    }
+
+    /// The distinct widths of the versions, with one file of each width,
+    /// when there is more than one: their order depends on
+    /// [`VersionOrder`], so a project must choose it.
+    pub fn mixed_widths(&self) -> Option<Vec<&Migration>> {
+        let mut seen: Vec<&Migration> = Vec::new();
+        for m in &self.migrations {
+            if !seen.iter().any(|s| s.version.width() == m.version.width()) {
+                seen.push(m);
+            }
+        }
+        (seen.len() > 1).then_some(seen)
     }
 
     /// Every unit `(version, phase, scripts, migration)` in apply order:
@@ -178,7 +216,7 @@ impl MigrationSet {
     /// The migration with `version`, if any.
     pub fn get(&self, version: &Version) -> Option<&Migration> {
         self.migrations
-            .binary_search_by(|m| m.version.cmp(version))
+            .binary_search_by(|m| m.version.cmp_in(version, self.order))
             .ok()
             .and_then(|index| self.migrations.get(index))
     }

@@ -13,6 +13,7 @@ use super::error::{Problem, SourceError};
 use super::layout::{EntryKind, Files, scan};
 use super::script::Script;
 use super::set::{Migration, MigrationBody, MigrationSet, PhaseScripts};
+use super::version::VersionOrder;
 
 /// Loads every migration in `migrations_dir` (relative to `project_root`,
 /// or absolute).
@@ -24,7 +25,17 @@ use super::set::{Migration, MigrationBody, MigrationSet, PhaseScripts};
 /// at real, earlier versions is checked separately by
 /// [`validate_requires`](super::validate_requires).
 pub fn load(project_root: &Path, migrations_dir: &Path) -> Result<MigrationSet, SourceError> {
-    let layout = scan(project_root, migrations_dir)?;
+    load_ordered(project_root, migrations_dir, VersionOrder::Numeric)
+}
+
+/// [`load`] for a project whose versions are ordered by `order`
+/// (`version_order` in shiftlog.toml).
+pub fn load_ordered(
+    project_root: &Path,
+    migrations_dir: &Path,
+    order: VersionOrder,
+) -> Result<MigrationSet, SourceError> {
+    let layout = scan(project_root, migrations_dir, order)?;
     let mut problems = layout.problems;
     // Read and check every script first (on several threads: a project can
     // hold tens of thousands of small files), then assemble in layout order.
@@ -58,7 +69,7 @@ pub fn load(project_root: &Path, migrations_dir: &Path) -> Result<MigrationSet, 
         }
     }
     if problems.is_empty() {
-        Ok(MigrationSet::new(migrations))
+        Ok(MigrationSet::ordered(migrations, order))
     } else {
         problems.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
         Err(SourceError::Problems(problems))
@@ -328,15 +339,58 @@ mod tests {
         let project = Project::new();
         project
             .file("create_users.sql", SQL)
-            .file("20261101_CreateUsers.sql", SQL)
             .file("20261101-create.sql", SQL)
-            .file("3_Phased/expand.sql", SQL);
+            .file("v3_phased/expand.sql", SQL);
         let problems = project.problems();
-        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert_eq!(problems.len(), 3, "{problems:#?}");
         assert!(
             problems.iter().all(|p| p.contains("malformed")),
             "{problems:#?}"
         );
+    }
+
+    #[test]
+    fn peer_style_names_load_as_they_are() {
+        let project = Project::new();
+        project
+            .file("20240122105746_lemmynsfw-changes.sql", SQL)
+            .file("20240122105746_lemmynsfw-changes.down.sql", SQL)
+            .file("20240414161707_BaseJump.Setup.sql", SQL)
+            .file("20240501000000.sql", SQL)
+            .file("20240601000000_Phased-x/expand.sql", SQL);
+        let set = project.loaded();
+        let names: Vec<String> = set.migrations.iter().map(|m| m.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "20240122105746_lemmynsfw-changes",
+                "20240414161707_BaseJump.Setup",
+                "20240501000000",
+                "20240601000000_Phased-x"
+            ]
+        );
+        assert!(matches!(&set.migrations[0].body, MigrationBody::Simple(s) if s.down.is_some()));
+    }
+
+    #[test]
+    fn lexical_order_follows_the_file_names() {
+        let project = Project::new();
+        project
+            .file("20240125000000_a.sql", SQL)
+            .file("20240130_b.sql", SQL)
+            .file("20240201000000_c.sql", SQL);
+        let names = |set: MigrationSet| -> Vec<String> {
+            set.migrations.iter().map(|m| m.description.clone()).collect()
+        };
+        assert_eq!(names(project.loaded()), ["b", "a", "c"]);
+        let lexical = load_ordered(
+            project.root.path(),
+            Path::new("migrations"),
+            VersionOrder::Lexical,
+        )
+        .expect("loads");
+        assert!(lexical.mixed_widths().is_some());
+        assert_eq!(names(lexical), ["a", "b", "c"]);
     }
 
     #[test]

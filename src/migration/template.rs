@@ -58,7 +58,7 @@ pub fn new_migration(
         source,
     })?;
 
-    let layout = scan(project_root, migrations_dir)?;
+    let layout = scan(project_root, migrations_dir, super::VersionOrder::Numeric)?;
     if !layout.problems.is_empty() {
         return Err(SourceError::Problems(layout.problems));
     }
@@ -95,7 +95,7 @@ pub fn new_migration(
         create_new(project_root, path, text)?;
     }
 
-    let layout = scan(project_root, migrations_dir)?;
+    let layout = scan(project_root, migrations_dir, super::VersionOrder::Numeric)?;
     write_text(
         project_root,
         migrations_dir,

@@ -1,8 +1,11 @@
 //! Migration versions and names: `<version>_<description>`.
 //!
-//! Owns the numeric version (compared as a `u64`, displayed with its original
-//! digits), the description rules (lowercase snake case), parsing a name into
-//! both, and picking the version for a new migration. Knows nothing about files.
+//! Owns the version (compared as a number, or by its digits for projects that
+//! came from a tool ordering by name: [`VersionOrder`]), displayed with its
+//! original digits; the description rules (anything a peer tool accepts in a
+//! name; lowercase snake case is what `shiftlog new` writes); parsing a name
+//! into both; and picking the version for a new migration. Knows nothing
+//! about files.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -13,15 +16,46 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::error::ParseError;
 
+/// How versions of different widths are ordered (`version_order` in
+/// shiftlog.toml). Versions of one width order the same either way.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionOrder {
+    /// As numbers: `9` before `10`; `001` and `1` are the same version.
+    /// sqlx, golang-migrate, goose, Flyway and diesel order this way.
+    #[default]
+    Numeric,
+    /// As the file names sort: by the digits, character by character, a
+    /// version that is a prefix of another after it (`2024_x` sorts after
+    /// `20240101_y`, as `_` sorts after the digits). The Supabase CLI and
+    /// dbmate order this way. `001` and `1` are different versions.
+    Lexical,
+}
+
+impl VersionOrder {
+    /// `"numeric"` or `"lexical"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VersionOrder::Numeric => "numeric",
+            VersionOrder::Lexical => "lexical",
+        }
+    }
+}
+
 /// A migration version: the leading digits of a migration's name.
 ///
-/// Versions compare and hash by their numeric value, so `001` and `1` are the
-/// *same* version (and two migrations using them collide), but a version keeps
-/// the digits it was written with so `001` displays as `001`.
+/// In the default [`VersionOrder::Numeric`], versions compare and hash by
+/// their numeric value, so `001` and `1` are the *same* version (and two
+/// migrations using them collide); a version keeps the digits it was written
+/// with, so `001` displays as `001`. Two versions both tagged
+/// [`VersionOrder::Lexical`] compare by their digits as file names sort.
 #[derive(Debug, Clone)]
 pub struct Version {
     number: u64,
     digits: String,
+    order: VersionOrder,
 }
 
 impl Version {
@@ -45,7 +79,50 @@ impl Version {
         Ok(Version {
             number,
             digits: digits.to_owned(),
+            order: VersionOrder::Numeric,
         })
+    }
+
+    /// Parses `digits` as a version of a project ordered by `order`.
+    pub fn parse_in(digits: &str, order: VersionOrder) -> Result<Version, ParseError> {
+        Version::parse(digits).map(|v| v.in_order(order))
+    }
+
+    /// This version, compared under `order`.
+    #[must_use]
+    pub fn in_order(mut self, order: VersionOrder) -> Version {
+        self.set_order(order);
+        self
+    }
+
+    /// Makes this version compare under `order`.
+    pub fn set_order(&mut self, order: VersionOrder) {
+        self.order = order;
+    }
+
+    /// How this version compares with others.
+    pub fn order(&self) -> VersionOrder {
+        self.order
+    }
+
+    /// Compares with `other` under `order`, whatever either is tagged with.
+    pub fn cmp_in(&self, other: &Version, order: VersionOrder) -> Ordering {
+        match order {
+            VersionOrder::Numeric => self.number.cmp(&other.number),
+            // A sentinel `_` after the digits: the byte that follows the
+            // version in `<version>_<description>`, so the order is the
+            // file names' order.
+            VersionOrder::Lexical => {
+                let a = self.digits.bytes().chain(std::iter::once(b'_'));
+                let b = other.digits.bytes().chain(std::iter::once(b'_'));
+                a.cmp(b)
+            }
+        }
+    }
+
+    /// How many digits the version was written with.
+    pub fn width(&self) -> usize {
+        self.digits.len()
     }
 
     /// The version for a migration created at `now`: its UTC time as the
@@ -66,7 +143,11 @@ impl Version {
         let number = digits
             .bytes()
             .fold(0u64, |n, b| n * 10 + u64::from(b - b'0'));
-        Version { number, digits }
+        Version {
+            number,
+            digits,
+            order: VersionOrder::Numeric,
+        }
     }
 
     /// The version for a new migration created at `now`: the timestamp
@@ -82,12 +163,17 @@ impl Version {
     ) -> Option<Version> {
         let candidate = Version::new_timestamp(now);
         match existing.into_iter().max() {
-            Some(max) if *max >= candidate => {
+            Some(max) if max.cmp_in(&candidate, max.order) != Ordering::Less => {
                 let number = max.number.checked_add(1)?;
                 let digits = format!("{number:0width$}", width = max.digits.len());
-                Some(Version { number, digits })
+                Some(Version {
+                    number,
+                    digits,
+                    order: max.order,
+                })
             }
-            _ => Some(candidate),
+            Some(max) => Some(candidate.in_order(max.order)),
+            None => Some(candidate),
         }
     }
 
@@ -102,9 +188,19 @@ impl Version {
     }
 }
 
+impl Version {
+    /// The order two versions compare under: lexical only when both are.
+    fn common_order(&self, other: &Version) -> VersionOrder {
+        match (self.order, other.order) {
+            (VersionOrder::Lexical, VersionOrder::Lexical) => VersionOrder::Lexical,
+            _ => VersionOrder::Numeric,
+        }
+    }
+}
+
 impl PartialEq for Version {
     fn eq(&self, other: &Self) -> bool {
-        self.number == other.number
+        self.cmp(other) == Ordering::Equal
     }
 }
 
@@ -112,6 +208,7 @@ impl Eq for Version {}
 
 impl Hash for Version {
     fn hash<H: Hasher>(&self, state: &mut H) {
+        // Equal versions have equal numbers under either order.
         self.number.hash(state);
     }
 }
@@ -124,7 +221,7 @@ impl PartialOrd for Version {
 
 impl Ord for Version {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.number.cmp(&other.number)
+        self.cmp_in(other, self.common_order(other))
     }
 }
 
@@ -157,6 +254,13 @@ impl<'de> serde::Deserialize<'de> for Version {
 
 /// Splits a migration name `<version>_<description>` (a file stem or a
 /// directory name) into its version and description.
+///
+/// The description is anything a peer tool accepts (the Supabase CLI's
+/// `^([0-9]+)_(.*)\.sql$`): kebab-case, capitals and dots included, but no
+/// path separator and no control character. A bare `<version>` (dbmate and
+/// golang-migrate allow `001.sql`) has an empty description. Whether the
+/// description is in shiftlog's own style is [`is_conventional`]'s question,
+/// a notice in `check`, never a reason to refuse a file.
 pub fn parse_name(name: &str) -> Result<(Version, String), ParseError> {
     let digits_end = name
         .bytes()
@@ -169,20 +273,38 @@ pub fn parse_name(name: &str) -> Result<(Version, String), ParseError> {
         )));
     }
     let (digits, rest) = name.split_at(digits_end);
-    let Some(description) = rest.strip_prefix('_') else {
+    let description = if rest.is_empty() {
+        ""
+    } else if let Some(description) = rest.strip_prefix('_') {
+        description
+    } else {
         return Err(ParseError::new(format!(
             "name `{name}` needs `_` between the version `{digits}` and the description, \
              e.g. `{digits}_create_users`"
         )));
     };
     let version = Version::parse(digits)?;
-    validate_description(description)
-        .map_err(|reason| ParseError::new(format!("name `{name}`: {reason}")))?;
+    if let Some(bad) = description
+        .chars()
+        .find(|c| c.is_control() || *c == '/' || *c == '\\')
+    {
+        return Err(ParseError::new(format!(
+            "name `{name}` contains {bad:?}; rename the file without control characters or \
+             path separators"
+        )));
+    }
     Ok((version, description.to_owned()))
 }
 
+/// Whether a description is in the style `shiftlog new` writes: lowercase
+/// snake case. Other styles (`basejump-setup`, `AddUsers`, `v1.2`) are
+/// accepted; `check` mentions them as a notice.
+pub fn is_conventional(description: &str) -> bool {
+    validate_description(description).is_ok()
+}
+
 /// Checks that a description is lowercase snake case: `[a-z0-9_]+` with no
-/// leading, trailing or doubled underscore.
+/// leading, trailing or doubled underscore (what `shiftlog new` writes).
 pub fn validate_description(description: &str) -> Result<(), String> {
     if description.is_empty() {
         return Err("the description is missing; add one after the version, \
@@ -260,17 +382,50 @@ mod tests {
     fn parse_name_rejects_malformed_names() {
         for bad in [
             "create_users",
-            "2026",
-            "2026_",
             "2026-create",
-            "2026_Create_users",
-            "2026_create-users",
-            "2026__create",
-            "2026_create_",
-            "2026_create__users",
+            "v2026_x",
+            "2026_a\\b",
+            "2026_a\tb",
         ] {
             assert!(parse_name(bad).is_err(), "`{bad}` should be rejected");
         }
+    }
+
+    #[test]
+    fn parse_name_accepts_every_peer_style() {
+        for (name, description, conventional) in [
+            (
+                "20240122105746_lemmynsfw-changes",
+                "lemmynsfw-changes",
+                false,
+            ),
+            ("20240414161707_basejump-setup", "basejump-setup", false),
+            ("2026_Create_users", "Create_users", false),
+            ("2026_v1.2_fix", "v1.2_fix", false),
+            ("2026__create", "_create", false),
+            ("2026", "", false),
+            ("2026_", "", false),
+            ("001_init", "init", true),
+        ] {
+            let (_, d) = parse_name(name).unwrap_or_else(|e| panic!("`{name}`: {e}"));
+            assert_eq!(d, description, "{name}");
+            assert_eq!(is_conventional(&d), conventional, "{name}");
+        }
+    }
+
+    #[test]
+    fn lexical_order_is_the_file_names_order() {
+        let lex = |s: &str| Version::parse_in(s, VersionOrder::Lexical).expect("valid");
+        // Numeric puts the 8-digit version first; names sort it among the 14-digit ones.
+        assert!(v("20240130") < v("20240125000000"));
+        assert!(lex("20240130") > lex("20240125000000"));
+        assert!(lex("20240130") < lex("20240201000000"));
+        // A prefix sorts after: `20240130_x` after `20240130120000_y`.
+        assert!(lex("20240130") > lex("20240130120000"));
+        assert_ne!(lex("001"), lex("1"));
+        assert_eq!(v("001"), v("1"));
+        // Mixed tags compare as numbers.
+        assert!(lex("20240130") < v("20240125000000"));
     }
 
     #[test]

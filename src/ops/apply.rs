@@ -217,6 +217,7 @@ fn preflight(steps: &[ApplyStep<'_>]) -> Result<(), Error> {
                     message: format!("column {}: {}; nothing was applied", e.column, e.message),
                 });
             }
+            crate::ops::exec::runnable(script)?;
         }
     }
     Ok(())
@@ -312,9 +313,14 @@ async fn apply_single_transaction(
                     settings_in_force.clone_from(&wanted);
                     wanted
                 };
-                let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
-                let bytes = begin.len() + up.text.len() + verify.map_or(0, str::len);
-                let sent = runner.send_unit(&begin, &up.text, verify).await;
+                // Preflight refused every script `runnable` would refuse.
+                let up_sql = crate::ops::exec::runnable(up)?;
+                let verify = match &unit.scripts.verify {
+                    Some(v) => Some(crate::ops::exec::runnable(v)?),
+                    None => None,
+                };
+                let bytes = begin.len() + up_sql.len() + verify.as_deref().map_or(0, str::len);
+                let sent = runner.send_unit(&begin, &up_sql, verify.as_deref()).await;
                 in_flight.push_back((Instant::now(), bytes, sent));
                 bytes_in_flight += bytes;
                 next += 1;

@@ -117,6 +117,9 @@ pub struct CheckOptions {
     pub scratch: Option<ScratchTarget>,
     /// Timeouts of the replay's migrations.
     pub exec: ExecSettings,
+    /// Judge only migrations with files added or changed since this git
+    /// ref (else `lint_from` of shiftlog.toml, else all of them).
+    pub since: Option<String>,
 }
 
 /// Everything `check` found.
@@ -130,6 +133,10 @@ pub struct CheckReport {
     pub migrations: usize,
     /// Scripts read by the lint rules.
     pub scripts_linted: usize,
+    /// Findings in old migrations, counted but not listed (`lint_from`,
+    /// `--since`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exempt: Option<crate::ops::history::Exempt>,
     /// What the scratch replay did, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scratch: Option<ReplaySummary>,
@@ -167,7 +174,7 @@ pub async fn check(
 ) -> Result<CheckReport, Error> {
     let config = ProjectConfig::load(root)?;
     let migrations_dir = config.migrations_dir.clone();
-    let (mut report, project) = check_files(root, config, options.require_down);
+    let (mut report, project) = check_files(root, config, options);
     if let Some(target) = &options.scratch {
         match project {
             Some(project) if !report.findings.iter().any(blocks_replay) => {
@@ -193,7 +200,7 @@ pub async fn check(
 pub fn check_files(
     root: &Path,
     config: ProjectConfig,
-    require_down: bool,
+    options: &CheckOptions,
 ) -> (CheckReport, Option<Project>) {
     let mut findings = Vec::new();
     let mut report = CheckReport {
@@ -201,9 +208,11 @@ pub fn check_files(
         findings: Vec::new(),
         migrations: 0,
         scripts_linted: 0,
+        exempt: None,
         scratch: None,
     };
-    let set = match migration::load(root, &config.migrations_dir) {
+    let order = config.version_order.unwrap_or_default();
+    let set = match migration::load_ordered(root, &config.migrations_dir, order) {
         Ok(set) => set,
         Err(e) => {
             findings.extend(
@@ -220,6 +229,22 @@ pub fn check_files(
         }
     };
     report.migrations = set.len();
+    if config.version_order.is_none()
+        && let Some(examples) = set.mixed_widths()
+    {
+        let message = Error::AmbiguousOrder {
+            examples: examples.iter().map(|m| m.path.clone()).collect(),
+        }
+        .to_string();
+        findings.push(CheckFinding::new(
+            config.migrations_dir.clone(),
+            Severity::Error,
+            "version-order",
+            message,
+        ));
+    }
+    findings.extend(name_notices(&set));
+    findings.extend(transaction_control(&set));
     let requires = migration::validate_requires(&set);
     let requires_ok = requires.is_empty();
     findings.extend(
@@ -228,14 +253,48 @@ pub fn check_files(
             .map(|p| CheckFinding::from_problem(p, "requires")),
     );
     findings.extend(sum_finding(root, &config, &set));
-    findings.extend(missing_downs(&set, require_down));
+    let judged = match crate::ops::history::NewSince::resolve(
+        options.since.as_deref(),
+        config.lint_from.as_deref(),
+    )
+    .and_then(|since| crate::ops::history::judged(root, &config.migrations_dir, &set, &since))
+    {
+        Ok(judged) => judged,
+        Err(e) => {
+            findings.push(CheckFinding::new(
+                config.migrations_dir.clone(),
+                Severity::Error,
+                "since",
+                e.to_string(),
+            ));
+            crate::ops::history::Judged::default()
+        }
+    };
+    let mut judged_findings = missing_downs(&set, options.require_down);
     let (backfills, backfill_findings) = load_backfills(root, &config.backfills_dir, &set);
     let backfills_ok = backfill_findings.is_empty();
     findings.extend(backfill_findings);
     let lint = lint_set(&set);
     report.scripts_linted = lint.scripts;
-    findings.extend(lint.errors.iter().map(lint_error));
-    findings.extend(lint.findings.into_iter().map(lint_finding));
+    judged_findings.extend(lint.errors.iter().map(lint_error));
+    // `transaction-control` is listed by `transaction_control` above, for
+    // every migration: apply refuses those scripts, old or new.
+    judged_findings.extend(
+        lint.findings
+            .into_iter()
+            .filter(|f| f.rule != "transaction-control")
+            .map(lint_finding),
+    );
+    let before = judged_findings.len();
+    judged_findings.retain(|f| judged.judges(&f.path));
+    if judged.paths.is_some() {
+        report.exempt = Some(crate::ops::history::Exempt {
+            reason: judged.reason.clone(),
+            migrations: judged.history,
+            findings: before - judged_findings.len(),
+        });
+    }
+    findings.extend(judged_findings);
     report.findings = findings;
     finish(&mut report);
     let project = (requires_ok && backfills_ok).then(|| Project {
@@ -247,13 +306,68 @@ pub fn check_files(
     (report, project)
 }
 
+/// A notice for each name not in the style `shiftlog new` writes: adopted
+/// files are used as they are, never renamed.
+fn name_notices(set: &MigrationSet) -> Vec<CheckFinding> {
+    set.migrations
+        .iter()
+        .filter(|m| !migration::is_conventional(&m.description))
+        .map(|m| {
+            CheckFinding::new(
+                m.path.clone(),
+                Severity::Notice,
+                "migration-name",
+                format!(
+                    "`{}` is not lowercase snake case; that is fine for an existing file \
+                     (never rename an applied migration), and `shiftlog new` writes new ones \
+                     as `<version>_<snake_case>`",
+                    m.name()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Transaction control in transactional scripts: an outer `BEGIN … COMMIT`
+/// is a notice (ignored when run), anything else an error.
+fn transaction_control(set: &MigrationSet) -> Vec<CheckFinding> {
+    let mut findings = Vec::new();
+    for script in set.migrations.iter().flat_map(|m| m.scripts()) {
+        match script.runnable() {
+            Ok(_) => {
+                if let Some(line) = script.ignored_wrapper_line() {
+                    findings.push(
+                        CheckFinding::new(
+                            script.path.clone(),
+                            Severity::Notice,
+                            "transaction-control",
+                            migration::WRAPPER_NOTICE,
+                        )
+                        .at_line(Some(line)),
+                    );
+                }
+            }
+            Err(problems) => findings.extend(problems.into_iter().map(|p| CheckFinding {
+                docs: Some(docs_path("transaction-control")),
+                ..CheckFinding::from_problem(p, "transaction-control")
+            })),
+        }
+    }
+    findings
+}
+
 /// Findings that make a replay pointless or impossible (`apply` refuses a
 /// stale sum file; a broken definition or `requires` stops the project loading).
 fn blocks_replay(f: &CheckFinding) -> bool {
     f.severity == Severity::Error
         && matches!(
             f.rule.as_str(),
-            "migration-file" | "requires" | "sum-file" | "backfill"
+            "migration-file"
+                | "requires"
+                | "sum-file"
+                | "backfill"
+                | "version-order"
+                | "transaction-control"
         )
 }
 

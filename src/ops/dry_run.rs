@@ -98,10 +98,10 @@ pub fn apply_step(
         } else {
             sql.push_str(&set);
         }
-        sql.push_str(&body(&up.text));
+        sql.push_str(&runnable_body(up));
         if let Some(verify) = &unit.scripts.verify {
             sql.push_str(&format!("-- verify: {}\n", verify.path.display()));
-            sql.push_str(&body(&verify.text));
+            sql.push_str(&runnable_body(verify));
         }
         sql.push_str(&format!(
             "-- ledger: append migration_applied {subject} (checksum {}), fenced on the lease\n",
@@ -117,7 +117,7 @@ pub fn apply_step(
             step.resume_from
         ));
         sql.push_str(&prelude(up, settings, false, false, false));
-        match crate::sql::split(&up.text) {
+        match crate::sql::steps(&up.text) {
             Ok(statements) => {
                 for (i, s) in statements
                     .iter()
@@ -150,6 +150,32 @@ pub fn apply_step(
     }
 }
 
+/// The body of a transactional script as it will be sent: an outer
+/// `BEGIN … COMMIT` blanked (and said so), refused transaction control named.
+fn runnable_body(script: &crate::migration::Script) -> String {
+    match script.runnable() {
+        Ok(sql) => {
+            let mut out = String::new();
+            if let Some(line) = script.ignored_wrapper_line() {
+                out.push_str(&format!(
+                    "-- {}: {} (line {line})\n",
+                    script.path.display(),
+                    crate::migration::WRAPPER_NOTICE
+                ));
+            }
+            out.push_str(&body(&sql));
+            out
+        }
+        Err(problems) => {
+            let mut out = body(&script.text);
+            for p in problems {
+                out.push_str(&format!("-- refused: {p}\n"));
+            }
+            out
+        }
+    }
+}
+
 /// The dry-run step for reverting `unit`.
 pub fn revert_step(unit: &Unit<'_>, settings: &ExecSettings, defer: bool) -> DryRunStep {
     let subject = unit.subject();
@@ -160,7 +186,7 @@ pub fn revert_step(unit: &Unit<'_>, settings: &ExecSettings, defer: bool) -> Dry
             if transactional {
                 sql.push_str("BEGIN;\n");
                 sql.push_str(&prelude(down, settings, true, defer, false));
-                sql.push_str(&body(&down.text));
+                sql.push_str(&runnable_body(down));
             } else {
                 sql.push_str("-- no-transaction: every statement commits on its own\n");
                 sql.push_str(&prelude(down, settings, false, false, false));

@@ -176,6 +176,15 @@ impl StatementError {
 /// open), returning the number of statements completed. PostgreSQL reports
 /// one CommandComplete per statement, so on failure the count tells which
 /// statement failed — no need to send statements one by one.
+/// The SQL to send for `script` ([`Script::runnable`]); a script with
+/// transaction control that cannot run in shiftlog's transaction is refused
+/// (exit 2), naming each such statement's line, before anything is sent.
+pub(crate) fn runnable(script: &Script) -> Result<std::borrow::Cow<'_, str>, Error> {
+    script
+        .runnable()
+        .map_err(|problems| Error::Source(crate::migration::SourceError::Problems(problems)))
+}
+
 pub(crate) async fn run_batch(client: &Client, text: &str) -> Result<u32, StatementError> {
     drain(client.simple_query_raw(text).await, 0).await
 }
@@ -683,8 +692,12 @@ impl Runner<'_> {
         how: Applied,
     ) -> Result<(Event, Duration), Error> {
         let up = &unit.scripts.up;
-        if let Some(verify) = &unit.scripts.verify
-            && let Err(err) = run_batch(self.client(), &verify.text).await
+        let verify_sql = match &unit.scripts.verify {
+            Some(verify) => Some((verify, runnable(verify)?)),
+            None => None,
+        };
+        if let Some((verify, sql)) = &verify_sql
+            && let Err(err) = run_batch(self.client(), sql).await
         {
             self.rollback_quietly().await;
             let done = if how.transactional { 0 } else { how.statements };
@@ -820,6 +833,15 @@ impl Runner<'_> {
         carried: Option<Uncommitted>,
     ) -> Result<(Option<UnitOutcome>, u32, u32, LockedHead), Error> {
         let subject = unit.subject();
+        let sql = match runnable(script) {
+            Ok(sql) => sql,
+            Err(e) => {
+                if let Some(c) = carried {
+                    self.commit(c).await?;
+                }
+                return Err(e);
+            }
+        };
         let mut attempt = 1;
         let mut carried = carried;
         let mut committed = None;
@@ -836,7 +858,7 @@ impl Runner<'_> {
                     carried.as_ref().map(|c| &c.sealed),
                     carried.as_ref().map(|_| &report as &(dyn Fn() + Sync)),
                     begin,
-                    &script.text,
+                    &sql,
                     verify,
                     Some(&subject),
                 )
@@ -879,9 +901,12 @@ impl Runner<'_> {
         self.report_started(unit, &up.path, Action::Apply);
         let started = Instant::now();
         let begin = format!("BEGIN;\n{}", self.prelude(up, true, defer_durability));
-        let verify = unit.scripts.verify.as_ref().map(|v| v.text.as_str());
+        let verify = match &unit.scripts.verify {
+            Some(v) => Some(runnable(v)?),
+            None => None,
+        };
         let (committed, statements, attempt, head) = self
-            .run_transactional(unit, ScriptKind::Up, up, verify, &begin, carried)
+            .run_transactional(unit, ScriptKind::Up, up, verify.as_deref(), &begin, carried)
             .await?;
         let applied = Applied {
             transactional: true,
@@ -962,7 +987,7 @@ impl Runner<'_> {
         let up = &unit.scripts.up;
         self.report_started(unit, &up.path, Action::Apply);
         let started = Instant::now();
-        let statements = crate::sql::split(&up.text).map_err(|e| Error::Config {
+        let statements = crate::sql::steps(&up.text).map_err(|e| Error::Config {
             path: Some(up.path.clone()),
             line: Some(e.line),
             message: format!("column {}: {}", e.column, e.message),
@@ -986,7 +1011,13 @@ impl Runner<'_> {
             let t0 = Instant::now();
             let mut attempt = 1;
             loop {
-                match run_batch(self.client(), &stmt.text).await {
+                let result = run_batch(self.client(), &stmt.text).await;
+                if result.is_err() {
+                    // A failed `BEGIN … COMMIT` step leaves its block aborted;
+                    // outside a block, ROLLBACK only warns.
+                    let _ = self.client().batch_execute("ROLLBACK").await;
+                }
+                match result {
                     Ok(_) => break,
                     Err(err) if err.is_lock_timeout() && attempt <= self.settings.lock_retries => {
                         self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
@@ -1195,7 +1226,7 @@ impl Runner<'_> {
     async fn revert_non_transactional(&self, unit: &Unit<'_>, down: &Script) -> Result<u32, Error> {
         self.exec(&self.prelude(down, false, false), "setting timeouts")
             .await?;
-        let stmts = crate::sql::split(&down.text).map_err(|e| Error::Config {
+        let stmts = crate::sql::steps(&down.text).map_err(|e| Error::Config {
             path: Some(down.path.clone()),
             line: Some(e.line),
             message: format!("column {}: {}", e.column, e.message),
@@ -1203,6 +1234,7 @@ impl Runner<'_> {
         let mut failed = None;
         for (i, s) in stmts.iter().enumerate() {
             if let Err(e) = run_batch(self.client(), &s.text).await {
+                let _ = self.client().batch_execute("ROLLBACK").await;
                 failed = Some((e, (s.offset, i as u32)));
                 break;
             }

@@ -9,6 +9,7 @@ pub mod dry_run;
 pub mod env_diff;
 pub mod exec;
 pub mod fingerprint;
+pub mod history;
 pub mod lint;
 pub mod repair;
 pub mod replay;

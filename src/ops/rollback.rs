@@ -87,6 +87,12 @@ pub async fn rollback(
         .await?;
         let units = plan_rollback(&project.migrations, &state, &options.plan)
             .map_err(|problems| Error::Plan { problems })?;
+        // Every down script's transaction control is read before any runs.
+        for unit in &units {
+            if let Some(down) = &unit.scripts.down {
+                crate::ops::exec::runnable(down)?;
+            }
+        }
         let runner = Runner {
             session,
             actor: actor.clone(),

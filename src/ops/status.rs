@@ -137,7 +137,7 @@ pub fn build(
         state
             .units()
             .filter(|u| u.is_applied() && (u.phase == Phase::Contract) == contract)
-            .filter_map(|u| Version::parse(&u.version).ok())
+            .filter_map(|u| set.parse_version(&u.version).ok())
             .max()
     };
     let newest = [newest(false), newest(true)];

@@ -13,8 +13,10 @@ mod classify;
 mod error;
 mod position;
 mod split;
+mod txcontrol;
 
 pub use classify::{created_index, is_transaction_control, requires_no_transaction};
 pub use error::ParseError;
 pub use position::{line_col, locate};
 pub use split::{Statement, check_syntax, split, statement_slices};
+pub use txcontrol::{TxControl, TxShape, Wrapper, steps, transaction_shape};

@@ -1,4 +1,4 @@
-//! `shiftlog check [--scratch | --scratch-url URL] [--require-down]`.
+//! `shiftlog check [--scratch | --scratch-url URL] [--require-down] [--since GIT_REF]`.
 
 use std::fmt::Write as _;
 
@@ -28,6 +28,7 @@ pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitSt
         require_down: args.require_down,
         scratch,
         exec: context::exec_settings(&args.timeouts, &config)?,
+        since: args.since.clone(),
     };
     // The replay applies and reverts every unit several times: its progress
     // lines only with -v.
@@ -71,6 +72,14 @@ pub fn render(report: &CheckReport) -> String {
         for line in lines {
             let _ = writeln!(out, "    {line}");
         }
+    }
+    if let Some(exempt) = &report.exempt {
+        let _ = writeln!(
+            out,
+            "history: {} finding(s) in {} migration(s) {} not listed (old migrations are \
+             history; `check` judges the new ones)",
+            exempt.findings, exempt.migrations, exempt.reason
+        );
     }
     if let Some(scratch) = &report.scratch {
         let count = |v: UnitVerdict| scratch.units.iter().filter(|u| u.verdict == v).count();

@@ -4,9 +4,11 @@
 //! shiftlog wraps a transactional script in a transaction that also appends
 //! its `applied` event to the ledger (DESIGN.md §3, atomicity). A `COMMIT`
 //! in the script commits half a migration without its event; a `ROLLBACK`
-//! undoes it and lets the rest run outside any transaction; a `BEGIN` only
-//! warns and hides which of the two the author meant. `SAVEPOINT` and
-//! `RELEASE` nest correctly and are allowed.
+//! undoes it and lets the rest run outside any transaction. `SAVEPOINT` and
+//! `RELEASE` nest correctly and are allowed, and so is one outer `BEGIN; …
+//! COMMIT;` around the whole script, which shiftlog ignores. The rule fires
+//! exactly where `apply` refuses to run the script
+//! ([`crate::sql::transaction_shape`]).
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::TransactionStmtKind;
@@ -40,7 +42,11 @@ impl Rule for TransactionControl {
             TransactionStmtKind::TransStmtRollbackPrepared => "ROLLBACK PREPARED",
             _ => return,
         };
-        if ctx.transactional {
+        let refused = match crate::sql::transaction_shape(ctx.script) {
+            Ok(_) => false,
+            Err(problems) => problems.iter().any(|p| p.line == stmt.line),
+        };
+        if ctx.transactional && refused {
             out.push(Violation::at(stmt, -1, format!(
                 "`{keyword}` inside a transactional script breaks shiftlog's own transaction, so the \
                  change and its ledger event no longer commit together; remove it, or split the \
@@ -59,7 +65,7 @@ mod tests {
     fn fires_on_transaction_boundaries() {
         let findings = assert_fires(
             &TransactionControl,
-            "BEGIN;\nALTER TABLE t ADD COLUMN c int;\nCOMMIT;",
+            "BEGIN;\nALTER TABLE t ADD COLUMN c int;\nCOMMIT;\nSELECT 1;",
         );
         assert_eq!(findings.iter().map(|f| f.line).collect::<Vec<_>>(), [1, 3]);
         assert!(
@@ -77,6 +83,11 @@ mod tests {
             &TransactionControl,
             "ALTER TABLE t ADD COLUMN c int;\nSAVEPOINT s;\nRELEASE SAVEPOINT s;\n\
              DO $$ BEGIN PERFORM 1; END $$;",
+        );
+        // One outer wrapper is ignored by the engine, so not a finding.
+        assert_silent(
+            &TransactionControl,
+            "BEGIN;\nALTER TABLE t ADD COLUMN c int;\nCOMMIT;",
         );
         assert_silent(
             &TransactionControl,
