@@ -9,6 +9,7 @@
 //! lock_timeout = "5s"               # default for every migration transaction
 //! lock_retries = 5                  # tries after a lock timeout
 //! lease_ttl = "30s"                 # a crashed runner's lease lapses after this
+//! layout = "sqlx"                   # another tool's file layout, read as it is
 //! version_order = "lexical"         # or "numeric"; needed when version widths differ
 //! lint_from = "20240101000000"      # lint and check judge only this version and later
 //!
@@ -57,6 +58,10 @@ pub struct ProjectConfig {
     /// A crashed runner blocks others for at most this long.
     #[serde(default)]
     pub lease_ttl: Option<String>,
+    /// Another tool's file layout (`sqlx`, `dbmate`, `goose`, `flyway`,
+    /// `golang-migrate`, `diesel`, `supabase`); shiftlog's own by default.
+    #[serde(default)]
+    pub layout: Option<crate::migration::LayoutKind>,
     /// How versions of different widths are ordered; `None` (not set) when
     /// they must all have one width.
     #[serde(default)]
@@ -102,6 +107,7 @@ impl Default for ProjectConfig {
             lock_timeout: None,
             lock_retries: None,
             lease_ttl: None,
+            layout: None,
             version_order: None,
             lint_from: None,
             environments: BTreeMap::new(),
@@ -213,6 +219,67 @@ pub fn expand_vars(text: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<S
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Sets top-level keys of `shiftlog.toml` under `root` (creating the file)
+/// without touching anything else in it: a missing key is written before
+/// the first `[table]`; a key already set to another value is left as it is
+/// and named in the result, for the user to decide. Returns what was
+/// written and what was left.
+pub fn set_top_level_keys(
+    root: &Path,
+    keys: &[(&str, String)],
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    let path = root.join(FILE_NAME);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    let current: toml::Table = toml::from_str(&text).map_err(|e| Error::Config {
+        path: Some(path.clone()),
+        line: None,
+        message: e.message().to_owned(),
+    })?;
+    let mut written = Vec::new();
+    let mut left = Vec::new();
+    for (key, value) in keys {
+        let line = format!("{key} = {}", toml::Value::String(value.clone()));
+        match current.get(*key) {
+            Some(toml::Value::String(v)) if v == value => {}
+            Some(other) => left.push(format!(
+                "{key} is {other} in {FILE_NAME}; the import suggests {line}"
+            )),
+            None => written.push(line),
+        }
+    }
+    if written.is_empty() {
+        return Ok((written, left));
+    }
+    let insert_at = text
+        .lines()
+        .scan(0usize, |offset, line| {
+            let start = *offset;
+            *offset += line.len() + 1;
+            Some((start, line))
+        })
+        .find(|(_, line)| line.trim_start().starts_with('['))
+        .map_or(text.len(), |(start, _)| start);
+    let mut block = written.join("\n");
+    block.push('\n');
+    let (before, after) = text.split_at(insert_at);
+    let mut out = String::with_capacity(text.len() + block.len() + 1);
+    out.push_str(before);
+    if !before.is_empty() && !before.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&block);
+    if !after.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(after);
+    std::fs::write(&path, out).map_err(|source| Error::Io { path, source })?;
+    Ok((written, left))
 }
 
 #[cfg(test)]

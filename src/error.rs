@@ -149,6 +149,13 @@ pub enum Error {
         examples: Vec<PathBuf>,
     },
 
+    /// `import` found a failed or dirty migration in the peer's history.
+    #[error("{message}")]
+    ImportRefused {
+        /// The state found and the fix.
+        message: String,
+    },
+
     /// `migrations/shiftlog.sum` does not match the files.
     #[error("{}", sum_message(path, status))]
     SumFile {
@@ -241,9 +248,10 @@ impl Error {
             | Self::LedgerTooNew { .. }
             | Self::Source(_)
             | Self::NoFingerprint { .. } => ExitStatus::Usage,
-            Self::SumFile { .. } | Self::Plan { .. } | Self::AmbiguousOrder { .. } => {
-                ExitStatus::CheckFailed
-            }
+            Self::SumFile { .. }
+            | Self::Plan { .. }
+            | Self::AmbiguousOrder { .. }
+            | Self::ImportRefused { .. } => ExitStatus::CheckFailed,
             Self::MigrationFailed(_)
             | Self::BackfillFailed { .. }
             | Self::BackfillCancelled { .. } => ExitStatus::Failed,

@@ -534,11 +534,20 @@ pub fn plan_rollback<'a>(
 
 /// `x.sql` → `x.down.sql`; `dir/expand.sql` → `dir/expand.down.sql`.
 pub fn expected_down_path(up: &std::path::Path) -> PathBuf {
-    let stem = up
-        .file_stem()
+    let name = up
+        .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    up.with_file_name(format!("{stem}.down.sql"))
+    let down = match name.as_str() {
+        // diesel's directory
+        "up.sql" => "down.sql".to_owned(),
+        // sqlx and golang-migrate pairs
+        _ if name.ends_with(".up.sql") => name.replace(".up.sql", ".down.sql"),
+        // Flyway's undo file
+        _ if name.starts_with('V') && name.contains("__") => format!("U{}", &name[1..]),
+        _ => format!("{}.down.sql", name.strip_suffix(".sql").unwrap_or(&name)),
+    };
+    up.with_file_name(down)
 }
 
 /// Contract phases whose migration has a backfill that is not verified

@@ -31,7 +31,12 @@ impl Project {
     /// Loads the migrations with an already parsed configuration.
     pub fn load_with(root: &Path, config: ProjectConfig) -> Result<Self, Error> {
         let order = config.version_order.unwrap_or_default();
-        let migrations = migration::load_ordered(root, &config.migrations_dir, order)?;
+        let migrations = migration::load_layout(
+            root,
+            &config.migrations_dir,
+            order,
+            config.layout.unwrap_or_default(),
+        )?;
         if config.version_order.is_none() {
             if let Some(examples) = migrations.mixed_widths() {
                 return Err(Error::AmbiguousOrder {

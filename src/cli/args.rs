@@ -80,6 +80,9 @@ pub enum Command {
     Repair(RepairArgs),
     /// Record migrations up to a version as applied without running them (adopting a database).
     Baseline(BaselineArgs),
+    /// Adopt a database migrated by another tool: read its history table and
+    /// record every applied migration without running it. Exit 3 on discrepancies.
+    Import(ImportArgs),
     /// Run, watch, pause, resume, cancel and verify backfills (backfills/*.toml).
     #[command(subcommand)]
     Backfill(BackfillCommand),
@@ -198,6 +201,20 @@ pub struct BaselineArgs {
     /// Record every migration up to and including this version as applied.
     #[arg(long = "version", id = "baseline_version", value_name = "VERSION")]
     pub version: String,
+}
+
+/// `import` flags.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The tool whose history to read: supabase, sqlx, dbmate, golang-migrate, goose or flyway.
+    #[arg(value_name = "TOOL")]
+    pub tool: String,
+    /// The history table, when renamed (SCHEMA.TABLE).
+    #[arg(long, value_name = "SCHEMA.TABLE")]
+    pub table: Option<String>,
+    /// Show what would be recorded; write nothing (neither the ledger nor shiftlog.toml).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `ledger` subcommands.

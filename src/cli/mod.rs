@@ -109,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Rollback(args) => commands::rollback::exec(&cli.global, args).await,
         Command::Repair(args) => commands::repair::exec(&cli.global, args).await,
         Command::Baseline(args) => commands::baseline::exec(&cli.global, args).await,
+        Command::Import(args) => commands::import::exec(&cli.global, args).await,
         Command::Backfill(cmd) => commands::backfill::exec(&cli.global, cmd).await,
         Command::Ledger(cmd) => commands::ledger::exec(&cli.global, cmd).await,
         Command::Check(args) => commands::check::exec(&cli.global, args).await,

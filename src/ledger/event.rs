@@ -127,6 +127,9 @@ kinds! {
     LockRetry = "lock_retry",
     /// A migration unit was recorded as applied without running it (adoption).
     Baseline = "baseline",
+    /// A migration unit applied by another tool, adopted from that tool's
+    /// history table by `import` without running it.
+    MigrationImported = "migration_imported",
     /// An explicit fix: a checksum accepted or a failure resolved.
     Repaired = "repaired",
     /// A named point in history.

@@ -348,7 +348,8 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
             u.failure = None;
             SubjectState::Migration(u)
         }
-        EventKind::Baseline => {
+        EventKind::Baseline | EventKind::MigrationImported => {
+            // An import payload carries the baseline fields and more.
             let p: BaselinePayload = payload!(BaselinePayload);
             let mut u = unit(p.version.as_str(), p.phase)?;
             u.status = UnitStatus::Applied;

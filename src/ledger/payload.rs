@@ -135,6 +135,31 @@ pub struct BaselinePayload {
     pub path: String,
 }
 
+/// `migration_imported`: a migration another tool applied, adopted from
+/// its history table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportedPayload {
+    /// Migration version.
+    pub version: Version,
+    /// Phase.
+    pub phase: Phase,
+    /// shiftlog's checksum of the up script, as the file is today.
+    pub checksum: Checksum,
+    /// Script path.
+    pub path: String,
+    /// The tool whose history was read (`supabase`, `sqlx`, `dbmate`,
+    /// `golang-migrate`, `goose`, `flyway`).
+    pub source: String,
+    /// The history table, schema-qualified.
+    pub table: String,
+    /// The tool's row, every column as text (or null), by column name.
+    pub row: serde_json::Map<String, serde_json::Value>,
+    /// Whether today's file matches what the tool recorded (its checksum,
+    /// or its statements); absent where the tool recorded neither.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_matches: Option<bool>,
+}
+
 /// What a `repaired` event fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,6 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::error::{Problem, SourceError};
+use super::peer::{self, FileRole, LayoutKind, Role};
 use super::sumfile::FILE_NAME as SUM_FILE;
 use super::version::{Version, VersionOrder, parse_name};
 
@@ -108,6 +109,7 @@ pub(crate) fn scan(
     project_root: &Path,
     migrations_dir: &Path,
     order: VersionOrder,
+    kind: LayoutKind,
 ) -> Result<Layout, SourceError> {
     let abs = project_root.join(migrations_dir);
     let rel = relative_dir(project_root, migrations_dir);
@@ -150,16 +152,23 @@ pub(crate) fn scan(
             }
         };
         if meta.is_dir() {
-            if let Some(entry) = scan_phased(&abs.join(name), path, name, &mut layout.problems) {
-                layout.entries.push(entry);
-            }
+            let dir = abs.join(name);
+            let entry = if kind == LayoutKind::Diesel {
+                scan_diesel(&dir, path, name, &mut layout.problems)
+            } else {
+                scan_phased(&dir, path, name, &mut layout.problems)
+            };
+            layout.entries.extend(entry);
         } else if !meta.is_file() {
             layout.problems.push(Problem::new(
                 path,
                 "not a regular file or directory; remove it from the migrations directory",
             ));
-        } else if name != SUM_FILE {
+        } else if name == SUM_FILE {
+        } else if matches!(kind, LayoutKind::Shiftlog | LayoutKind::Supabase) {
             classify_file(name, path, &mut groups, &mut layout.problems);
+        } else {
+            classify_peer_file(kind, name, path, &mut groups, &mut layout.problems);
         }
     }
 
@@ -269,6 +278,130 @@ fn classify_file(
         _ => &mut group.up,
     };
     *slot = Some(path);
+}
+
+/// [`classify_file`] for the file names of another tool's layout.
+fn classify_peer_file(
+    kind: LayoutKind,
+    name: &str,
+    path: PathBuf,
+    groups: &mut BTreeMap<String, Group>,
+    problems: &mut Vec<Problem>,
+) {
+    let (stem, role) = match peer::classify(kind, name) {
+        Some(FileRole::Script { stem, role }) => (stem, role),
+        Some(FileRole::Refused(reason)) => {
+            problems.push(Problem::new(path, reason));
+            return;
+        }
+        None => {
+            problems.push(Problem::new(
+                path,
+                format!(
+                    "unexpected file for the {kind} layout (shiftlog.toml `layout`); move it \
+                     out of the migrations directory"
+                ),
+            ));
+            return;
+        }
+    };
+    if !groups.contains_key(&stem) {
+        match parse_name(&stem) {
+            Ok((version, description)) => {
+                groups.insert(
+                    stem.clone(),
+                    Group {
+                        version,
+                        description,
+                        up: None,
+                        down: None,
+                        verify: None,
+                    },
+                );
+            }
+            Err(e) => {
+                problems.push(Problem::new(path, format!("malformed migration name: {e}")));
+                return;
+            }
+        }
+    }
+    let Some(group) = groups.get_mut(&stem) else {
+        return;
+    };
+    let slot = match role {
+        Role::Up => &mut group.up,
+        Role::Down => &mut group.down,
+        Role::Verify => &mut group.verify,
+    };
+    if let Some(first) = slot {
+        problems.push(Problem::new(
+            path,
+            format!(
+                "`{}` is the same migration's script already; keep one of them",
+                first.display()
+            ),
+        ));
+        return;
+    }
+    *slot = Some(path);
+}
+
+/// A diesel migration directory: `<YYYY-MM-DD-HHMMSS>_<name>/` with
+/// `up.sql`, `down.sql` and optionally diesel's `metadata.toml`.
+fn scan_diesel(abs: &Path, rel: PathBuf, name: &str, problems: &mut Vec<Problem>) -> Option<Entry> {
+    let Some((digits, description)) = peer::diesel_name(name) else {
+        problems.push(Problem::new(
+            rel,
+            "not a diesel migration directory (`<YYYY-MM-DD-HHMMSS>_<name>/`); rename it or \
+             move it out of the migrations directory",
+        ));
+        return None;
+    };
+    let version = match Version::parse(&digits) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(Problem::new(rel, e.to_string()));
+            return None;
+        }
+    };
+    let names = match list_dir(abs) {
+        Ok(names) => names,
+        Err(e) => {
+            problems.push(Problem::new(rel, format!("cannot read the directory: {e}")));
+            return None;
+        }
+    };
+    let (mut up, mut down) = (None, None);
+    for raw in names {
+        match raw.to_str() {
+            Some("up.sql") => up = Some(rel.join("up.sql")),
+            Some("down.sql") => down = Some(rel.join("down.sql")),
+            Some("metadata.toml") => {}
+            Some(other) if other.starts_with('.') => {}
+            _ => problems.push(Problem::new(
+                rel.join(&raw),
+                "unexpected file: a diesel migration directory holds up.sql, down.sql and \
+                 metadata.toml",
+            )),
+        }
+    }
+    let Some(up) = up else {
+        problems.push(Problem::new(
+            rel,
+            "has no up.sql; add it or remove the directory",
+        ));
+        return None;
+    };
+    Some(Entry {
+        version,
+        description,
+        path: rel,
+        kind: EntryKind::Simple(Files {
+            up,
+            down,
+            verify: None,
+        }),
+    })
 }
 
 /// The files of one phase of a phased migration directory.

@@ -70,7 +70,7 @@ impl Script {
 
     /// The checks and parsing shared by [`Script::parse`] and
     /// [`Script::from_bytes`], on normalized text.
-    fn from_text(path: PathBuf, text: String) -> Result<Script, Vec<Problem>> {
+    pub(crate) fn from_text(path: PathBuf, text: String) -> Result<Script, Vec<Problem>> {
         if text.trim().is_empty() {
             return Err(vec![Problem::new(
                 path,

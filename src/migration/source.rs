@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use super::directive::line_of;
 use super::error::{Problem, SourceError};
 use super::layout::{EntryKind, Files, scan};
+use super::peer::LayoutKind;
 use super::script::Script;
 use super::set::{Migration, MigrationBody, MigrationSet, PhaseScripts};
 use super::version::VersionOrder;
@@ -35,7 +36,18 @@ pub fn load_ordered(
     migrations_dir: &Path,
     order: VersionOrder,
 ) -> Result<MigrationSet, SourceError> {
-    let layout = scan(project_root, migrations_dir, order)?;
+    load_layout(project_root, migrations_dir, order, LayoutKind::Shiftlog)
+}
+
+/// [`load`] for a project in another tool's file layout (`layout` in
+/// shiftlog.toml), its versions ordered by `order`.
+pub fn load_layout(
+    project_root: &Path,
+    migrations_dir: &Path,
+    order: VersionOrder,
+    kind: LayoutKind,
+) -> Result<MigrationSet, SourceError> {
+    let layout = scan(project_root, migrations_dir, order, kind)?;
     let mut problems = layout.problems;
     // Read and check every script first (on several threads: a project can
     // hold tens of thousands of small files), then assemble in layout order.
@@ -44,9 +56,12 @@ pub fn load_ordered(
     let mut migrations = Vec::new();
     for entry in layout.entries {
         let body = match entry.kind {
-            EntryKind::Simple(files) => {
-                read_phase(files, &mut scripts, &mut problems).map(MigrationBody::Simple)
-            }
+            EntryKind::Simple(files) => read_phase(files, &mut scripts, &mut problems)
+                .and_then(|phase| match kind.is_sectioned() {
+                    true => split_sections(kind, phase, &mut problems),
+                    false => Some(phase),
+                })
+                .map(MigrationBody::Simple),
             EntryKind::Phased { expand, contract } => {
                 let expand = expand.map(|files| read_phase(files, &mut scripts, &mut problems));
                 let contract = contract.map(|files| read_phase(files, &mut scripts, &mut problems));
@@ -77,6 +92,45 @@ pub fn load_ordered(
 }
 
 type ReadResult = Result<Script, Vec<Problem>>;
+
+/// The up and down scripts of a dbmate or goose file (read whole as the
+/// up script): each keeps the file's path and line numbers.
+fn split_sections(
+    kind: LayoutKind,
+    phase: PhaseScripts,
+    problems: &mut Vec<Problem>,
+) -> Option<PhaseScripts> {
+    let file = phase.up;
+    let sections = match super::peer::sections(kind, &file.text) {
+        Ok(sections) => sections,
+        Err(reason) => {
+            problems.push(Problem::new(file.path.clone(), reason));
+            return None;
+        }
+    };
+    let mut script = |text: String, no_transaction: bool| -> Option<Script> {
+        match Script::from_text(file.path.clone(), text) {
+            Ok(mut script) => {
+                script.directives.no_transaction |= no_transaction;
+                Some(script)
+            }
+            Err(found) => {
+                problems.extend(found);
+                None
+            }
+        }
+    };
+    let up = script(sections.up, sections.up_no_transaction)?;
+    let down = match sections.down {
+        Some(text) => Some(script(text, sections.down_no_transaction)?),
+        None => None,
+    };
+    Some(PhaseScripts {
+        up,
+        down,
+        verify: phase.verify,
+    })
+}
 
 /// Reads every script of `paths`, in order. Large sets are split into
 /// contiguous chunks read on scoped threads (one per available CPU, at most
@@ -380,7 +434,10 @@ mod tests {
             .file("20240130_b.sql", SQL)
             .file("20240201000000_c.sql", SQL);
         let names = |set: MigrationSet| -> Vec<String> {
-            set.migrations.iter().map(|m| m.description.clone()).collect()
+            set.migrations
+                .iter()
+                .map(|m| m.description.clone())
+                .collect()
         };
         assert_eq!(names(project.loaded()), ["b", "a", "c"]);
         let lexical = load_ordered(

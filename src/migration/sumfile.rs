@@ -226,8 +226,17 @@ fn entries(set: &MigrationSet) -> Vec<(String, Checksum)> {
     set.migrations
         .iter()
         .flat_map(|m| {
-            m.scripts()
-                .map(|s| (entry_name(&m.path, &s.path), s.checksum.clone()))
+            let mut previous: Option<&Path> = None;
+            m.scripts().map(move |s| {
+                let mut name = entry_name(&m.path, &s.path);
+                // A dbmate or goose file is two scripts: its down section
+                // gets a line of its own.
+                if previous == Some(s.path.as_path()) {
+                    name.push_str("#down");
+                }
+                previous = Some(&s.path);
+                (name, s.checksum.clone())
+            })
         })
         .collect()
 }

@@ -58,7 +58,12 @@ pub fn new_migration(
         source,
     })?;
 
-    let layout = scan(project_root, migrations_dir, super::VersionOrder::Numeric)?;
+    let layout = scan(
+        project_root,
+        migrations_dir,
+        super::VersionOrder::Numeric,
+        super::LayoutKind::Shiftlog,
+    )?;
     if !layout.problems.is_empty() {
         return Err(SourceError::Problems(layout.problems));
     }
@@ -95,7 +100,12 @@ pub fn new_migration(
         create_new(project_root, path, text)?;
     }
 
-    let layout = scan(project_root, migrations_dir, super::VersionOrder::Numeric)?;
+    let layout = scan(
+        project_root,
+        migrations_dir,
+        super::VersionOrder::Numeric,
+        super::LayoutKind::Shiftlog,
+    )?;
     write_text(
         project_root,
         migrations_dir,

@@ -212,7 +212,12 @@ pub fn check_files(
         scratch: None,
     };
     let order = config.version_order.unwrap_or_default();
-    let set = match migration::load_ordered(root, &config.migrations_dir, order) {
+    let set = match migration::load_layout(
+        root,
+        &config.migrations_dir,
+        order,
+        config.layout.unwrap_or_default(),
+    ) {
         Ok(set) => set,
         Err(e) => {
             findings.extend(
@@ -243,7 +248,6 @@ pub fn check_files(
             message,
         ));
     }
-    findings.extend(name_notices(&set));
     findings.extend(transaction_control(&set));
     let requires = migration::validate_requires(&set);
     let requires_ok = requires.is_empty();
@@ -271,6 +275,7 @@ pub fn check_files(
         }
     };
     let mut judged_findings = missing_downs(&set, options.require_down);
+    judged_findings.extend(name_notices(&set));
     let (backfills, backfill_findings) = load_backfills(root, &config.backfills_dir, &set);
     let backfills_ok = backfill_findings.is_empty();
     findings.extend(backfill_findings);

@@ -10,6 +10,7 @@ pub mod env_diff;
 pub mod exec;
 pub mod fingerprint;
 pub mod history;
+pub mod import;
 pub mod lint;
 pub mod repair;
 pub mod replay;

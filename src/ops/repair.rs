@@ -38,10 +38,14 @@ pub enum Repair {
     ResolveFailure,
 }
 
-async fn in_lease<T>(
+/// Runs `work` in one transaction under the migrations lease; with
+/// `fingerprint`, records the schema fingerprint after it commits (as
+/// `apply` does), so `drift` works right after adopting a database.
+pub(crate) async fn in_lease<T>(
     session: &Session,
     actor: &str,
     lease: LeaseOptions,
+    fingerprint: bool,
     work: impl AsyncFnOnce(&str) -> Result<T, Error>,
 ) -> Result<T, Error> {
     let lease = session.take_lease(lease, actor).await?;
@@ -66,6 +70,9 @@ async fn in_lease<T>(
         }
     }
     .await;
+    if fingerprint && result.is_ok() {
+        crate::ops::fingerprint::record_after_run(session, &lease, actor, None).await;
+    }
     let released = lease.release(client, &session.ledger).await;
     let v = result?;
     released?;
@@ -82,7 +89,7 @@ pub async fn repair(
     lease: LeaseOptions,
 ) -> Result<RepairReport, Error> {
     let actor = session.actor_json_for(project);
-    in_lease(session, &actor, lease, async |token| {
+    in_lease(session, &actor, lease, false, async |token| {
         let state = session.ledger.read_projection(&session.client).await?;
         let migration = project.migrations.get(version);
         let mut recorded = Vec::new();
@@ -163,7 +170,7 @@ pub async fn baseline(
     }
     project.require_fresh_sum()?;
     let actor = session.actor_json_for(project);
-    in_lease(session, &actor, lease, async |token| {
+    in_lease(session, &actor, lease, true, async |token| {
         let state = session.ledger.read_projection(&session.client).await?;
         let mut recorded = Vec::new();
         for unit in units(&project.migrations).filter(|u| u.version() <= version) {
@@ -201,4 +208,17 @@ pub async fn baseline(
         Ok(RepairReport { units: recorded })
     })
     .await
+}
+
+/// After `baseline --version V`: `lint_from` just past `V` in shiftlog.toml
+/// (unless it is set), so `lint` and `check` judge only newer migrations.
+/// Returns what was written and what was left as it is.
+pub fn record_baseline_settings(
+    project: &Project,
+    version: &Version,
+) -> Result<(Vec<String>, Vec<String>), Error> {
+    match crate::ops::import::version_after(version.as_str()) {
+        Some(from) => crate::config::set_top_level_keys(&project.root, &[("lint_from", from)]),
+        None => Ok((Vec::new(), Vec::new())),
+    }
 }

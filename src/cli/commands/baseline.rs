@@ -16,12 +16,21 @@ pub async fn exec(global: &GlobalArgs, args: BaselineArgs) -> anyhow::Result<Exi
         context::lease(global, &project.config)?,
     )
     .await?;
+    let (written, left) = shiftlog::ops::repair::record_baseline_settings(&project, &version)?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
-        Format::Human => outln!(
-            "recorded {} unit(s) as applied up to {version} (baseline)",
-            report.units.len()
-        ),
+        Format::Human => {
+            outln!(
+                "recorded {} unit(s) as applied up to {version} (baseline)",
+                report.units.len()
+            );
+            for line in written {
+                outln!("shiftlog.toml: wrote {line}");
+            }
+            for line in left {
+                outln!("shiftlog.toml: left as it is: {line}");
+            }
+        }
     }
     Ok(ExitStatus::Success)
 }
