@@ -73,8 +73,15 @@ pub fn render(set: &MigrationSet) -> String {
     out.push_str(HEADER);
     out.push('\n');
     for m in &set.migrations {
+        let mut previous: Option<&Path> = None;
         for s in m.scripts() {
             push_entry_name(&mut out, &m.path, &s.path);
+            // A dbmate or goose file is two scripts: its down section gets
+            // a line of its own.
+            if previous == Some(s.path.as_path()) {
+                out.push_str("#down");
+            }
+            previous = Some(&s.path);
             out.push(' ');
             out.push_str(s.checksum.as_str());
             out.push('\n');

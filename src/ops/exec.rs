@@ -796,7 +796,13 @@ impl Runner<'_> {
         transactional: bool,
         done: u32,
     ) -> ScriptFailure {
-        let (line, column, index) = locate_error(&script.text, sent_alone.or(err.sent_at), err);
+        // Located in the text that was sent: an ignored outer BEGIN is not
+        // a statement the server counted.
+        let sent = match script.runnable() {
+            Ok(text) if !sent_alone.is_some_and(|_| script.directives.no_transaction) => text,
+            _ => std::borrow::Cow::Borrowed(script.text.as_str()),
+        };
+        let (line, column, index) = locate_error(&sent, sent_alone.or(err.sent_at), err);
         ScriptFailure {
             version: unit.version().clone(),
             phase: unit.phase,

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod adopt;
 mod apply;
 mod audit;
 mod backfill;

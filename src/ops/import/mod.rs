@@ -271,12 +271,8 @@ pub async fn import(
         return Ok(report);
     }
     let actor = session.actor_json_for(project);
-    let (imported, already) = crate::ops::repair::in_lease(
-        session,
-        &actor,
-        options.lease,
-        true,
-        async |token| {
+    let (imported, already) =
+        crate::ops::repair::in_lease(session, &actor, options.lease, true, async |token| {
             let state = session.ledger.read_projection(&session.client).await?;
             let mut imported = Vec::new();
             let mut already = 0;
@@ -319,9 +315,8 @@ pub async fn import(
                 });
             }
             Ok((imported, already))
-        },
-    )
-    .await?;
+        })
+        .await?;
     report.imported = imported;
     report.already = already;
     Ok(report)
