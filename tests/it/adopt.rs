@@ -484,3 +484,100 @@ async fn check_since_a_git_ref_judges_the_files_changed_since() {
     assert_eq!(bad.code, 3, "{bad:?}");
     assert!(bad.stdout.contains("no-such-ref"), "{bad:?}");
 }
+
+/// Runs a SQL file statement by statement, as `psql -f` does (so `CREATE
+/// INDEX CONCURRENTLY` runs outside a transaction).
+async fn run_file(client: &tokio_postgres::Client, path: &std::path::Path) {
+    let sql = std::fs::read_to_string(path).expect("fixture sql");
+    for (_, statement) in shiftlog::sql::statement_slices(&sql) {
+        client
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+    }
+}
+
+/// Copies `tests/fixtures/adopt/<tool>/` into a fresh project.
+fn fixture(tool: &str) -> Project {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read fixture") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+    let p = Project::new();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adopt");
+    copy(&root.join(tool), p.path());
+    p
+}
+
+/// Each tool's project, in its own layout, with the database as that tool
+/// left it: imported, then status, a new migration applied, drift and
+/// ledger verify — and its failed state refused.
+#[tokio::test]
+async fn import_each_tools_project_as_it_left_the_database() {
+    for (tool, dir, new_file) in [
+        ("supabase", "supabase/migrations", "20990101000000_next.sql"),
+        ("sqlx", "migrations", "20990101000000_next.up.sql"),
+        ("dbmate", "db/migrations", "20990101000000_next.sql"),
+        ("golang-migrate", "migrations", "000099_next.up.sql"),
+        ("goose", "migrations", "20990101000000_next.sql"),
+        ("flyway", "sql", "V99__next.sql"),
+    ] {
+        let db = TestDb::new(&format!("fixture_{tool}")).await;
+        let p = fixture(tool);
+        p.write("shiftlog.toml", &format!("migrations_dir = \"{dir}\"\n"));
+        let client = db.client().await;
+        for file in ["up.sql", "history.sql"] {
+            run_file(&client, &p.path().join(file)).await;
+        }
+        let out = p.ok(&db, &["import", tool]);
+        assert!(out.stdout.contains("0 discrepancies"), "{tool}: {out:?}");
+        if matches!(tool, "sqlx" | "flyway" | "supabase") {
+            assert!(!out.stdout.contains("file edited since"), "{tool}: {out:?}");
+            assert!(out.stdout.contains("file matches"), "{tool}: {out:?}");
+        }
+        p.ok(&db, &["sum"]);
+        let status = p.ok(&db, &["status"]);
+        assert!(!status.stdout.contains("pending"), "{tool}: {status:?}");
+        p.ok(&db, &["drift"]);
+        let body = "CREATE TABLE next_one (id bigint PRIMARY KEY);\n";
+        let body = match tool {
+            "dbmate" => format!("-- migrate:up\n{body}\n-- migrate:down\nDROP TABLE next_one;\n"),
+            "goose" => format!("-- +goose Up\n{body}\n-- +goose Down\nDROP TABLE next_one;\n"),
+            _ => body.to_owned(),
+        };
+        p.write(&format!("{dir}/{new_file}"), &body);
+        p.ok(&db, &["sum"]);
+        p.ok(&db, &["apply"]);
+        assert!(relation_exists(&client, "next_one").await, "{tool}");
+        p.ok(&db, &["drift"]);
+        p.ok(&db, &["ledger", "verify"]);
+        let check = p.run(&db, &["check"]);
+        assert!(check.stdout.contains("history:"), "{tool}: {check:?}");
+
+        // The tool's failed state, in a database of its own.
+        let dirty_db = TestDb::new(&format!("fixture_dirty_{tool}")).await;
+        let dirty = fixture(tool);
+        dirty.write("shiftlog.toml", &format!("migrations_dir = \"{dir}\"\n"));
+        let dirty_client = dirty_db.client().await;
+        for file in ["up.sql", "history.sql", "dirty.sql"] {
+            run_file(&dirty_client, &dirty.path().join(file)).await;
+        }
+        let out = dirty.run(&dirty_db, &["import", tool]);
+        if matches!(tool, "sqlx" | "golang-migrate" | "flyway") {
+            assert_eq!(out.code, 3, "{tool}: {out:?}");
+            assert!(
+                out.stderr.contains("nothing was imported"),
+                "{tool}: {out:?}"
+            );
+            assert!(!ledger_exists(&dirty_client).await, "{tool}");
+        }
+    }
+}
