@@ -159,6 +159,13 @@ pub(crate) fn classify(kind: LayoutKind, name: &str) -> Option<FileRole> {
             }
         }
         LayoutKind::Flyway => {
+            if name.ends_with(".java") || name.ends_with(".class") {
+                return Some(FileRole::Refused(
+                    "a Flyway Java migration: shiftlog runs SQL migrations only; port it to \
+                     SQL (V<version>__<desc>.sql) or keep running it with Flyway"
+                        .to_owned(),
+                ));
+            }
             let stem = name.strip_suffix(".sql")?;
             if stem.starts_with("R__") {
                 return Some(FileRole::Refused(

@@ -27,7 +27,21 @@ pub fn lint(root: &Path, files: &[PathBuf]) -> Result<LintReport, Error> {
         Err(e) => return Err(e),
     };
     match (&project, files.is_empty()) {
-        (Some(project), true) => Ok(lint_set(&project.migrations)),
+        (Some(project), true) => {
+            // Old migrations are history (`lint_from`): only new ones are judged.
+            let mut report = lint_set(&project.migrations);
+            let since =
+                crate::ops::history::NewSince::resolve(None, project.config.lint_from.as_deref())?;
+            let judged = crate::ops::history::judged(
+                &project.root,
+                &project.config.migrations_dir,
+                &project.migrations,
+                &since,
+            )?;
+            report.findings.retain(|f| judged.judges(&f.path));
+            report.errors.retain(|e| judged.judges(e.path()));
+            Ok(report)
+        }
         _ => lint_files(project.as_ref(), files),
     }
 }
