@@ -30,19 +30,9 @@ impl Project {
 
     /// Loads the migrations with an already parsed configuration.
     pub fn load_with(root: &Path, config: ProjectConfig) -> Result<Self, Error> {
-        let order = config.version_order.unwrap_or_default();
-        let migrations = migration::load_layout(
-            root,
-            &config.migrations_dir,
-            order,
-            config.layout.unwrap_or_default(),
-        )?;
-        if config.version_order.is_none() {
-            if let Some(examples) = migrations.mixed_widths() {
-                return Err(Error::AmbiguousOrder {
-                    examples: examples.iter().map(|m| m.path.clone()).collect(),
-                });
-            }
+        let migrations = Self::load_migrations(root, &config)?;
+        if let Some(e) = Self::order_problem(&config, &migrations) {
+            return Err(e);
         }
         let requires = migration::validate_requires(&migrations);
         if !requires.is_empty() {
@@ -55,6 +45,30 @@ impl Project {
             config,
             migrations,
             backfills,
+        })
+    }
+
+    /// The migrations under `root` in the layout and order `config` says.
+    pub fn load_migrations(
+        root: &Path,
+        config: &ProjectConfig,
+    ) -> Result<MigrationSet, migration::SourceError> {
+        migration::load_layout(
+            root,
+            &config.migrations_dir,
+            config.version_order.unwrap_or_default(),
+            config.layout.unwrap_or_default(),
+        )
+    }
+
+    /// [`Error::AmbiguousOrder`] when the versions have different widths and
+    /// `config` chooses no `version_order`.
+    pub fn order_problem(config: &ProjectConfig, set: &MigrationSet) -> Option<Error> {
+        if config.version_order.is_some() {
+            return None;
+        }
+        set.mixed_widths().map(|examples| Error::AmbiguousOrder {
+            examples: examples.iter().map(|m| m.path.clone()).collect(),
         })
     }
 

@@ -165,6 +165,7 @@ pub(crate) fn scan(
                 "not a regular file or directory; remove it from the migrations directory",
             ));
         } else if name == SUM_FILE {
+            // Not a migration: read by `sumfile`.
         } else if matches!(kind, LayoutKind::Shiftlog | LayoutKind::Supabase) {
             classify_file(name, path, &mut groups, &mut layout.problems);
         } else {

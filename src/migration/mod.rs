@@ -26,7 +26,7 @@ pub use peer::LayoutKind;
 pub use requires::validate_requires;
 pub use script::{Script, WRAPPER_NOTICE};
 pub use set::{Migration, MigrationBody, MigrationSet, Phase, PhaseScripts};
-pub use source::{load, load_layout, load_ordered};
+pub use source::{load, load_layout};
 pub use sumfile::SumStatus;
 pub use template::new_migration;
 pub use version::{

@@ -5,11 +5,13 @@
 //! and directive parsing. Reading the bytes is the only I/O here; which files
 //! are scripts is decided by the layout scan, not here.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use super::checksum::{Checksum, normalize};
 use super::directive::{Directives, header_lines};
 use super::error::Problem;
+use crate::sql::TxShape;
 
 /// A migration script, read and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,26 +102,22 @@ impl Script {
 }
 
 impl Script {
-    /// The SQL to send for this script.
+    /// What this script does with transactions, read before it runs
+    /// ([`crate::sql::transaction_shape`]).
     ///
     /// A transactional script runs inside shiftlog's transaction with its
-    /// ledger event, so its top-level transaction control is read first
-    /// ([`crate::sql::transaction_shape`]): an outer `BEGIN; … COMMIT;` is
-    /// blanked out (offsets and lines kept), any other `BEGIN`, `COMMIT`,
+    /// ledger event: an outer `BEGIN; … COMMIT;` is [`TxShape::Wrapped`]
+    /// (ignored when run); any other top-level `BEGIN`, `COMMIT`,
     /// `ROLLBACK`, undeclared `ROLLBACK TO`/`RELEASE` or `SET TRANSACTION` is
-    /// a problem naming its line, and nothing may run. A `no-transaction`
-    /// script is returned as written: it runs statement by statement, an
-    /// explicit transaction block as one step.
-    pub fn runnable(&self) -> Result<std::borrow::Cow<'_, str>, Vec<Problem>> {
+    /// a problem naming its line, and the script may not run. A
+    /// `no-transaction` script is [`TxShape::None`]: it runs statement by
+    /// statement, an explicit transaction block as one step.
+    pub fn transaction_shape(&self) -> Result<TxShape, Vec<Problem>> {
         if self.directives.no_transaction {
-            return Ok(std::borrow::Cow::Borrowed(&self.text));
+            return Ok(TxShape::None);
         }
-        match crate::sql::transaction_shape(&self.text) {
-            Ok(crate::sql::TxShape::None) => Ok(std::borrow::Cow::Borrowed(&self.text)),
-            Ok(crate::sql::TxShape::Wrapped(wrapper)) => {
-                Ok(std::borrow::Cow::Owned(wrapper.strip(&self.text)))
-            }
-            Err(found) => Err(found
+        crate::sql::transaction_shape(&self.text).map_err(|found| {
+            found
                 .into_iter()
                 .map(|tx| {
                     Problem::at_line(
@@ -135,20 +133,18 @@ impl Script {
                         ),
                     )
                 })
-                .collect()),
-        }
+                .collect()
+        })
     }
 
-    /// The line of an outer `BEGIN` that [`Script::runnable`] ignores, if
-    /// this transactional script has one.
-    pub fn ignored_wrapper_line(&self) -> Option<u32> {
-        if self.directives.no_transaction {
-            return None;
-        }
-        match crate::sql::transaction_shape(&self.text) {
-            Ok(crate::sql::TxShape::Wrapped(wrapper)) => Some(wrapper.begin_line),
-            _ => None,
-        }
+    /// The SQL to send for this script: its text, with an outer `BEGIN …
+    /// COMMIT` blanked (offsets and lines kept); the problems of
+    /// [`Script::transaction_shape`] when it may not run.
+    pub fn runnable(&self) -> Result<Cow<'_, str>, Vec<Problem>> {
+        Ok(match self.transaction_shape()? {
+            TxShape::None => Cow::Borrowed(&self.text),
+            TxShape::Wrapped(wrapper) => Cow::Owned(wrapper.strip(&self.text)),
+        })
     }
 }
 

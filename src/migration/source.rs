@@ -26,17 +26,12 @@ use super::version::VersionOrder;
 /// at real, earlier versions is checked separately by
 /// [`validate_requires`](super::validate_requires).
 pub fn load(project_root: &Path, migrations_dir: &Path) -> Result<MigrationSet, SourceError> {
-    load_ordered(project_root, migrations_dir, VersionOrder::Numeric)
-}
-
-/// [`load`] for a project whose versions are ordered by `order`
-/// (`version_order` in shiftlog.toml).
-pub fn load_ordered(
-    project_root: &Path,
-    migrations_dir: &Path,
-    order: VersionOrder,
-) -> Result<MigrationSet, SourceError> {
-    load_layout(project_root, migrations_dir, order, LayoutKind::Shiftlog)
+    load_layout(
+        project_root,
+        migrations_dir,
+        VersionOrder::Numeric,
+        LayoutKind::Shiftlog,
+    )
 }
 
 /// [`load`] for a project in another tool's file layout (`layout` in
@@ -440,10 +435,11 @@ mod tests {
                 .collect()
         };
         assert_eq!(names(project.loaded()), ["b", "a", "c"]);
-        let lexical = load_ordered(
+        let lexical = load_layout(
             project.root.path(),
             Path::new("migrations"),
             VersionOrder::Lexical,
+            LayoutKind::Shiftlog,
         )
         .expect("loads");
         assert!(lexical.mixed_widths().is_some());

@@ -22,6 +22,7 @@ use crate::ops::replay::{self, ReplaySummary, ScratchTarget};
 use crate::project::Project;
 use crate::report::Reporter;
 use crate::schema::SchemaDiff;
+use crate::sql::TxShape;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -211,13 +212,7 @@ pub fn check_files(
         exempt: None,
         scratch: None,
     };
-    let order = config.version_order.unwrap_or_default();
-    let set = match migration::load_layout(
-        root,
-        &config.migrations_dir,
-        order,
-        config.layout.unwrap_or_default(),
-    ) {
+    let set = match Project::load_migrations(root, &config) {
         Ok(set) => set,
         Err(e) => {
             findings.extend(
@@ -234,18 +229,12 @@ pub fn check_files(
         }
     };
     report.migrations = set.len();
-    if config.version_order.is_none()
-        && let Some(examples) = set.mixed_widths()
-    {
-        let message = Error::AmbiguousOrder {
-            examples: examples.iter().map(|m| m.path.clone()).collect(),
-        }
-        .to_string();
+    if let Some(e) = Project::order_problem(&config, &set) {
         findings.push(CheckFinding::new(
             config.migrations_dir.clone(),
             Severity::Error,
             "version-order",
-            message,
+            e.to_string(),
         ));
     }
     findings.extend(transaction_control(&set));
@@ -338,20 +327,17 @@ fn name_notices(set: &MigrationSet) -> Vec<CheckFinding> {
 fn transaction_control(set: &MigrationSet) -> Vec<CheckFinding> {
     let mut findings = Vec::new();
     for script in set.migrations.iter().flat_map(|m| m.scripts()) {
-        match script.runnable() {
-            Ok(_) => {
-                if let Some(line) = script.ignored_wrapper_line() {
-                    findings.push(
-                        CheckFinding::new(
-                            script.path.clone(),
-                            Severity::Notice,
-                            "transaction-control",
-                            migration::WRAPPER_NOTICE,
-                        )
-                        .at_line(Some(line)),
-                    );
-                }
-            }
+        match script.transaction_shape() {
+            Ok(TxShape::None) => {}
+            Ok(TxShape::Wrapped(wrapper)) => findings.push(
+                CheckFinding::new(
+                    script.path.clone(),
+                    Severity::Notice,
+                    "transaction-control",
+                    migration::WRAPPER_NOTICE,
+                )
+                .at_line(Some(wrapper.begin_line)),
+            ),
             Err(problems) => findings.extend(problems.into_iter().map(|p| CheckFinding {
                 docs: Some(docs_path("transaction-control")),
                 ..CheckFinding::from_problem(p, "transaction-control")

@@ -153,19 +153,15 @@ pub fn apply_step(
 /// The body of a transactional script as it will be sent: an outer
 /// `BEGIN … COMMIT` blanked (and said so), refused transaction control named.
 fn runnable_body(script: &crate::migration::Script) -> String {
-    match script.runnable() {
-        Ok(sql) => {
-            let mut out = String::new();
-            if let Some(line) = script.ignored_wrapper_line() {
-                out.push_str(&format!(
-                    "-- {}: {} (line {line})\n",
-                    script.path.display(),
-                    crate::migration::WRAPPER_NOTICE
-                ));
-            }
-            out.push_str(&body(&sql));
-            out
-        }
+    match script.transaction_shape() {
+        Ok(crate::sql::TxShape::None) => body(&script.text),
+        Ok(crate::sql::TxShape::Wrapped(wrapper)) => format!(
+            "-- {}: {} (line {})\n{}",
+            script.path.display(),
+            crate::migration::WRAPPER_NOTICE,
+            wrapper.begin_line,
+            body(&wrapper.strip(&script.text))
+        ),
         Err(problems) => {
             let mut out = body(&script.text);
             for p in problems {

@@ -172,10 +172,6 @@ impl StatementError {
     }
 }
 
-/// Runs `text` as one simple-query batch (inside whatever transaction is
-/// open), returning the number of statements completed. PostgreSQL reports
-/// one CommandComplete per statement, so on failure the count tells which
-/// statement failed — no need to send statements one by one.
 /// The SQL to send for `script` ([`Script::runnable`]); a script with
 /// transaction control that cannot run in shiftlog's transaction is refused
 /// (exit 2), naming each such statement's line, before anything is sent.
@@ -185,6 +181,10 @@ pub(crate) fn runnable(script: &Script) -> Result<std::borrow::Cow<'_, str>, Err
         .map_err(|problems| Error::Source(crate::migration::SourceError::Problems(problems)))
 }
 
+/// Runs `text` as one simple-query batch (inside whatever transaction is
+/// open), returning the number of statements completed. PostgreSQL reports
+/// one CommandComplete per statement, so on failure the count tells which
+/// statement failed — no need to send statements one by one.
 pub(crate) async fn run_batch(client: &Client, text: &str) -> Result<u32, StatementError> {
     drain(client.simple_query_raw(text).await, 0).await
 }
@@ -798,10 +798,9 @@ impl Runner<'_> {
     ) -> ScriptFailure {
         // Located in the text that was sent: an ignored outer BEGIN is not
         // a statement the server counted.
-        let sent = match script.runnable() {
-            Ok(text) if !sent_alone.is_some_and(|_| script.directives.no_transaction) => text,
-            _ => std::borrow::Cow::Borrowed(script.text.as_str()),
-        };
+        let sent = script
+            .runnable()
+            .unwrap_or(std::borrow::Cow::Borrowed(script.text.as_str()));
         let (line, column, index) = locate_error(&sent, sent_alone.or(err.sent_at), err);
         ScriptFailure {
             version: unit.version().clone(),

@@ -33,16 +33,16 @@ pub async fn exec(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitS
             })
         ),
         Format::Human => {
+            let verb = if report.dry_run {
+                "would import"
+            } else {
+                "imported"
+            };
             for unit in &report.imported {
                 let matches = match unit.file_matches {
                     Some(true) => " (file matches the recorded checksum)",
                     Some(false) => " (file edited since)",
                     None => "",
-                };
-                let verb = if report.dry_run {
-                    "would import"
-                } else {
-                    "imported"
                 };
                 outln!("{verb} {} {}{matches}", unit.version, unit.path.display());
             }
@@ -56,12 +56,7 @@ pub async fn exec(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitS
                 outln!("shiftlog.toml: left as it is: {line}");
             }
             outln!(
-                "{} {} migration(s) from {} ({} row(s)); {} already in the ledger; {} discrepanc{}",
-                if report.dry_run {
-                    "would import"
-                } else {
-                    "imported"
-                },
+                "{verb} {} migration(s) from {} ({} row(s)); {} already in the ledger; {} discrepanc{}",
                 report.imported.len(),
                 report.table,
                 report.rows,

@@ -169,56 +169,50 @@ pub async fn import(
         });
     }
     let set = &project.migrations;
-    let applied_versions: Vec<Version> = if tool == Tool::GolangMigrate {
-        // One row: the current version; every file up to it is applied.
-        match recorded.first().map(|r| set.parse_version(&r.version)) {
-            Some(Ok(current)) => set
-                .migrations
-                .iter()
-                .map(|m| m.version.clone())
-                .filter(|v| *v <= current)
-                .collect(),
-            _ => Vec::new(),
-        }
-    } else {
-        recorded
-            .iter()
-            .filter(|r| r.state == RecordedState::Applied)
-            .filter_map(|r| set.parse_version(&r.version).ok())
-            .collect()
-    };
-    let mut discrepancies = Vec::new();
-    let mut matched: Vec<(&Migration, &Recorded)> = Vec::new();
-    for r in recorded
-        .iter()
-        .filter(|r| r.state == RecordedState::Applied)
-    {
-        let version = set.parse_version(&r.version).map_err(|e| Error::Config {
+    let parse = |r: &Recorded| {
+        set.parse_version(&r.version).map_err(|e| Error::Config {
             path: None,
             line: None,
             message: format!("{table}: version `{}`: {e}", r.version),
-        })?;
-        match set.get(&version) {
-            Some(m) if tool != Tool::GolangMigrate => matched.push((m, r)),
-            Some(_) => {}
+        })
+    };
+    // Every version the tool applied, with the row that says so.
+    let mut applied: Vec<(Version, &Recorded)> = Vec::new();
+    if tool == Tool::GolangMigrate {
+        // One row, the current version: every file up to it is applied.
+        if let Some(r) = recorded.first() {
+            let current = parse(r)?;
+            applied.extend(
+                set.migrations
+                    .iter()
+                    .filter(|m| m.version < current)
+                    .map(|m| (m.version.clone(), r)),
+            );
+            applied.push((current, r));
+        }
+    } else {
+        for r in recorded
+            .iter()
+            .filter(|r| r.state == RecordedState::Applied)
+        {
+            applied.push((parse(r)?, r));
+        }
+    }
+    let mut discrepancies = Vec::new();
+    let mut matched: Vec<(&Migration, &Recorded)> = Vec::new();
+    for (version, r) in &applied {
+        match set.get(version) {
+            Some(m) => matched.push((m, r)),
             None => discrepancies.push(Discrepancy::NoFile {
-                version: r.version.clone(),
+                version: version.to_string(),
             }),
         }
     }
-    if tool == Tool::GolangMigrate
-        && let Some(r) = recorded.first()
-    {
-        for v in &applied_versions {
-            if let Some(m) = set.get(v) {
-                matched.push((m, r));
-            }
-        }
-    }
-    let newest = applied_versions.iter().max().cloned();
+    let newest = applied.iter().map(|(v, _)| v).max().cloned();
     if let Some(newest) = &newest {
+        let done: std::collections::HashSet<&Version> = applied.iter().map(|(v, _)| v).collect();
         for m in &set.migrations {
-            if m.version < *newest && !applied_versions.contains(&m.version) {
+            if m.version < *newest && !done.contains(&m.version) {
                 discrepancies.push(Discrepancy::NeverApplied {
                     version: m.version.to_string(),
                     path: m.path.clone(),
@@ -238,7 +232,13 @@ pub async fn import(
                 path: scripts.up.path.clone(),
             });
         }
-        plan.push((m, phase, scripts, r, file_matches));
+        plan.push(Planned {
+            migration: m,
+            phase,
+            scripts,
+            recorded: r,
+            file_matches,
+        });
     }
     let table_text = table.to_string();
     let mut report = ImportReport {
@@ -253,73 +253,95 @@ pub async fn import(
     };
     if options.dry_run {
         let (_, state) = session.ledger.presence_and_state(&session.client).await?;
-        for (m, phase, scripts, _, file_matches) in plan {
-            if state
-                .unit(m.version.as_str(), phase)
-                .is_some_and(|u| u.is_applied())
-            {
-                report.already += 1;
-                continue;
-            }
-            report.imported.push(ImportedUnit {
-                version: m.version.clone(),
-                path: scripts.up.path.clone(),
-                file_matches,
+        let (todo, already) = not_yet_recorded(plan, &state);
+        report.already = already;
+        report.imported = todo
+            .into_iter()
+            .map(|p| ImportedUnit {
+                version: p.migration.version.clone(),
+                path: p.scripts.up.path.clone(),
+                file_matches: p.file_matches,
                 seq: None,
-            });
-        }
+            })
+            .collect();
         return Ok(report);
     }
     let actor = session.actor_json_for(project);
     let (imported, already) =
         crate::ops::repair::in_lease(session, &actor, options.lease, true, async |token| {
+            // Read again under the lease: another runner may have recorded some.
             let state = session.ledger.read_projection(&session.client).await?;
-            let mut imported = Vec::new();
-            let mut already = 0;
-            for (m, phase, scripts, r, file_matches) in plan {
-                if state
-                    .unit(m.version.as_str(), phase)
-                    .is_some_and(|u| u.is_applied())
-                {
-                    already += 1;
-                    continue;
-                }
+            let (todo, already) = not_yet_recorded(plan, &state);
+            // One statement writes every event: the head locked once, the
+            // events sealed in memory (as `apply --single-transaction`).
+            let client = &session.client;
+            let appender = session.ledger.appender(client).await?;
+            let subjects: Vec<String> = todo
+                .iter()
+                .map(|p| crate::ledger::event::migration_subject(&p.migration.version, p.phase))
+                .collect();
+            let mut batch = appender.lock_batch(client, &subjects, Some(token)).await?;
+            let mut imported = Vec::with_capacity(todo.len());
+            for (p, subject) in todo.into_iter().zip(subjects) {
+                let version = &p.migration.version;
                 let payload = to_canonical(&ImportedPayload {
-                    version: m.version.clone(),
-                    phase,
-                    checksum: scripts.up.checksum.clone(),
-                    path: scripts.up.path.display().to_string(),
+                    version: version.clone(),
+                    phase: p.phase,
+                    checksum: p.scripts.up.checksum.clone(),
+                    path: p.scripts.up.path.display().to_string(),
                     source: tool.as_str().to_owned(),
                     table: table_text.clone(),
-                    row: r.row.clone(),
-                    file_matches,
+                    row: p.recorded.row.clone(),
+                    file_matches: p.file_matches,
                 });
-                let event = session
-                    .ledger
-                    .append(
-                        &session.client,
-                        Some(token),
-                        EventDraft {
-                            kind: EventKind::MigrationImported,
-                            subject: crate::ledger::event::migration_subject(&m.version, phase),
-                            actor: actor.clone(),
-                            payload,
-                        },
-                    )
-                    .await?;
+                let sealed = batch.seal(EventDraft {
+                    kind: EventKind::MigrationImported,
+                    subject,
+                    actor: actor.clone(),
+                    payload,
+                })?;
                 imported.push(ImportedUnit {
-                    version: m.version.clone(),
-                    path: scripts.up.path.clone(),
-                    file_matches,
-                    seq: Some(event.seq),
+                    version: version.clone(),
+                    path: p.scripts.up.path.clone(),
+                    file_matches: p.file_matches,
+                    seq: Some(sealed.event.seq),
                 });
             }
+            appender.write_batch(client, &batch).await?;
             Ok((imported, already))
         })
         .await?;
     report.imported = imported;
     report.already = already;
     Ok(report)
+}
+
+/// One migration to record: its file, the tool's row, and whether they match.
+struct Planned<'a> {
+    migration: &'a Migration,
+    phase: crate::migration::Phase,
+    scripts: &'a crate::migration::PhaseScripts,
+    recorded: &'a Recorded,
+    file_matches: Option<bool>,
+}
+
+/// The planned migrations the ledger does not record as applied yet, and
+/// how many it does (a repeated import).
+fn not_yet_recorded<'a>(
+    plan: Vec<Planned<'a>>,
+    state: &crate::ledger::LedgerState,
+) -> (Vec<Planned<'a>>, usize) {
+    let total = plan.len();
+    let todo: Vec<Planned<'a>> = plan
+        .into_iter()
+        .filter(|p| {
+            !state
+                .unit(p.migration.version.as_str(), p.phase)
+                .is_some_and(|u| u.is_applied())
+        })
+        .collect();
+    let already = total - todo.len();
+    (todo, already)
 }
 
 /// Whether the up script's file is what the tool recorded; `None` where the
