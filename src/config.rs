@@ -77,6 +77,10 @@ pub struct ProjectConfig {
     /// Where the file was read from, if it exists.
     #[serde(skip)]
     pub path: Option<PathBuf>,
+    /// The layout [`ProjectConfig::load`] found on disk when the file sets
+    /// none (already applied to `layout` and `migrations_dir`).
+    #[serde(skip)]
+    pub detected: Option<crate::migration::Detected>,
 }
 
 /// One `[environments.NAME]` table.
@@ -112,13 +116,37 @@ impl Default for ProjectConfig {
             lint_from: None,
             environments: BTreeMap::new(),
             path: None,
+            detected: None,
         }
     }
 }
 
 impl ProjectConfig {
     /// Reads `shiftlog.toml` from `root`; defaults when it does not exist.
+    ///
+    /// When it sets no `layout`, the layout is detected from the files
+    /// ([`detect`](crate::migration::detect)): a `supabase/config.toml`, or
+    /// another tool's names and markers in the migrations directory; what
+    /// was found is in [`ProjectConfig::detected`] for the command to say.
     pub fn load(root: &Path) -> Result<Self, Error> {
+        let mut config = Self::read(root)?;
+        if config.layout.is_none() {
+            let dir_is_default = config.migrations_dir == default_migrations();
+            if let Some(found) =
+                crate::migration::detect(root, &config.migrations_dir, dir_is_default)
+            {
+                config.layout = Some(found.layout);
+                if let Some(dir) = &found.migrations_dir {
+                    config.migrations_dir = dir.clone();
+                }
+                config.detected = Some(found);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The file as it is, nothing detected.
+    fn read(root: &Path) -> Result<Self, Error> {
         let path = root.join(FILE_NAME);
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,

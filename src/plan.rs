@@ -515,7 +515,7 @@ pub fn plan_rollback<'a>(
             problems.push(PlanProblem::MissingDown {
                 version: version.clone(),
                 phase: u.phase,
-                expected: expected_down_path(&scripts.up.path),
+                expected: expected_down_path_in(set.layout, &scripts.up.path),
             });
             continue;
         }
@@ -534,18 +534,34 @@ pub fn plan_rollback<'a>(
 
 /// `x.sql` → `x.down.sql`; `dir/expand.sql` → `dir/expand.down.sql`.
 pub fn expected_down_path(up: &std::path::Path) -> PathBuf {
+    expected_down_path_in(crate::migration::LayoutKind::Shiftlog, up)
+}
+
+/// [`expected_down_path`] in a project's layout: the Supabase folder keeps
+/// down scripts in `down/`; a dbmate or goose file holds its own down
+/// section.
+pub fn expected_down_path_in(kind: crate::migration::LayoutKind, up: &std::path::Path) -> PathBuf {
+    use crate::migration::LayoutKind;
     let name = up
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let down = match name.as_str() {
-        // diesel's directory
-        "up.sql" => "down.sql".to_owned(),
-        // sqlx and golang-migrate pairs
-        _ if name.ends_with(".up.sql") => name.replace(".up.sql", ".down.sql"),
-        // Flyway's undo file
-        _ if name.starts_with('V') && name.contains("__") => format!("U{}", &name[1..]),
-        _ => format!("{}.down.sql", name.strip_suffix(".sql").unwrap_or(&name)),
+    let down = match kind {
+        // A phased directory keeps shiftlog's names.
+        LayoutKind::Supabase if !matches!(name.as_str(), "expand.sql" | "contract.sql") => {
+            return up.with_file_name("down").join(name);
+        }
+        LayoutKind::Dbmate | LayoutKind::Goose => return up.to_path_buf(),
+        _ => match name.as_str() {
+            "expand.sql" | "contract.sql" => name.replace(".sql", ".down.sql"),
+            // diesel's directory
+            "up.sql" => "down.sql".to_owned(),
+            // sqlx and golang-migrate pairs
+            _ if name.ends_with(".up.sql") => name.replace(".up.sql", ".down.sql"),
+            // Flyway's undo file
+            _ if name.starts_with('V') && name.contains("__") => format!("U{}", &name[1..]),
+            _ => format!("{}.down.sql", name.strip_suffix(".sql").unwrap_or(&name)),
+        },
     };
     up.with_file_name(down)
 }

@@ -17,13 +17,20 @@ use shiftlog::report::{Action, Progress, Reporter};
 use super::args::{GlobalArgs, TimeoutArgs};
 
 /// The project configuration under `--dir`.
+/// A layout detected on disk is said once, on stderr.
 pub fn project_config(global: &GlobalArgs) -> shiftlog::Result<ProjectConfig> {
-    ProjectConfig::load(&global.dir)
+    let config = ProjectConfig::load(&global.dir)?;
+    if let Some(found) = &config.detected
+        && !global.quiet
+    {
+        errln!("notice: {}", found.notice());
+    }
+    Ok(config)
 }
 
 /// The project (configuration and migrations) under `--dir`.
 pub fn project(global: &GlobalArgs) -> shiftlog::Result<Project> {
-    Project::load(&global.dir)
+    Project::load_with(&global.dir, project_config(global)?)
 }
 
 /// A project whose migrations are being read on a blocking thread.

@@ -14,7 +14,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::error::{Problem, SourceError};
-use super::peer::{self, FileRole, LayoutKind, Role};
+use super::peer::LayoutKind;
+use super::peer_layout;
 use super::sumfile::FILE_NAME as SUM_FILE;
 use super::version::{Version, VersionOrder, parse_name};
 
@@ -48,6 +49,9 @@ pub(crate) struct Entry {
     /// The up script (simple) or the directory (phased).
     pub(crate) path: PathBuf,
     pub(crate) kind: EntryKind,
+    /// Its scripts run outside a transaction whatever they say (diesel's
+    /// `metadata.toml` with `run_in_transaction = false`).
+    pub(crate) no_transaction: bool,
 }
 
 #[derive(Debug)]
@@ -153,8 +157,20 @@ pub(crate) fn scan(
         };
         if meta.is_dir() {
             let dir = abs.join(name);
+            if kind == LayoutKind::Supabase
+                && let Some(role) = peer_layout::supabase_side_dir(name)
+            {
+                peer_layout::scan_supabase_side(
+                    &dir,
+                    &path,
+                    role,
+                    &mut groups,
+                    &mut layout.problems,
+                );
+                continue;
+            }
             let entry = if kind == LayoutKind::Diesel {
-                scan_diesel(&dir, path, name, &mut layout.problems)
+                peer_layout::scan_diesel(&dir, path, name, &mut layout.problems)
             } else {
                 scan_phased(&dir, path, name, &mut layout.problems)
             };
@@ -166,10 +182,12 @@ pub(crate) fn scan(
             ));
         } else if name == SUM_FILE {
             // Not a migration: read by `sumfile`.
-        } else if matches!(kind, LayoutKind::Shiftlog | LayoutKind::Supabase) {
+        } else if kind == LayoutKind::Shiftlog {
             classify_file(name, path, &mut groups, &mut layout.problems);
+        } else if kind == LayoutKind::Supabase {
+            peer_layout::classify_supabase_file(name, path, &mut groups, &mut layout.problems);
         } else {
-            classify_peer_file(kind, name, path, &mut groups, &mut layout.problems);
+            peer_layout::classify_peer_file(kind, name, path, &mut groups, &mut layout.problems);
         }
     }
 
@@ -184,6 +202,7 @@ pub(crate) fn scan(
                     down: group.down,
                     verify: group.verify,
                 }),
+                no_transaction: false,
             }),
             None => {
                 for orphan in group.down.into_iter().chain(group.verify) {
@@ -224,15 +243,15 @@ pub(crate) fn scan(
 
 /// The files of one single-file migration name, gathered across the listing.
 #[derive(Debug)]
-struct Group {
-    version: Version,
-    description: String,
-    up: Option<PathBuf>,
-    down: Option<PathBuf>,
-    verify: Option<PathBuf>,
+pub(super) struct Group {
+    pub(super) version: Version,
+    pub(super) description: String,
+    pub(super) up: Option<PathBuf>,
+    pub(super) down: Option<PathBuf>,
+    pub(super) verify: Option<PathBuf>,
 }
 
-fn classify_file(
+pub(super) fn classify_file(
     name: &str,
     path: PathBuf,
     groups: &mut BTreeMap<String, Group>,
@@ -279,130 +298,6 @@ fn classify_file(
         _ => &mut group.up,
     };
     *slot = Some(path);
-}
-
-/// [`classify_file`] for the file names of another tool's layout.
-fn classify_peer_file(
-    kind: LayoutKind,
-    name: &str,
-    path: PathBuf,
-    groups: &mut BTreeMap<String, Group>,
-    problems: &mut Vec<Problem>,
-) {
-    let (stem, role) = match peer::classify(kind, name) {
-        Some(FileRole::Script { stem, role }) => (stem, role),
-        Some(FileRole::Refused(reason)) => {
-            problems.push(Problem::new(path, reason));
-            return;
-        }
-        None => {
-            problems.push(Problem::new(
-                path,
-                format!(
-                    "unexpected file for the {kind} layout (shiftlog.toml `layout`); move it \
-                     out of the migrations directory"
-                ),
-            ));
-            return;
-        }
-    };
-    if !groups.contains_key(&stem) {
-        match parse_name(&stem) {
-            Ok((version, description)) => {
-                groups.insert(
-                    stem.clone(),
-                    Group {
-                        version,
-                        description,
-                        up: None,
-                        down: None,
-                        verify: None,
-                    },
-                );
-            }
-            Err(e) => {
-                problems.push(Problem::new(path, format!("malformed migration name: {e}")));
-                return;
-            }
-        }
-    }
-    let Some(group) = groups.get_mut(&stem) else {
-        return;
-    };
-    let slot = match role {
-        Role::Up => &mut group.up,
-        Role::Down => &mut group.down,
-        Role::Verify => &mut group.verify,
-    };
-    if let Some(first) = slot {
-        problems.push(Problem::new(
-            path,
-            format!(
-                "`{}` is the same migration's script already; keep one of them",
-                first.display()
-            ),
-        ));
-        return;
-    }
-    *slot = Some(path);
-}
-
-/// A diesel migration directory: `<YYYY-MM-DD-HHMMSS>_<name>/` with
-/// `up.sql`, `down.sql` and optionally diesel's `metadata.toml`.
-fn scan_diesel(abs: &Path, rel: PathBuf, name: &str, problems: &mut Vec<Problem>) -> Option<Entry> {
-    let Some((digits, description)) = peer::diesel_name(name) else {
-        problems.push(Problem::new(
-            rel,
-            "not a diesel migration directory (`<YYYY-MM-DD-HHMMSS>_<name>/`); rename it or \
-             move it out of the migrations directory",
-        ));
-        return None;
-    };
-    let version = match Version::parse(&digits) {
-        Ok(v) => v,
-        Err(e) => {
-            problems.push(Problem::new(rel, e.to_string()));
-            return None;
-        }
-    };
-    let names = match list_dir(abs) {
-        Ok(names) => names,
-        Err(e) => {
-            problems.push(Problem::new(rel, format!("cannot read the directory: {e}")));
-            return None;
-        }
-    };
-    let (mut up, mut down) = (None, None);
-    for raw in names {
-        match raw.to_str() {
-            Some("up.sql") => up = Some(rel.join("up.sql")),
-            Some("down.sql") => down = Some(rel.join("down.sql")),
-            Some("metadata.toml") => {}
-            Some(other) if other.starts_with('.') => {}
-            _ => problems.push(Problem::new(
-                rel.join(&raw),
-                "unexpected file: a diesel migration directory holds up.sql, down.sql and \
-                 metadata.toml",
-            )),
-        }
-    }
-    let Some(up) = up else {
-        problems.push(Problem::new(
-            rel,
-            "has no up.sql; add it or remove the directory",
-        ));
-        return None;
-    };
-    Some(Entry {
-        version,
-        description,
-        path: rel,
-        kind: EntryKind::Simple(Files {
-            up,
-            down,
-            verify: None,
-        }),
-    })
 }
 
 /// The files of one phase of a phased migration directory.
@@ -493,6 +388,7 @@ fn scan_phased(abs: &Path, rel: PathBuf, name: &str, problems: &mut Vec<Problem>
         description,
         path: rel,
         kind: EntryKind::Phased { expand, contract },
+        no_transaction: false,
     })
 }
 
@@ -516,7 +412,7 @@ fn phase_files(slots: Slots, phase: &str, problems: &mut Vec<Problem>) -> Option
 }
 
 /// The names in `dir`, sorted so that scans and their problems are stable.
-fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
+pub(super) fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
     Ok(list_dir_typed(dir)?
         .into_iter()
         .map(|(name, _)| name)

@@ -7,10 +7,13 @@
 //! built here.
 
 mod checksum;
+mod detect;
 mod directive;
 mod error;
 mod layout;
 mod peer;
+mod peer_layout;
+mod peer_template;
 mod requires;
 mod script;
 mod set;
@@ -20,6 +23,7 @@ mod template;
 mod version;
 
 pub use checksum::{ALGORITHM, Checksum, normalize};
+pub use detect::{Detected, detect};
 pub use directive::{DirectiveError, Directives, header_lines, parse_duration};
 pub use error::{ParseError, Problem, SourceError};
 pub use peer::LayoutKind;
@@ -28,7 +32,7 @@ pub use script::{Script, WRAPPER_NOTICE};
 pub use set::{Migration, MigrationBody, MigrationSet, Phase, PhaseScripts};
 pub use source::{load, load_layout};
 pub use sumfile::SumStatus;
-pub use template::new_migration;
+pub use template::{NewMigration, new_migration, new_migration_in};
 pub use version::{
     Version, VersionOrder, is_conventional, normalize_description, parse_name, validate_description,
 };

@@ -163,6 +163,8 @@ pub struct MigrationSet {
     pub migrations: Vec<Migration>,
     /// How their versions are ordered.
     pub order: VersionOrder,
+    /// The file layout they were read from.
+    pub layout: super::LayoutKind,
 }
 
 impl MigrationSet {
@@ -181,7 +183,11 @@ impl MigrationSet {
             })
             .collect();
         migrations.sort_by(|a, b| a.version.cmp(&b.version));
-        MigrationSet { migrations, order }
+        MigrationSet {
+            migrations,
+            order,
+            layout: super::LayoutKind::Shiftlog,
+        }
     }
 
     /// Parses a version recorded elsewhere (the ledger, a flag) so that it

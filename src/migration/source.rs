@@ -56,7 +56,14 @@ pub fn load_layout(
                     true => split_sections(kind, phase, &mut problems),
                     false => Some(phase),
                 })
-                .map(MigrationBody::Simple),
+                .map(|mut phase| {
+                    if entry.no_transaction {
+                        for script in std::iter::once(&mut phase.up).chain(phase.down.as_mut()) {
+                            script.directives.no_transaction = true;
+                        }
+                    }
+                    MigrationBody::Simple(phase)
+                }),
             EntryKind::Phased { expand, contract } => {
                 let expand = expand.map(|files| read_phase(files, &mut scripts, &mut problems));
                 let contract = contract.map(|files| read_phase(files, &mut scripts, &mut problems));
@@ -79,7 +86,9 @@ pub fn load_layout(
         }
     }
     if problems.is_empty() {
-        Ok(MigrationSet::ordered(migrations, order))
+        let mut set = MigrationSet::ordered(migrations, order);
+        set.layout = kind;
+        Ok(set)
     } else {
         problems.sort_by(|a, b| a.path.cmp(&b.path).then(a.line.cmp(&b.line)));
         Err(SourceError::Problems(problems))

@@ -19,8 +19,10 @@ use time::OffsetDateTime;
 use super::checksum::Checksum;
 use super::error::SourceError;
 use super::layout::{Layout, relative_dir, scan};
+use super::peer::LayoutKind;
+use super::peer_template;
 use super::sumfile::{entry_name, render_entries, write_text};
-use super::version::{Version, normalize_description, validate_description};
+use super::version::{Version, VersionOrder, normalize_description, validate_description};
 
 /// Creates a new migration in `migrations_dir` (relative to `project_root`,
 /// or absolute) and returns the files created, relative to the project root.
@@ -45,11 +47,60 @@ pub fn new_migration(
     phased: bool,
     now: OffsetDateTime,
 ) -> Result<Vec<PathBuf>, SourceError> {
-    let normalized = normalize_description(description);
+    new_migration_in(
+        project_root,
+        migrations_dir,
+        &NewMigration {
+            description,
+            phased,
+            now,
+            kind: LayoutKind::Shiftlog,
+            order: VersionOrder::Numeric,
+        },
+    )
+}
+
+/// What [`new_migration_in`] creates.
+#[derive(Debug, Clone, Copy)]
+pub struct NewMigration<'a> {
+    /// The description, normalized to lowercase snake case.
+    pub description: &'a str,
+    /// A phased migration directory (shiftlog's and Supabase's layouts).
+    pub phased: bool,
+    /// The clock the version is taken from.
+    pub now: OffsetDateTime,
+    /// The project's layout (`layout` in shiftlog.toml): the files are
+    /// written in that tool's own format.
+    pub kind: LayoutKind,
+    /// The project's version order.
+    pub order: VersionOrder,
+}
+
+/// [`new_migration`] in any layout: the files the project's tool would
+/// write (`.up.sql`/`.down.sql` pairs for sqlx and golang-migrate, one
+/// sectioned file for dbmate and goose, `V`/`U` files for Flyway, a diesel
+/// directory, the Supabase folder with its down script in `down/`), and a
+/// version that continues the project's numbering: one more than the
+/// greatest when every version has one width under 14 digits (`001_`,
+/// Flyway's `V7`), otherwise the UTC timestamp.
+pub fn new_migration_in(
+    project_root: &Path,
+    migrations_dir: &Path,
+    new: &NewMigration<'_>,
+) -> Result<Vec<PathBuf>, SourceError> {
+    let normalized = normalize_description(new.description);
     validate_description(&normalized).map_err(|reason| SourceError::InvalidDescription {
-        description: description.to_owned(),
+        description: new.description.to_owned(),
         reason,
     })?;
+    if new.phased && new.kind == LayoutKind::Diesel {
+        return Err(SourceError::InvalidDescription {
+            description: new.description.to_owned(),
+            reason: "`--phased` is not available in the diesel layout, where every directory \
+                     is a diesel migration"
+                .to_owned(),
+        });
+    }
 
     let abs_dir = project_root.join(migrations_dir);
     let rel_dir = relative_dir(project_root, migrations_dir);
@@ -58,60 +109,85 @@ pub fn new_migration(
         source,
     })?;
 
-    let layout = scan(
-        project_root,
-        migrations_dir,
-        super::VersionOrder::Numeric,
-        super::LayoutKind::Shiftlog,
-    )?;
+    let layout = scan(project_root, migrations_dir, new.order, new.kind)?;
     if !layout.problems.is_empty() {
         return Err(SourceError::Problems(layout.problems));
     }
-    let version = match layout.entries.iter().map(|e| &e.version).max() {
-        Some(max) => Version::next(now, [max])
-            .ok_or_else(|| SourceError::NoNextVersion { max: max.clone() })?,
-        None => Version::new_timestamp(now),
-    };
+    let version = next_version(&layout, new.now, new.order)?;
     let name = format!("{version}_{normalized}");
 
-    let files: Vec<(PathBuf, String)> = if phased {
+    let (dir, files) = if new.phased {
         let dir = rel_dir.join(&name);
-        let dir_abs = project_root.join(&dir);
-        fs::create_dir(&dir_abs).map_err(|source| match source.kind() {
+        let files = vec![
+            (dir.join("expand.sql"), expand_up(&name)),
+            (dir.join("expand.down.sql"), expand_down(&name)),
+            (dir.join("contract.sql"), contract_up(&name)),
+            (dir.join("contract.down.sql"), contract_down(&name)),
+        ];
+        (Some(dir), files)
+    } else {
+        let plain_sqlx = new.kind == LayoutKind::Sqlx
+            && !layout.entries.is_empty()
+            && layout
+                .entries
+                .iter()
+                .all(|e| e.path.to_str().is_some_and(|p| !p.ends_with(".up.sql")));
+        peer_template::files(new.kind, &rel_dir, &version, &normalized, plain_sqlx)
+    };
+    if let Some(dir) = &dir {
+        fs::create_dir(project_root.join(dir)).map_err(|source| match source.kind() {
             io::ErrorKind::AlreadyExists => SourceError::AlreadyExists { path: dir.clone() },
             _ => SourceError::Write {
                 path: dir.clone(),
                 source,
             },
         })?;
-        vec![
-            (dir.join("expand.sql"), expand_up(&name)),
-            (dir.join("expand.down.sql"), expand_down(&name)),
-            (dir.join("contract.sql"), contract_up(&name)),
-            (dir.join("contract.down.sql"), contract_down(&name)),
-        ]
-    } else {
-        vec![
-            (rel_dir.join(format!("{name}.sql")), simple_up(&name)),
-            (rel_dir.join(format!("{name}.down.sql")), simple_down(&name)),
-        ]
-    };
+    }
     for (path, text) in &files {
+        if let Some(parent) = path.parent()
+            && Some(parent) != dir.as_deref()
+        {
+            fs::create_dir_all(project_root.join(parent)).map_err(|source| SourceError::Write {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
         create_new(project_root, path, text)?;
     }
 
-    let layout = scan(
-        project_root,
-        migrations_dir,
-        super::VersionOrder::Numeric,
-        super::LayoutKind::Shiftlog,
-    )?;
+    let layout = scan(project_root, migrations_dir, new.order, new.kind)?;
     write_text(
         project_root,
         migrations_dir,
-        &render_entries(&raw_entries(project_root, &layout)?),
+        &render_entries(&raw_entries(project_root, &layout, new.kind)?),
     )?;
     Ok(files.into_iter().map(|(path, _)| path).collect())
+}
+
+/// The version of a new migration in `layout`: see [`new_migration_in`].
+fn next_version(
+    layout: &Layout,
+    now: OffsetDateTime,
+    order: VersionOrder,
+) -> Result<Version, SourceError> {
+    let Some(max) = layout.entries.iter().map(|e| &e.version).max() else {
+        return Ok(Version::new_timestamp(now).in_order(order));
+    };
+    let one_width = layout
+        .entries
+        .iter()
+        .all(|e| e.version.width() == max.width());
+    let next = if one_width && max.width() < 14 {
+        max.as_u64().checked_add(1).and_then(|n| {
+            Version::parse_in(&format!("{n:0width$}", width = max.width()), order).ok()
+        })
+    } else {
+        Version::next(now, [max])
+    };
+    match next {
+        Some(v) if v.cmp_in(max, order) == std::cmp::Ordering::Greater => Ok(v),
+        _ => Err(SourceError::NoNextVersion { max: max.clone() }),
+    }
 }
 
 /// Sum entries from the files as they are, valid or not: the checksum of
@@ -120,6 +196,7 @@ pub fn new_migration(
 fn raw_entries(
     project_root: &Path,
     layout: &Layout,
+    kind: LayoutKind,
 ) -> Result<Vec<(String, Checksum)>, SourceError> {
     let mut entries = Vec::new();
     for entry in &layout.entries {
@@ -128,10 +205,21 @@ fn raw_entries(
                 path: path.clone(),
                 source,
             })?;
-            entries.push((
-                entry_name(&entry.path, path),
-                Checksum::of(&String::from_utf8_lossy(&bytes)),
-            ));
+            let text = String::from_utf8_lossy(&bytes);
+            let name = entry_name(&entry.path, path);
+            // A dbmate or goose file is two scripts, as `shiftlog sum` records it.
+            match kind
+                .is_sectioned()
+                .then(|| super::peer::sections(kind, &text))
+            {
+                Some(Ok(sections)) => {
+                    entries.push((name.clone(), Checksum::of(&sections.up)));
+                    if let Some(down) = sections.down {
+                        entries.push((format!("{name}#down"), Checksum::of(&down)));
+                    }
+                }
+                _ => entries.push((name, Checksum::of(&text))),
+            }
         }
     }
     Ok(entries)
@@ -169,11 +257,11 @@ const DIRECTIVES_HELP: &str = "\
 -- `shiftlog check` fails until this file holds SQL.
 ";
 
-fn simple_up(name: &str) -> String {
+pub(super) fn simple_up(name: &str) -> String {
     format!("-- {name}: up\n--\n-- Write the schema change below.\n{DIRECTIVES_HELP}\n")
 }
 
-fn simple_down(name: &str) -> String {
+pub(super) fn simple_down(name: &str) -> String {
     format!(
         "-- {name}: down\n--\n\
          -- Undo the up script exactly (`shiftlog rollback` runs this). If the change\n\
@@ -289,11 +377,8 @@ mod tests {
             sum.contains(&format!("001_init.sql {}", up.checksum)),
             "{sum}"
         );
-        assert!(sum.contains("20261101090000_add_email.sql b3n1:"), "{sum}");
-        assert!(
-            sum.contains("20261101090000_add_email.down.sql b3n1:"),
-            "{sum}"
-        );
+        assert!(sum.contains("002_add_email.sql b3n1:"), "{sum}");
+        assert!(sum.contains("002_add_email.down.sql b3n1:"), "{sum}");
     }
 
     #[test]

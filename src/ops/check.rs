@@ -415,7 +415,7 @@ fn missing_downs(set: &MigrationSet, require_down: bool) -> Vec<CheckFinding> {
     set.units()
         .filter(|(_, _, scripts, _)| scripts.down.is_none())
         .map(|(version, phase, scripts, _)| {
-            let expected = crate::plan::expected_down_path(&scripts.up.path);
+            let expected = crate::plan::expected_down_path_in(set.layout, &scripts.up.path);
             CheckFinding::new(
                 scripts.up.path.clone(),
                 severity,

@@ -458,7 +458,13 @@ impl Replayer<'_> {
         };
         match crate::ops::rollback(self.project, session, &options, self.reporter).await {
             Ok(_) => Ok(Ok(())),
-            Err(e) => failed(e, &crate::plan::expected_down_path(&unit.scripts.up.path)),
+            Err(e) => failed(
+                e,
+                &crate::plan::expected_down_path_in(
+                    self.project.migrations.layout,
+                    &unit.scripts.up.path,
+                ),
+            ),
         }
     }
 

@@ -1,4 +1,4 @@
-//! `shiftlog new NAME [--phased]`.
+//! `shiftlog new NAME [--phased]`, in the project's layout.
 
 use shiftlog::ExitStatus;
 
@@ -7,12 +7,16 @@ use crate::cli::context;
 
 pub fn exec(global: &GlobalArgs, args: NewArgs) -> anyhow::Result<ExitStatus> {
     let config = context::project_config(global)?;
-    let created = shiftlog::migration::new_migration(
+    let created = shiftlog::migration::new_migration_in(
         &global.dir,
         &config.migrations_dir,
-        &args.name,
-        args.phased,
-        time::OffsetDateTime::now_utc(),
+        &shiftlog::migration::NewMigration {
+            description: &args.name,
+            phased: args.phased,
+            now: time::OffsetDateTime::now_utc(),
+            kind: config.layout.unwrap_or_default(),
+            order: config.version_order.unwrap_or_default(),
+        },
     )
     .map_err(shiftlog::Error::from)?;
     match global.format {
