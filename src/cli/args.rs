@@ -206,7 +206,7 @@ pub struct BaselineArgs {
 /// `import` flags.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// The tool whose history to read: supabase, sqlx, dbmate, golang-migrate, goose or flyway.
+    /// The tool whose history to read: supabase, sqlx, dbmate, golang-migrate, goose, flyway or diesel.
     #[arg(value_name = "TOOL")]
     pub tool: String,
     /// The history table, when renamed (SCHEMA.TABLE).

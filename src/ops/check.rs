@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::config::ProjectConfig;
 use crate::error::{Error, ExitStatus};
 use crate::lint::{Finding, LintError, docs_path, lint_script, lint_set};
-use crate::migration::{self, MigrationSet, Phase, Problem, Script, SumStatus, sumfile};
+use crate::migration::{self, MigrationSet, Problem, SumStatus, sumfile};
 use crate::ops::exec::ExecSettings;
 use crate::ops::replay::{self, ReplaySummary, ScratchTarget};
 use crate::project::Project;
@@ -222,7 +222,8 @@ pub fn check_files(
             );
             // The set did not load, but the scripts that can be read still
             // get their lint findings, so one run shows everything.
-            report.scripts_linted = lint_loose_scripts(root, &config.migrations_dir, &mut findings);
+            (report.scripts_linted, report.exempt) =
+                lint_loose_scripts(root, &config, options, &mut findings);
             report.findings = findings;
             finish(&mut report);
             return (report, None);
@@ -556,48 +557,58 @@ fn lint_error(e: &LintError) -> CheckFinding {
     }
 }
 
-/// Lints the scripts of a migrations directory that did not load as a set:
-/// each readable script on its own, its phase and direction taken from its
-/// name. Problems reading them are already findings of the load.
-fn lint_loose_scripts(root: &Path, dir: &Path, findings: &mut Vec<CheckFinding>) -> usize {
-    let mut paths = Vec::new();
-    let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
-        return 0;
+/// Lints the scripts of a set that did not load, judged like a loaded
+/// set's: with `lint_from`, older versions are history; with `--since`,
+/// unchanged files are. Returns how many were linted and what was exempt.
+fn lint_loose_scripts(
+    root: &Path,
+    config: &ProjectConfig,
+    options: &CheckOptions,
+    findings: &mut Vec<CheckFinding>,
+) -> (usize, Option<crate::ops::history::Exempt>) {
+    use crate::ops::history::NewSince;
+    let scripts = migration::loose_scripts(
+        root,
+        &config.migrations_dir,
+        config.layout.unwrap_or_default(),
+    );
+    let since = NewSince::resolve(options.since.as_deref(), config.lint_from.as_deref())
+        .unwrap_or(NewSince::Everything);
+    let changed = match &since {
+        NewSince::GitRef(r) => {
+            crate::ops::history::changed_since(root, &config.migrations_dir, r).ok()
+        }
+        _ => None,
     };
-    for entry in entries.flatten() {
-        let rel = dir.join(entry.file_name());
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            if let Ok(inner) = std::fs::read_dir(entry.path()) {
-                paths.extend(inner.flatten().map(|e| rel.join(e.file_name())));
-            }
+    let is_new = |s: &migration::LooseScript| match &since {
+        NewSince::Everything => true,
+        NewSince::Version(from) => s
+            .version
+            .as_ref()
+            .is_none_or(|v| v.as_u64() >= from.as_u64()),
+        NewSince::GitRef(_) => changed.as_ref().is_none_or(|c| c.contains(&s.script.path)),
+    };
+    let (mut history, mut exempt_findings) = (std::collections::BTreeSet::new(), 0);
+    for loose in &scripts {
+        let found = match lint_script(&loose.script, loose.phase, loose.down) {
+            Ok(found) => found.into_iter().map(lint_finding).collect(),
+            Err(e) => vec![lint_error(&e)],
+        };
+        if is_new(loose) {
+            findings.extend(found);
         } else {
-            paths.push(rel);
+            history.insert(loose.version.as_ref().map(|v| v.as_u64()));
+            exempt_findings += found.len();
         }
     }
-    paths.sort();
-    let mut linted = 0;
-    for rel in paths {
-        let name = rel
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !name.ends_with(".sql") || name.ends_with(".verify.sql") {
-            continue;
-        }
-        let Ok(script) = Script::read(root, rel.clone()) else {
-            continue;
-        };
-        let in_phased_dir = rel.parent() != Some(dir);
-        let phase = match name.split('.').next() {
-            Some("expand") if in_phased_dir => Phase::Expand,
-            Some("contract") if in_phased_dir => Phase::Contract,
-            _ => Phase::Main,
-        };
-        linted += 1;
-        match lint_script(&script, phase, name.ends_with(".down.sql")) {
-            Ok(found) => findings.extend(found.into_iter().map(lint_finding)),
-            Err(e) => findings.push(lint_error(&e)),
-        }
-    }
-    linted
+    let exempt = (since != NewSince::Everything).then(|| crate::ops::history::Exempt {
+        reason: match &since {
+            NewSince::Version(v) => format!("before lint_from = \"{v}\""),
+            NewSince::GitRef(r) => format!("unchanged since {r}"),
+            NewSince::Everything => String::new(),
+        },
+        migrations: history.len(),
+        findings: exempt_findings,
+    });
+    (scripts.len(), exempt)
 }

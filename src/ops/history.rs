@@ -115,7 +115,7 @@ pub fn judged(
 
 /// Files under `migrations_dir` added or changed since `git_ref` (in the
 /// work tree, committed or not) and untracked ones, relative to `root`.
-fn changed_since(
+pub(crate) fn changed_since(
     root: &Path,
     migrations_dir: &Path,
     git_ref: &str,

@@ -518,17 +518,19 @@ fn fixture(tool: &str) -> Project {
 }
 
 /// Each tool's project, in its own layout, with the database as that tool
-/// left it: imported, then status, a new migration applied, drift and
-/// ledger verify — and its failed state refused.
+/// left it: imported, then status, a new migration (written by `shiftlog
+/// new` in the tool's own format) applied, drift and ledger verify — and
+/// its failed state refused.
 #[tokio::test]
 async fn import_each_tools_project_as_it_left_the_database() {
-    for (tool, dir, new_file) in [
-        ("supabase", "supabase/migrations", "20990101000000_next.sql"),
-        ("sqlx", "migrations", "20990101000000_next.up.sql"),
-        ("dbmate", "db/migrations", "20990101000000_next.sql"),
-        ("golang-migrate", "migrations", "000099_next.up.sql"),
-        ("goose", "migrations", "20990101000000_next.sql"),
-        ("flyway", "sql", "V99__next.sql"),
+    for (tool, dir, new_files) in [
+        ("supabase", "supabase/migrations", 2),
+        ("sqlx", "migrations", 2),
+        ("dbmate", "db/migrations", 1),
+        ("golang-migrate", "migrations", 2),
+        ("goose", "migrations", 1),
+        ("flyway", "sql", 2),
+        ("diesel", "migrations", 2),
     ] {
         let db = TestDb::new(&format!("fixture_{tool}")).await;
         let p = fixture(tool);
@@ -547,16 +549,52 @@ async fn import_each_tools_project_as_it_left_the_database() {
         let status = p.ok(&db, &["status"]);
         assert!(!status.stdout.contains("pending"), "{tool}: {status:?}");
         p.ok(&db, &["drift"]);
-        let body = "CREATE TABLE next_one (id bigint PRIMARY KEY);\n";
-        let body = match tool {
-            "dbmate" => format!("-- migrate:up\n{body}\n-- migrate:down\nDROP TABLE next_one;\n"),
-            "goose" => format!("-- +goose Up\n{body}\n-- +goose Down\nDROP TABLE next_one;\n"),
-            _ => body.to_owned(),
-        };
-        p.write(&format!("{dir}/{new_file}"), &body);
+        let created: Vec<String> = p
+            .ok(&db, &["new", "next one"])
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix("created ").map(str::to_owned))
+            .collect();
+        assert_eq!(created.len(), new_files, "{tool}: {created:?}");
+        assert!(
+            created.iter().all(|f| f.starts_with(dir)),
+            "{tool}: {created:?}"
+        );
+        // The template alone is refused (an unfilled migration is no no-op),
+        // and the imported migrations stay history meanwhile.
+        let unfilled = p.run(&db, &["check"]);
+        assert_eq!(unfilled.code, 3, "{tool}: {unfilled:?}");
+        let errors: Vec<&str> = unfilled
+            .stdout
+            .lines()
+            .filter(|l| l.contains("error["))
+            .collect();
+        assert!(
+            !errors.is_empty() && errors.iter().all(|l| l.contains("holds only comments")),
+            "{tool}: {unfilled:?}"
+        );
+        for file in &created {
+            let path = p.path().join(file);
+            let text = std::fs::read_to_string(&path).expect("template");
+            let up = "CREATE TABLE next_one (id bigint PRIMARY KEY);\n";
+            let down = "DROP TABLE next_one;\n";
+            let filled = match tool {
+                "dbmate" => {
+                    text.replace("-- migrate:down\n", &format!("{up}-- migrate:down\n{down}"))
+                }
+                "goose" => text.replace("-- +goose Down\n", &format!("{up}-- +goose Down\n{down}")),
+                _ if text.contains(": down\n") => format!("{text}{down}"),
+                _ => format!("{text}{up}"),
+            };
+            assert_ne!(filled, text, "{tool}: {file}");
+            std::fs::write(&path, filled).expect("fill");
+        }
         p.ok(&db, &["sum"]);
         p.ok(&db, &["apply"]);
         assert!(relation_exists(&client, "next_one").await, "{tool}");
+        p.ok(&db, &["rollback"]);
+        assert!(!relation_exists(&client, "next_one").await, "{tool}");
+        p.ok(&db, &["apply"]);
         p.ok(&db, &["drift"]);
         p.ok(&db, &["ledger", "verify"]);
         let check = p.run(&db, &["check"]);

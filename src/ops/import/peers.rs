@@ -10,6 +10,7 @@
 //! | golang-migrate | `public.schema_migrations(version, dirty)` | one row: every version up to it applied; `dirty` = failed |
 //! | goose | `public.goose_db_version(id, version_id, is_applied, tstamp)` | the latest row of a version says applied or rolled back |
 //! | Flyway | `public.flyway_schema_history(installed_rank, version, type, checksum, success, …)` | applied if `success`; CRC32 of the file's lines |
+//! | diesel | `public.__diesel_schema_migrations(version, run_on)` | applied (version = the directory's timestamp digits) |
 
 use serde_json::{Map, Value};
 
@@ -28,17 +29,20 @@ pub enum Tool {
     Goose,
     /// Flyway.
     Flyway,
+    /// diesel.
+    Diesel,
 }
 
 impl Tool {
     /// Every tool, for messages.
-    pub const ALL: [Tool; 6] = [
+    pub const ALL: [Tool; 7] = [
         Tool::Supabase,
         Tool::Sqlx,
         Tool::Dbmate,
         Tool::GolangMigrate,
         Tool::Goose,
         Tool::Flyway,
+        Tool::Diesel,
     ];
 
     /// The name on the command line.
@@ -50,6 +54,7 @@ impl Tool {
             Tool::GolangMigrate => "golang-migrate",
             Tool::Goose => "goose",
             Tool::Flyway => "flyway",
+            Tool::Diesel => "diesel",
         }
     }
 
@@ -75,6 +80,7 @@ impl Tool {
             Tool::Dbmate | Tool::GolangMigrate => ("public", "schema_migrations"),
             Tool::Goose => ("public", "goose_db_version"),
             Tool::Flyway => ("public", "flyway_schema_history"),
+            Tool::Diesel => ("public", "__diesel_schema_migrations"),
         }
     }
 
@@ -83,7 +89,7 @@ impl Tool {
         match self {
             Tool::Supabase => &["version", "statements", "name"],
             Tool::Sqlx => &["version", "description", "success", "checksum"],
-            Tool::Dbmate => &["version"],
+            Tool::Dbmate | Tool::Diesel => &["version"],
             Tool::GolangMigrate => &["version", "dirty"],
             Tool::Goose => &["id", "version_id", "is_applied"],
             Tool::Flyway => &[
@@ -116,6 +122,7 @@ impl Tool {
             Tool::GolangMigrate => L::GolangMigrate,
             Tool::Goose => L::Goose,
             Tool::Flyway => L::Flyway,
+            Tool::Diesel => L::Diesel,
         }
     }
 }
@@ -203,7 +210,7 @@ pub fn interpret(tool: Tool, rows: Vec<Map<String, Value>>) -> Result<Vec<Record
                     .map(|c| PeerCheck::Sha384(c.trim_start_matches("\\x").to_ascii_lowercase()))
                     .unwrap_or(PeerCheck::None),
             ),
-            Tool::Dbmate => (RecordedState::Applied, PeerCheck::None),
+            Tool::Dbmate | Tool::Diesel => (RecordedState::Applied, PeerCheck::None),
             Tool::GolangMigrate => (
                 if flag(&row, "dirty") {
                     RecordedState::Failed(
