@@ -128,6 +128,32 @@ pub struct LintReport {
     pub errors: Vec<LintError>,
     /// How many scripts were read.
     pub scripts: usize,
+    /// Findings left out because their migrations are history (`lint_from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exempt: Option<Exempt>,
+}
+
+/// Findings left out because they are in old migrations (JSON: `{"reason",
+/// "migrations", "findings"}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Exempt {
+    /// Why: `before lint_from = "V"` or `unchanged since REF`.
+    pub reason: String,
+    /// Migrations treated as history.
+    pub migrations: usize,
+    /// Findings in them, not listed.
+    pub findings: usize,
+}
+
+impl Exempt {
+    /// The one line `lint` and `check` print for it.
+    pub fn line(&self, command: &str) -> String {
+        format!(
+            "history: {} finding(s) in {} migration(s) {} not listed (old migrations are \
+             history; `{command}` judges the new ones)",
+            self.findings, self.migrations, self.reason
+        )
+    }
 }
 
 impl LintReport {

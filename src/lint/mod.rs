@@ -28,7 +28,7 @@ mod schema;
 #[cfg(test)]
 mod testing;
 
-pub use engine::{LintError, LintReport, lint_script, lint_set, unknown_allowed_rules};
+pub use engine::{Exempt, LintError, LintReport, lint_script, lint_set, unknown_allowed_rules};
 pub use finding::{Finding, docs_path};
 pub use render::render_human;
 pub use rule::{LintContext, Rule, Violation};

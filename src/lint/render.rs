@@ -50,6 +50,9 @@ pub fn render_human(report: &LintReport) -> String {
             );
         }
     }
+    if let Some(exempt) = &report.exempt {
+        let _ = writeln!(out, "{}", exempt.line("lint"));
+    }
     let _ = writeln!(out, "{}", summary(report));
     out
 }
@@ -219,6 +222,7 @@ mod tests {
                 rule: "nope".to_owned(),
             }],
             scripts: 1,
+            exempt: None,
         };
         assert!(render_human(&report).starts_with("migrations/1_a.sql: error: "));
     }

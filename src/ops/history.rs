@@ -12,8 +12,6 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Serialize;
-
 use crate::error::Error;
 use crate::migration::{MigrationSet, Version};
 
@@ -63,17 +61,7 @@ impl Judged {
     }
 }
 
-/// Findings left out because they are in old migrations (JSON: `{"reason",
-/// "migrations", "findings"}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Exempt {
-    /// Why: `lint_from = "V"` or `--since REF`.
-    pub reason: String,
-    /// Migrations treated as history.
-    pub migrations: usize,
-    /// Findings in them, not listed.
-    pub findings: usize,
-}
+pub use crate::lint::Exempt;
 
 /// Decides which of `set`'s scripts are new.
 pub fn judged(

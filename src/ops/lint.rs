@@ -38,8 +38,16 @@ pub fn lint(root: &Path, files: &[PathBuf]) -> Result<LintReport, Error> {
                 &project.migrations,
                 &since,
             )?;
+            let before = report.findings.len() + report.errors.len();
             report.findings.retain(|f| judged.judges(&f.path));
             report.errors.retain(|e| judged.judges(e.path()));
+            if judged.paths.is_some() {
+                report.exempt = Some(crate::lint::Exempt {
+                    reason: judged.reason,
+                    migrations: judged.history,
+                    findings: before - report.findings.len() - report.errors.len(),
+                });
+            }
             Ok(report)
         }
         _ => lint_files(project.as_ref(), files),

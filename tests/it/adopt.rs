@@ -440,8 +440,20 @@ async fn old_migrations_are_history_for_check() {
         "{out:?}"
     );
 
+    // `lint` judges the same way, with the same count line.
+    let lint = p.run(&db, &["lint"]);
+    assert_eq!(lint.code, 3, "{lint:?}");
+    assert!(!lint.stdout.contains("001_legacy.sql:1"), "{lint:?}");
+    assert!(lint.stdout.contains("002_newer.sql:1"), "{lint:?}");
+    assert!(
+        lint.stdout
+            .contains("history: 1 finding(s) in 1 migration(s)"),
+        "{lint:?}"
+    );
+
     p.write("shiftlog.toml", "lint_from = \"003\"\n");
     p.ok(&db, &["check"]);
+    p.ok(&db, &["lint"]);
 }
 
 #[tokio::test]

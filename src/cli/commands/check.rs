@@ -74,12 +74,7 @@ pub fn render(report: &CheckReport) -> String {
         }
     }
     if let Some(exempt) = &report.exempt {
-        let _ = writeln!(
-            out,
-            "history: {} finding(s) in {} migration(s) {} not listed (old migrations are \
-             history; `check` judges the new ones)",
-            exempt.findings, exempt.migrations, exempt.reason
-        );
+        let _ = writeln!(out, "{}", exempt.line("check"));
     }
     if let Some(scratch) = &report.scratch {
         let count = |v: UnitVerdict| scratch.units.iter().filter(|u| u.verdict == v).count();
