@@ -13,6 +13,18 @@
 //! version_order = "lexical"         # or "numeric"; needed when version widths differ
 //! lint_from = "20240101000000"      # lint and check judge only this version and later
 //!
+//! [scratch]                         # check --scratch's database
+//! platform = "supabase"             # the Supabase stand-in first (default in Supabase mode), or "none"
+//! setup = ["supabase/scratch.sql"]  # then these files, before the first migration
+//! seed = "supabase/seed.sql"        # after the last migration (default in Supabase mode)
+//! template = "template0"            # what the scratch database is created from
+//!
+//! [drift]
+//! exclude_schemas = ["audit"]       # or schemas = ["public", "app"]; Supabase's own are left out
+//!
+//! [lint]
+//! exposed_schemas = ["public"]      # schemas served over an API (default in Supabase mode)
+//!
 //! [environments.dev]
 //! url = "postgres://localhost/app_dev"
 //! [environments.staging]
@@ -71,6 +83,15 @@ pub struct ProjectConfig {
     /// this) and are history, not findings.
     #[serde(default)]
     pub lint_from: Option<String>,
+    /// How `check --scratch` prepares its database.
+    #[serde(default)]
+    pub scratch: ScratchConfig,
+    /// Which schemas `drift` compares.
+    #[serde(default)]
+    pub drift: DriftConfig,
+    /// Settings of the lint rules.
+    #[serde(default)]
+    pub lint: LintConfig,
     /// Named environments.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
@@ -81,6 +102,61 @@ pub struct ProjectConfig {
     /// none (already applied to `layout` and `migrations_dir`).
     #[serde(skip)]
     pub detected: Option<crate::migration::Detected>,
+}
+
+/// `[scratch]`: what a scratch database holds before the first migration
+/// and after the last.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScratchConfig {
+    /// `"supabase"`: install shiftlog's Supabase platform stand-in first
+    /// (the default in Supabase mode); `"none"`: nothing.
+    #[serde(default)]
+    pub platform: Option<Platform>,
+    /// SQL files run before the first migration (after the stand-in),
+    /// relative to the project root.
+    #[serde(default)]
+    pub setup: Vec<PathBuf>,
+    /// SQL file run after the last migration, as `supabase db reset` runs
+    /// `seed.sql`; in Supabase mode `supabase/seed.sql` when it exists.
+    #[serde(default)]
+    pub seed: Option<PathBuf>,
+    /// Database the scratch database is created from (`template0` by default).
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+/// A platform a scratch database can stand in for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Supabase: roles, `auth`, `storage`, `extensions`, `realtime`.
+    Supabase,
+    /// Nothing: a plain empty database.
+    None,
+}
+
+/// `[drift]`: the schemas `drift` compares (the recorded fingerprint keeps
+/// every schema; this only chooses what is compared).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftConfig {
+    /// Only these schemas.
+    #[serde(default)]
+    pub schemas: Option<Vec<String>>,
+    /// Every schema but these (and, in Supabase mode, the platform's).
+    #[serde(default)]
+    pub exclude_schemas: Vec<String>,
+}
+
+/// `[lint]`: settings of the lint rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LintConfig {
+    /// Schemas exposed over an API (PostgREST): tables there need row level
+    /// security. `["public"]` in Supabase mode; none otherwise.
+    #[serde(default)]
+    pub exposed_schemas: Option<Vec<String>>,
 }
 
 /// One `[environments.NAME]` table.
@@ -114,6 +190,9 @@ impl Default for ProjectConfig {
             layout: None,
             version_order: None,
             lint_from: None,
+            scratch: ScratchConfig::default(),
+            drift: DriftConfig::default(),
+            lint: LintConfig::default(),
             environments: BTreeMap::new(),
             path: None,
             detected: None,
@@ -197,6 +276,56 @@ impl ProjectConfig {
             message: format!("ledger_schema: {m}"),
         })?;
         Ok(config)
+    }
+
+    /// Supabase mode: the project is in the Supabase CLI's layout.
+    pub fn is_supabase(&self) -> bool {
+        self.layout == Some(crate::migration::LayoutKind::Supabase)
+    }
+
+    /// The platform the scratch database stands in for.
+    pub fn scratch_platform(&self) -> Platform {
+        match self.scratch.platform {
+            Some(p) => p,
+            None if self.is_supabase() => Platform::Supabase,
+            None => Platform::None,
+        }
+    }
+
+    /// The seed file run after the migrations on a scratch database, if any
+    /// (relative to the project root).
+    pub fn scratch_seed(&self, root: &Path) -> Option<PathBuf> {
+        match &self.scratch.seed {
+            Some(seed) => Some(seed.clone()),
+            None if self.is_supabase() => {
+                let default = PathBuf::from("supabase/seed.sql");
+                root.join(&default).is_file().then_some(default)
+            }
+            None => None,
+        }
+    }
+
+    /// Schemas exposed over an API, for the security lint rules.
+    pub fn exposed_schemas(&self) -> Vec<String> {
+        match &self.lint.exposed_schemas {
+            Some(schemas) => schemas.clone(),
+            None if self.is_supabase() => vec!["public".to_owned()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether `drift` compares `schema`.
+    pub fn drift_compares(&self, schema: &str) -> bool {
+        if let Some(only) = &self.drift.schemas {
+            return only.iter().any(|s| s == schema);
+        }
+        !self.drift.exclude_schemas.iter().any(|s| s == schema)
+            && !(self.is_supabase() && crate::supabase::platform::owns(schema))
+    }
+
+    /// Whether `drift` compares only part of the schemas.
+    pub fn drift_is_scoped(&self) -> bool {
+        self.drift.schemas.is_some() || !self.drift.exclude_schemas.is_empty() || self.is_supabase()
     }
 
     /// The expanded URL of environment `name`.

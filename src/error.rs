@@ -156,6 +156,14 @@ pub enum Error {
         message: String,
     },
 
+    /// Supabase mode: the Supabase CLI's history records a migration that
+    /// shiftlog was about to apply.
+    #[error("{message}")]
+    PeerHistory {
+        /// What disagrees and the fix.
+        message: String,
+    },
+
     /// `migrations/shiftlog.sum` does not match the files.
     #[error("{}", sum_message(path, status))]
     SumFile {
@@ -251,7 +259,8 @@ impl Error {
             Self::SumFile { .. }
             | Self::Plan { .. }
             | Self::AmbiguousOrder { .. }
-            | Self::ImportRefused { .. } => ExitStatus::CheckFailed,
+            | Self::ImportRefused { .. }
+            | Self::PeerHistory { .. } => ExitStatus::CheckFailed,
             Self::MigrationFailed(_)
             | Self::BackfillFailed { .. }
             | Self::BackfillCancelled { .. } => ExitStatus::Failed,

@@ -23,5 +23,6 @@ pub mod report;
 pub mod schema;
 pub mod scratch;
 pub mod sql;
+pub mod supabase;
 
 pub use error::{Error, ExitStatus, Result};

@@ -37,7 +37,7 @@ impl Detected {
 pub fn detect(root: &Path, migrations_dir: &Path, dir_is_default: bool) -> Option<Detected> {
     if dir_is_default
         && root.join("supabase/config.toml").is_file()
-        && !root.join(migrations_dir).exists()
+        && is_empty_or_absent(&root.join(migrations_dir))
     {
         return Some(Detected {
             layout: LayoutKind::Supabase,
@@ -95,6 +95,16 @@ pub fn detect(root: &Path, migrations_dir: &Path, dir_is_default: bool) -> Optio
         }
     }
     None
+}
+
+/// No directory there, or one holding nothing but dotfiles.
+fn is_empty_or_absent(dir: &Path) -> bool {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .all(|e| e.file_name().to_string_lossy().starts_with('.')),
+        Err(_) => !dir.exists(),
+    }
 }
 
 fn is_flyway_name(name: &str) -> bool {
@@ -177,5 +187,8 @@ mod tests {
         );
         let root = project(&[("supabase/config.toml", "")]);
         assert_eq!(detect(root.path(), Path::new("db"), false), None);
+        // An empty migrations/ does not count.
+        std::fs::create_dir(root.path().join("migrations")).expect("mkdir");
+        assert!(detect(root.path(), Path::new("migrations"), true).is_some());
     }
 }

@@ -120,6 +120,14 @@ pub async fn apply_with_state(
         )
         .await?;
         let steps = plan(project, &state, options)?;
+        if project.config.is_supabase() {
+            let versions: Vec<&str> = steps
+                .iter()
+                .filter(|s| s.unit.phase == crate::migration::Phase::Main)
+                .map(|s| s.unit.version().as_str())
+                .collect();
+            crate::supabase::history::prepare(&session.client, &versions).await?;
+        }
         let runner = Runner {
             session,
             actor: actor.clone(),
@@ -127,6 +135,7 @@ pub async fn apply_with_state(
             settings: &options.exec,
             reporter,
             appender,
+            cli_history: project.config.is_supabase(),
         };
         if options.single_transaction {
             return apply_single_transaction(&runner, &steps).await;
@@ -307,12 +316,13 @@ async fn apply_single_transaction(
                 let unit = &steps[next].unit;
                 let up = &unit.scripts.up;
                 let wanted = prelude(up, runner.settings, true, false, true);
-                let begin = if wanted == settings_in_force {
+                let mut begin = if wanted == settings_in_force {
                     String::new()
                 } else {
                     settings_in_force.clone_from(&wanted);
                     wanted
                 };
+                begin.push_str(&runner.cli_history_sql(unit, false));
                 // Preflight refused every script `runnable` would refuse.
                 let up_sql = crate::ops::exec::runnable(up)?;
                 let verify = match &unit.scripts.verify {

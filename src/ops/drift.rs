@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::config::ProjectConfig;
 use crate::error::Error;
 use crate::ops::fingerprint::{self, RecordedFingerprint};
 use crate::ops::session::Session;
@@ -25,6 +26,14 @@ pub struct DriftReport {
     /// What changed from the recorded schema to the live one; `None` when
     /// the recorded event holds no snapshot (only its hash can be compared).
     pub diff: Option<SchemaDiff>,
+    /// Security changes among the differences, in words, most serious first
+    /// ("RLS disabled on public.clubs", "DELETE on table public.clubs
+    /// granted to anon").
+    pub security: Vec<String>,
+    /// The schemas left out of the comparison (`[drift]` in shiftlog.toml,
+    /// the platform's own in Supabase mode), when any were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Migration events newer than the recorded fingerprint: it may be stale
     /// (recording it failed after that run), so a difference can come from
     /// those migrations rather than a hand-made change.
@@ -46,10 +55,10 @@ pub struct RecordedSummary {
 }
 
 /// Compares the live schema of `session`'s database with the last recorded
-/// fingerprint.
+/// fingerprint, in the schemas `config` says `drift` compares.
 ///
 /// Fails with [`Error::NoFingerprint`] (exit 2) when the ledger holds none yet.
-pub async fn drift(session: &Session) -> Result<DriftReport, Error> {
+pub async fn drift(session: &Session, config: &ProjectConfig) -> Result<DriftReport, Error> {
     let Some(RecordedFingerprint { seq, at, payload }) =
         fingerprint::last_recorded(session).await?
     else {
@@ -66,11 +75,22 @@ pub async fn drift(session: &Session) -> Result<DriftReport, Error> {
     };
     let live = fingerprint::take(&session.client, session.ledger.schema()).await?;
     let live_hash = live.hash();
-    let drifted = live_hash != payload.hash;
-    let diff = payload
-        .snapshot
+    let scoped = config.drift_is_scoped();
+    let diff = payload.snapshot.as_ref().map(|recorded| match scoped {
+        true => recorded
+            .restrict(|s| config.drift_compares(s))
+            .diff(&live.restrict(|s| config.drift_compares(s))),
+        false => recorded.diff(&live),
+    });
+    let drifted = match (&diff, scoped) {
+        (Some(diff), true) => !diff.is_empty(),
+        _ => live_hash != payload.hash,
+    };
+    let security = diff
         .as_ref()
-        .map(|recorded| recorded.diff(&live));
+        .map(crate::schema::security_changes)
+        .unwrap_or_default();
+    let scope = scoped.then(|| scope_text(config));
     let state = session.ledger.read_state(&session.client).await?;
     let newer_migration_events = state
         .units()
@@ -87,6 +107,22 @@ pub async fn drift(session: &Session) -> Result<DriftReport, Error> {
         live_hash,
         live_objects: live.objects.len(),
         diff,
+        security,
+        scope,
         newer_migration_events,
     })
+}
+
+/// What `config` leaves out of the comparison, for the report.
+fn scope_text(config: &ProjectConfig) -> String {
+    if let Some(only) = &config.drift.schemas {
+        return format!("only schemas {} compared", only.join(", "));
+    }
+    let mut left: Vec<String> = config.drift.exclude_schemas.clone();
+    if config.is_supabase() {
+        left.push(
+            "the Supabase platform's schemas (auth, storage, realtime, extensions, …)".to_owned(),
+        );
+    }
+    format!("not compared: {}", left.join(", "))
 }

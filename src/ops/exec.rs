@@ -291,6 +291,9 @@ pub(crate) struct Runner<'a> {
     pub reporter: &'a dyn Reporter,
     /// The ledger's append statements, prepared on the session's connection.
     pub appender: Appender,
+    /// Supabase mode: each migration's row in the Supabase CLI's history
+    /// is written and deleted in the migration's own transaction.
+    pub cli_history: bool,
 }
 
 /// A transactional unit whose scripts ran and whose event is sealed, its
@@ -411,6 +414,25 @@ impl Runner<'_> {
 
     pub(crate) async fn rollback_quietly(&self) {
         let _ = self.client().batch_execute("ROLLBACK").await;
+    }
+
+    /// The statement keeping the Supabase CLI's history in step with `unit`
+    /// (its row inserted on apply, deleted on revert), run in the unit's own
+    /// transaction; empty outside Supabase mode and for phased migrations,
+    /// whose directories the CLI does not read.
+    pub(crate) fn cli_history_sql(&self, unit: &Unit<'_>, revert: bool) -> String {
+        if !self.cli_history || unit.phase != crate::migration::Phase::Main {
+            return String::new();
+        }
+        let version = unit.version().as_str();
+        match revert {
+            false => crate::supabase::history::insert(
+                version,
+                &unit.migration.description,
+                &unit.scripts.up.text,
+            ),
+            true => crate::supabase::history::delete(version),
+        }
     }
 
     /// Appends an event in the open transaction, fenced on our lease.
@@ -905,7 +927,11 @@ impl Runner<'_> {
         let up = &unit.scripts.up;
         self.report_started(unit, &up.path, Action::Apply);
         let started = Instant::now();
-        let begin = format!("BEGIN;\n{}", self.prelude(up, true, defer_durability));
+        let begin = format!(
+            "BEGIN;\n{}{}",
+            self.prelude(up, true, defer_durability),
+            self.cli_history_sql(unit, false)
+        );
         let verify = match &unit.scripts.verify {
             Some(v) => Some(runnable(v)?),
             None => None,
@@ -1071,7 +1097,8 @@ impl Runner<'_> {
             "resetting timeouts",
         )
         .await?;
-        self.exec("BEGIN", "starting the final ledger transaction")
+        let begin = format!("BEGIN;\n{}", self.cli_history_sql(unit, false));
+        self.exec(&begin, "starting the final ledger transaction")
             .await?;
         let applied = Applied {
             transactional: false,
@@ -1169,8 +1196,9 @@ impl Runner<'_> {
         let subject = unit.subject();
         let (statements, attempt, head) = if down.directives.no_transaction {
             let statements = self.revert_non_transactional(unit, down).await?;
+            let begin = format!("BEGIN;\n{}", self.cli_history_sql(unit, true));
             let (begun, head) = futures::join!(
-                self.exec("BEGIN", "starting the ledger transaction"),
+                self.exec(&begin, "starting the ledger transaction"),
                 self.appender
                     .lock(self.client(), &subject, Some(self.lease.token()))
             );
@@ -1182,7 +1210,11 @@ impl Runner<'_> {
                 }
             }
         } else {
-            let begin = format!("BEGIN;\n{}", self.prelude(down, true, defer_durability));
+            let begin = format!(
+                "BEGIN;\n{}{}",
+                self.prelude(down, true, defer_durability),
+                self.cli_history_sql(unit, true)
+            );
             let (done, statements, attempt, head) = self
                 .run_transactional(unit, ScriptKind::Down, down, None, &begin, carried.take())
                 .await?;

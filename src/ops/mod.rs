@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod history;
 pub mod import;
 pub mod lint;
+pub mod prepare;
 pub mod repair;
 pub mod replay;
 pub mod rollback;

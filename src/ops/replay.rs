@@ -96,6 +96,9 @@ pub struct ReplaySummary {
     /// How often a fresh database had to be rebuilt (after a unit without a
     /// down script, or a failure).
     pub rebuilds: u32,
+    /// What the scratch database held besides the migrations: the platform
+    /// stand-in, setup files before them, the seed file after them.
+    pub prepared: Vec<String>,
 }
 
 /// The replay's summary and findings.
@@ -144,9 +147,33 @@ pub async fn replay(
                 })
                 .collect(),
             rebuilds: replayer.rebuilds,
+            prepared: prepared(project),
         },
         findings: replayer.findings,
     })
+}
+
+/// What [`crate::ops::prepare`] adds around the migrations, for the summary.
+fn prepared(project: &Project) -> Vec<String> {
+    let config = &project.config;
+    let mut out = Vec::new();
+    if config.scratch_platform() == crate::config::Platform::Supabase {
+        out.push(format!(
+            "Supabase platform stand-in v{}",
+            crate::supabase::platform::STANDIN_VERSION
+        ));
+    }
+    out.extend(
+        config
+            .scratch
+            .setup
+            .iter()
+            .map(|f| format!("setup {}", f.display())),
+    );
+    if let Some(seed) = config.scratch_seed(&project.root) {
+        out.push(format!("seed {}", seed.display()));
+    }
+    out
 }
 
 /// A script that failed during the replay, or a plan that was refused.
@@ -194,6 +221,9 @@ impl Replayer<'_> {
             }
             snapshots.push(self.snapshot(&session).await?);
         }
+        if reached == units.len() {
+            self.seed(&session).await;
+        }
         // Invariant at the top of each round, unless `dirty`: units 0..=i are
         // applied and nothing else, the schema is snapshots[i + 1].
         let mut dirty = false;
@@ -224,6 +254,23 @@ impl Replayer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Runs the seed file after every migration, as `supabase db reset`
+    /// does; a failure is a finding.
+    async fn seed(&mut self, session: &Session) {
+        let project = self.project;
+        if let Some((file, Err(message))) =
+            crate::ops::prepare::seed(&session.client, &project.root, &project.config).await
+        {
+            self.find(
+                file,
+                None,
+                "scratch-seed",
+                format!("the seed file fails after every migration applied: {message}"),
+                None,
+            );
+        }
     }
 
     /// Down, compare, up, compare. True when everything matched.
@@ -578,20 +625,30 @@ impl Scratch {
             SEQ.fetch_add(1, Ordering::Relaxed)
         );
         let admin = connect(&self.admin).await?;
+        let template = project
+            .config
+            .scratch
+            .template
+            .as_deref()
+            .unwrap_or("template0");
         admin
             .batch_execute(&format!(
-                "CREATE DATABASE {} TEMPLATE template0",
-                quote_ident(&name)
+                "CREATE DATABASE {} TEMPLATE {}",
+                quote_ident(&name),
+                quote_ident(template)
             ))
             .await
             .map_err(|e| Error::db(format!("creating the scratch database {name}"), e))?;
         self.current = Some(name.clone());
-        Session::open(
+        let session = Session::open(
             &self.admin.with_dbname(&name),
             &project.config.ledger_schema,
             Some("shiftlog check --scratch"),
         )
-        .await
+        .await?;
+        crate::ops::prepare::before_migrations(&session.client, &project.root, &project.config)
+            .await?;
+        Ok(session)
     }
 
     /// Drops the current database, if any. Best effort: a leftover database

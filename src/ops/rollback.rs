@@ -93,6 +93,9 @@ pub async fn rollback(
                 crate::ops::exec::runnable(down)?;
             }
         }
+        if project.config.is_supabase() && !units.is_empty() {
+            crate::supabase::history::prepare(&session.client, &[]).await?;
+        }
         let runner = Runner {
             session,
             actor: actor.clone(),
@@ -100,6 +103,7 @@ pub async fn rollback(
             settings: &options.exec,
             reporter,
             appender,
+            cli_history: project.config.is_supabase(),
         };
         let mut reverted = Vec::with_capacity(units.len());
         let last = units.len().saturating_sub(1);

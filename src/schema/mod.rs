@@ -66,9 +66,11 @@
 mod catalog;
 mod diff;
 mod filter;
+mod security;
 mod snapshot;
 
 pub use catalog::{snapshot, snapshot_on};
 pub use diff::SchemaDiff;
 pub use filter::SchemaFilter;
+pub use security::{key_schema, security_changes};
 pub use snapshot::{DOMAIN_TAG, HASH_PREFIX, SchemaSnapshot};

@@ -42,6 +42,19 @@ pub struct SchemaSnapshot {
 }
 
 impl SchemaSnapshot {
+    /// The objects of the schemas `keep` accepts (and those of no schema:
+    /// extensions).
+    pub fn restrict(&self, keep: impl Fn(&str) -> bool) -> SchemaSnapshot {
+        SchemaSnapshot {
+            objects: self
+                .objects
+                .iter()
+                .filter(|(key, _)| super::key_schema(key).is_none_or(|s| keep(&s)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     /// Adds an object. When the key is already present (possible only for
     /// objects PostgreSQL lets share a name, e.g. duplicate foreign-key names
     /// on PostgreSQL 12), the definitions are kept together, sorted, so the

@@ -3,7 +3,8 @@
 //! (`import`), and old migrations exempt from lint.
 
 use crate::support::{
-    Project, TestDb, assert_ledger_verifies, events_of, ledger_exists, relation_exists,
+    Project, TestDb, assert_ledger_verifies, events_of, fixture_project, ledger_exists,
+    relation_exists, run_sql_file,
 };
 
 const USERS: &str =
@@ -497,36 +498,13 @@ async fn check_since_a_git_ref_judges_the_files_changed_since() {
     assert!(bad.stdout.contains("no-such-ref"), "{bad:?}");
 }
 
-/// Runs a SQL file statement by statement, as `psql -f` does (so `CREATE
-/// INDEX CONCURRENTLY` runs outside a transaction).
 async fn run_file(client: &tokio_postgres::Client, path: &std::path::Path) {
-    let sql = std::fs::read_to_string(path).expect("fixture sql");
-    for (_, statement) in shiftlog::sql::statement_slices(&sql) {
-        client
-            .batch_execute(statement)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
-    }
+    run_sql_file(client, path).await;
 }
 
 /// Copies `tests/fixtures/adopt/<tool>/` into a fresh project.
 fn fixture(tool: &str) -> Project {
-    fn copy(from: &std::path::Path, to: &std::path::Path) {
-        std::fs::create_dir_all(to).expect("mkdir");
-        for entry in std::fs::read_dir(from).expect("read fixture") {
-            let entry = entry.expect("entry");
-            let target = to.join(entry.file_name());
-            if entry.file_type().expect("type").is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).expect("copy");
-            }
-        }
-    }
-    let p = Project::new();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/adopt");
-    copy(&root.join(tool), p.path());
-    p
+    fixture_project(&format!("adopt/{tool}"))
 }
 
 /// Each tool's project, in its own layout, with the database as that tool

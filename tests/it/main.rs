@@ -15,3 +15,4 @@ mod dry_run;
 mod fingerprint;
 mod lint;
 mod scratch;
+mod supabase;

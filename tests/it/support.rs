@@ -480,3 +480,35 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// Runs a SQL file statement by statement, as `psql -f` does (so `CREATE
+/// INDEX CONCURRENTLY` runs outside a transaction).
+pub async fn run_sql_file(client: &Client, path: &Path) {
+    let sql = std::fs::read_to_string(path).expect("fixture sql");
+    for (_, statement) in shiftlog::sql::statement_slices(&sql) {
+        client
+            .batch_execute(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+    }
+}
+
+/// A fresh project holding a copy of `tests/fixtures/<dir>/`.
+pub fn fixture_project(dir: &str) -> Project {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read fixture") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+    let p = Project::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    copy(&root.join(dir), p.path());
+    p
+}

@@ -96,6 +96,9 @@ pub fn render(report: &CheckReport) -> String {
             scratch.units.len(),
             parts.join(", ")
         );
+        if !scratch.prepared.is_empty() {
+            let _ = writeln!(out, "scratch database: {}", scratch.prepared.join(", "));
+        }
     }
     let plural = |n: usize, word: &str| {
         if n == 1 {

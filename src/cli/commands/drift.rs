@@ -11,7 +11,7 @@ use crate::cli::context;
 pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let config = context::project_config(global)?;
     let session = context::session(global, &config).await?;
-    let report = shiftlog::ops::drift(&session).await?;
+    let report = shiftlog::ops::drift(&session, &config).await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => out!("{}", render(&report)),
@@ -37,6 +37,9 @@ pub fn render(report: &DriftReport) -> String {
             "no drift: the schema matches the fingerprint recorded at ledger event {} ({at}): {} objects, {}",
             report.recorded.seq, report.live_objects, report.live_hash
         );
+        if let Some(scope) = &report.scope {
+            let _ = writeln!(out, "({scope})");
+        }
         return out;
     }
     let _ = writeln!(
@@ -44,6 +47,15 @@ pub fn render(report: &DriftReport) -> String {
         "drift: the schema differs from the fingerprint recorded at ledger event {} ({at})",
         report.recorded.seq
     );
+    if !report.security.is_empty() {
+        let _ = writeln!(out, "security changes:");
+        for line in &report.security {
+            let _ = writeln!(out, "  ! {line}");
+        }
+    }
+    if let Some(scope) = &report.scope {
+        let _ = writeln!(out, "({scope})");
+    }
     match &report.diff {
         Some(diff) => {
             let _ = writeln!(out, "changes since (+ added, - removed, ~ changed):");

@@ -1,0 +1,139 @@
+//! Supabase mode: the CLI's folder detected, its history table kept in step
+//! with every apply and rollback, the platform stood in for on scratch
+//! servers, drift scoped to what the project manages.
+
+use tokio_postgres::Client;
+
+use crate::support::{Project, TestDb, fixture_project, relation_exists, run_sql_file};
+
+/// The CLI's history rows: (version, name, statements).
+async fn cli_rows(client: &Client) -> Vec<(String, String, Vec<String>)> {
+    client
+        .query(
+            "SELECT version, name, statements FROM supabase_migrations.schema_migrations \
+             ORDER BY version",
+            &[],
+        )
+        .await
+        .expect("read the CLI's history")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+/// A new migration written by `shiftlog new`, filled in: (up, down) paths.
+fn new_migration(p: &Project, db: &TestDb, name: &str, up: &str, down: &str) -> Vec<String> {
+    let created: Vec<String> = p
+        .ok(db, &["new", name])
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("created ").map(str::to_owned))
+        .collect();
+    for (file, sql) in created.iter().zip([up, down]) {
+        let path = p.path().join(file);
+        let text = std::fs::read_to_string(&path).expect("template");
+        std::fs::write(&path, format!("{text}{sql}")).expect("fill");
+    }
+    p.ok(db, &["sum"]);
+    created
+}
+
+#[tokio::test]
+async fn apply_and_rollback_keep_the_cli_history_in_step() {
+    let db = TestDb::new("supabase_history").await;
+    let client = db.client().await;
+    // The CLI's folder as it is, no shiftlog.toml: detected, with a notice.
+    let p = fixture_project("adopt/supabase");
+    p.ok(&db, &["sum"]);
+    let out = p.ok(&db, &["apply"]);
+    assert!(
+        out.stderr
+            .contains("layout: supabase detected (supabase/config.toml)"),
+        "{out:?}"
+    );
+
+    // The rows equal what the CLI wrote when it applied the same files
+    // (tests/fixtures/adopt/supabase/history.sql, made independently).
+    let ours = cli_rows(&client).await;
+    let reference_db = TestDb::new("supabase_history_ref").await;
+    let reference = reference_db.client().await;
+    run_sql_file(&reference, &p.path().join("history.sql")).await;
+    assert_eq!(ours, cli_rows(&reference).await);
+    assert_eq!(ours.len(), 6);
+
+    // `new` writes the down script where the CLI does not look.
+    let created = new_migration(
+        &p,
+        &db,
+        "add-labels",
+        "create table labels (id bigint generated always as identity primary key);\n",
+        "drop table labels;\n",
+    );
+    assert!(
+        created[1].starts_with("supabase/migrations/down/"),
+        "{created:?}"
+    );
+    p.ok(&db, &["apply"]);
+    let rows = cli_rows(&client).await;
+    assert_eq!(rows.len(), 7);
+    let (version, name, statements) = rows.last().expect("a row");
+    assert!(created[0].contains(version.as_str()), "{version}");
+    assert_eq!(name, "add_labels");
+    // One statement, the template's comments before it kept with it.
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    assert!(
+        statements[0].ends_with(
+            "\n\ncreate table labels (id bigint generated always as identity primary key)"
+        ),
+        "{statements:?}"
+    );
+
+    // Rolled back: the row goes with it, as `migration repair --status reverted` does.
+    p.ok(&db, &["rollback"]);
+    assert!(!relation_exists(&client, "labels").await);
+    assert_eq!(cli_rows(&client).await, ours);
+    p.ok(&db, &["ledger", "verify"]);
+}
+
+#[tokio::test]
+async fn a_version_the_cli_applied_behind_shiftlogs_back_is_refused() {
+    let db = TestDb::new("supabase_conflict").await;
+    let client = db.client().await;
+    let p = fixture_project("adopt/supabase");
+    p.write(
+        "shiftlog.toml",
+        "layout = \"supabase\"\nmigrations_dir = \"supabase/migrations\"\n",
+    );
+    p.ok(&db, &["sum"]);
+    p.ok(&db, &["apply"]);
+    let created = new_migration(
+        &p,
+        &db,
+        "pushed by the cli",
+        "create table pushed (id bigint generated always as identity primary key);\n",
+        "drop table pushed;\n",
+    );
+    // `supabase db push` ran it: table and row exist, the ledger knows nothing.
+    let version: String = created[0]
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.split('_').next())
+        .expect("version")
+        .to_owned();
+    client
+        .batch_execute(&format!(
+            "create table pushed (id bigint generated always as identity primary key); \
+             insert into supabase_migrations.schema_migrations (version, name) values ('{version}', 'pushed_by_the_cli')"
+        ))
+        .await
+        .expect("the CLI's push");
+    let out = p.run(&db, &["apply"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stderr.contains(&version), "{out:?}");
+    assert!(out.stderr.contains("shiftlog import supabase"), "{out:?}");
+    assert!(out.stderr.contains("nothing was run"), "{out:?}");
+    // Adopting what the CLI did resolves it.
+    p.ok(&db, &["import", "supabase"]);
+    let status = p.ok(&db, &["status"]);
+    assert!(!status.stdout.contains("pending"), "{status:?}");
+}
