@@ -121,7 +121,25 @@ fn policy_of(key: &str) -> Option<(String, String)> {
     let [schema, table, policy] = parts.as_slice() else {
         return None;
     };
-    Some((format!("{schema}.{table}"), policy.clone()))
+    Some((
+        format!("{}.{}", quoted(schema), quoted(table)),
+        quoted(policy),
+    ))
+}
+
+/// A name as PostgreSQL prints it: quoted unless plain lowercase.
+fn quoted(name: &str) -> String {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    match plain {
+        true => name.to_owned(),
+        false => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
 }
 
 /// `grant <object key> <grantee> <PRIVILEGE>` → its three parts.
@@ -194,7 +212,7 @@ mod tests {
                 "RLS disabled on public.clubs",
                 "policy members_only on public.clubs dropped (was PERMISSIVE SELECT TO authenticated)",
                 "DELETE on table public.clubs granted to anon",
-                "policy Anyone reads on public.clubs added (PERMISSIVE SELECT TO anon USING (true))",
+                "policy \"Anyone reads\" on public.clubs added (PERMISSIVE SELECT TO anon USING (true))",
             ]
         );
     }

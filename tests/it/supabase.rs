@@ -137,3 +137,80 @@ async fn a_version_the_cli_applied_behind_shiftlogs_back_is_refused() {
     let status = p.ok(&db, &["status"]);
     assert!(!status.stdout.contains("pending"), "{status:?}");
 }
+
+/// A Supabase project of one migration on a database with the platform
+/// stand-in, applied.
+async fn clubs_project(db: &TestDb) -> Project {
+    let client = db.client().await;
+    client
+        .batch_execute(shiftlog::supabase::platform::STANDIN)
+        .await
+        .expect("stand-in");
+    let p = Project::new();
+    std::fs::remove_dir(p.path().join("migrations")).expect("no migrations/");
+    p.write("supabase/config.toml", "project_id = \"clubs\"\n");
+    p.write(
+        "supabase/migrations/20240101000000_clubs.sql",
+        "create table public.clubs (\n  id bigint generated always as identity primary key,\n  \
+         owner_id uuid not null references auth.users (id),\n  name text not null\n);\n\
+         alter table public.clubs enable row level security;\n\
+         create policy \"Owners read their clubs\" on public.clubs for select to authenticated\n  \
+         using ((select auth.uid()) = owner_id);\n\
+         revoke all on public.clubs from anon;\n\
+         grant select on public.clubs to authenticated;\n",
+    );
+    p.ok(db, &["sum"]);
+    p.ok(db, &["apply"]);
+    p
+}
+
+#[tokio::test]
+async fn drift_says_security_changes_in_words_and_ignores_platform_upgrades() {
+    let db = TestDb::new("supabase_drift").await;
+    let client = db.client().await;
+    let p = clubs_project(&db).await;
+    p.ok(&db, &["drift"]);
+
+    // The platform upgrades itself: not the project's drift.
+    client
+        .batch_execute(
+            "create table auth.mfa_factors (id uuid primary key, user_id uuid not null); \
+             alter table storage.objects add column level int; \
+             create function auth.is_admin() returns boolean language sql as 'select false'",
+        )
+        .await
+        .expect("platform upgrade");
+    let out = p.ok(&db, &["drift"]);
+    assert!(out.stdout.contains("not compared"), "{out:?}");
+
+    // Someone turns RLS off in the dashboard and adds a policy.
+    client
+        .batch_execute(
+            "alter table public.clubs disable row level security; \
+             create policy \"Anyone reads\" on public.clubs for select to anon using (true); \
+             grant delete on public.clubs to anon",
+        )
+        .await
+        .expect("dashboard change");
+    let out = p.run(&db, &["drift"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let security: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| *l != "security changes:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  ! "))
+        .collect();
+    assert_eq!(
+        security,
+        [
+            "  ! RLS disabled on public.clubs",
+            "  ! DELETE on table public.clubs granted to anon",
+            "  ! policy \"Anyone reads\" on public.clubs added (AS PERMISSIVE FOR SELECT TO anon USING (true))",
+        ],
+        "{out:?}"
+    );
+    let json = p.run(&db, &["--format", "json", "drift"]);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(report["security"][0], "RLS disabled on public.clubs");
+}
