@@ -89,12 +89,34 @@ pub struct StatusReport {
     pub counts: std::collections::BTreeMap<&'static str, usize>,
     /// Every backfill the ledger knows, with its folded state.
     pub backfills: Vec<BackfillSummary>,
+    /// Supabase mode: where the Supabase CLI's history disagrees with the
+    /// ledger.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cli_history: Option<CliHistoryView>,
+}
+
+/// The Supabase CLI's history next to the ledger (Supabase mode).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CliHistoryView {
+    /// The table exists.
+    pub exists: bool,
+    /// Versions the CLI records that the ledger does not hold applied
+    /// (pushed with the CLI: `shiftlog import supabase` adopts them).
+    pub only_in_cli: Vec<String>,
+    /// Simple migrations the ledger holds applied that the CLI's table lacks
+    /// (`supabase db push` would run them again).
+    pub only_in_ledger: Vec<String>,
 }
 
 impl StatusReport {
-    /// True when something needs attention (failed, partial, modified, missing, out of order, stale sum).
+    /// True when something needs attention (failed, partial, modified, missing, out of order, stale sum,
+    /// the Supabase CLI's history out of step).
     pub fn has_problems(&self) -> bool {
         self.sum_file != "fresh"
+            || self
+                .cli_history
+                .as_ref()
+                .is_some_and(|h| !h.only_in_cli.is_empty() || !h.only_in_ledger.is_empty())
             || self
                 .units
                 .iter()
@@ -116,12 +138,49 @@ pub struct BackfillSummary {
 pub async fn status(project: &Project, session: &Session) -> Result<StatusReport, Error> {
     let (presence, state) = session.ledger.presence_and_state(&session.client).await?;
     let sum = project.sum_status()?;
-    Ok(build(
+    let mut report = build(
         project,
         &state,
         presence != crate::ledger::Presence::Absent,
         &sum,
-    ))
+    );
+    cli_history(&mut report, project, &session.client).await?;
+    Ok(report)
+}
+
+/// In Supabase mode, adds to `report` where the Supabase CLI's history
+/// disagrees with the ledger (one read of its table).
+pub async fn cli_history(
+    report: &mut StatusReport,
+    project: &Project,
+    client: &tokio_postgres::Client,
+) -> Result<(), Error> {
+    if !project.config.is_supabase() {
+        return Ok(());
+    }
+    let recorded = crate::supabase::history::recorded(client).await?;
+    let applied: std::collections::BTreeSet<&str> = report
+        .units
+        .iter()
+        .filter(|u| u.phase == Phase::Main && u.state == UnitState::Applied)
+        .map(|u| u.version.as_str())
+        .collect();
+    let in_cli = recorded.clone().unwrap_or_default();
+    let view = CliHistoryView {
+        exists: recorded.is_some(),
+        only_in_cli: in_cli
+            .iter()
+            .filter(|v| !applied.contains(v.as_str()))
+            .cloned()
+            .collect(),
+        only_in_ledger: applied
+            .iter()
+            .filter(|v| !in_cli.contains(**v))
+            .map(|v| (*v).to_owned())
+            .collect(),
+    };
+    report.cli_history = Some(view);
+    Ok(())
 }
 
 /// Builds the report from the files and the folded state (pure).
@@ -234,5 +293,6 @@ pub fn build(
         units: rows,
         counts,
         backfills,
+        cli_history: None,
     }
 }

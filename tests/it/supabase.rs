@@ -132,10 +132,23 @@ async fn a_version_the_cli_applied_behind_shiftlogs_back_is_refused() {
     assert!(out.stderr.contains(&version), "{out:?}");
     assert!(out.stderr.contains("shiftlog import supabase"), "{out:?}");
     assert!(out.stderr.contains("nothing was run"), "{out:?}");
+    let status = p.run(&db, &["status"]);
+    assert!(
+        status.stdout.contains(&format!(
+            "{version} applied by the Supabase CLI, not in the ledger"
+        )),
+        "{status:?}"
+    );
     // Adopting what the CLI did resolves it.
     p.ok(&db, &["import", "supabase"]);
     let status = p.ok(&db, &["status"]);
     assert!(!status.stdout.contains("pending"), "{status:?}");
+    assert!(
+        status
+            .stdout
+            .contains("schema_migrations: in step with the ledger"),
+        "{status:?}"
+    );
 }
 
 /// A Supabase project of one migration on a database with the platform

@@ -8,15 +8,16 @@ use crate::cli::context;
 
 pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let loading = context::start_project(global)?;
-    let (project, _session, read) = context::project_session_state(global, loading).await?;
+    let (project, session, read) = context::project_session_state(global, loading).await?;
     let (presence, state) = read?;
     let sum = project.sum_status()?;
-    let report = shiftlog::ops::status::build(
+    let mut report = shiftlog::ops::status::build(
         &project,
         &state,
         presence != shiftlog::ledger::Presence::Absent,
         &sum,
     );
+    shiftlog::ops::status::cli_history(&mut report, &project, &session.client).await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => out!("{}", render(&report)),
@@ -130,6 +131,25 @@ pub fn render(report: &StatusReport) -> String {
         },
         report.sum_file
     ));
+    if let Some(h) = &report.cli_history {
+        let table = shiftlog::supabase::history::TABLE;
+        if h.only_in_cli.is_empty() && h.only_in_ledger.is_empty() {
+            out.push_str(&format!("{table}: in step with the ledger\n"));
+        }
+        if !h.only_in_cli.is_empty() {
+            out.push_str(&format!(
+                "{table}: {} applied by the Supabase CLI, not in the ledger; `shiftlog import supabase` adopts them\n",
+                h.only_in_cli.join(", ")
+            ));
+        }
+        if !h.only_in_ledger.is_empty() {
+            out.push_str(&format!(
+                "{table}: {} applied by shiftlog, missing there, so `supabase db push` would run them again; \
+                 `supabase migration repair --status applied <version>` records them\n",
+                h.only_in_ledger.join(", ")
+            ));
+        }
+    }
     for b in &report.backfills {
         let s = &b.state;
         let estimate = s.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default();
