@@ -19,9 +19,11 @@ use super::args::{GlobalArgs, TimeoutArgs};
 /// The project configuration under `--dir`.
 /// A layout detected on disk is said once, on stderr.
 pub fn project_config(global: &GlobalArgs) -> shiftlog::Result<ProjectConfig> {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let config = ProjectConfig::load(&global.dir)?;
     if let Some(found) = &config.detected
         && !global.quiet
+        && !SAID.swap(true, Ordering::Relaxed)
     {
         errln!("notice: {}", found.notice());
     }

@@ -13,7 +13,8 @@ use crate::error::Error;
 
 /// Prepares the empty database behind `client` for the project's first
 /// migration: the platform stand-in (`[scratch] platform`, Supabase's in
-/// Supabase mode), then each `[scratch] setup` file, in order. A setup
+/// Supabase mode) and the Supabase CLI's history table (Supabase mode),
+/// then each `[scratch] setup` file, in order. A setup
 /// file that fails is an error naming it (exit 2).
 pub async fn before_migrations(
     client: &Client,
@@ -22,6 +23,11 @@ pub async fn before_migrations(
 ) -> Result<(), Error> {
     if config.scratch_platform() == Platform::Supabase {
         crate::supabase::platform::install(client).await?;
+    }
+    if config.is_supabase() {
+        // As on a project the CLI has pushed to: the history table is there
+        // before the first migration, not created by it.
+        crate::supabase::history::prepare(client, &[]).await?;
     }
     for file in &config.scratch.setup {
         run_file(client, root, file)
