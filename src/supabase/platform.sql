@@ -12,6 +12,8 @@
 --
 -- Idempotent: roles are cluster-wide and may exist already.
 
+-- Roles are cluster-wide: another database's stand-in may be creating the
+-- same ones at this moment, so each step tolerates having been done by it.
 DO $standin$
 DECLARE
     r text;
@@ -21,15 +23,34 @@ BEGIN
                              'supabase_realtime_admin', 'dashboard_user', 'authenticator']
     LOOP
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r) THEN
-            EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT', r);
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN NOINHERIT', r);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;
+            END;
         END IF;
     END LOOP;
-    ALTER ROLE service_role BYPASSRLS;
+    IF NOT (SELECT rolbypassrls FROM pg_roles WHERE rolname = 'service_role') THEN
+        BEGIN
+            ALTER ROLE service_role BYPASSRLS;
+        EXCEPTION WHEN internal_error THEN  -- tuple concurrently updated
+            NULL;
+        END;
+    END IF;
+    FOREACH r IN ARRAY ARRAY['anon', 'authenticated', 'service_role']
+    LOOP
+        IF NOT pg_has_role('authenticator', r, 'MEMBER') THEN
+            BEGIN
+                EXECUTE format('GRANT %I TO authenticator', r);
+            EXCEPTION WHEN duplicate_object OR unique_violation OR internal_error THEN
+                NULL;
+            END;
+        END IF;
+    END LOOP;
     EXECUTE format('ALTER DATABASE %I SET search_path TO "$user", public, extensions',
                    current_database());
 END
 $standin$;
-GRANT anon, authenticated, service_role TO authenticator;
 SET search_path TO "$user", public, extensions;
 
 CREATE SCHEMA IF NOT EXISTS extensions;
