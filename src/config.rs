@@ -319,8 +319,14 @@ impl ProjectConfig {
         if let Some(only) = &self.drift.schemas {
             return only.iter().any(|s| s == schema);
         }
-        !self.drift.exclude_schemas.iter().any(|s| s == schema)
-            && !(self.is_supabase() && crate::supabase::platform::owns(schema))
+        let excluded = self.drift.exclude_schemas.iter().any(|s| s == schema);
+        let platform = self.is_supabase() && crate::supabase::platform::owns(schema);
+        !excluded && !platform
+    }
+
+    /// The settings of the lint rules.
+    pub fn lint_settings(&self) -> crate::lint::LintSettings {
+        crate::lint::LintSettings::with_exposed_schemas(self.exposed_schemas())
     }
 
     /// Whether `drift` compares only part of the schemas.

@@ -6,7 +6,7 @@
 
 use pg_query::protobuf::{
     AlterTableCmd, AlterTableType, ColumnDef, ConstrType, Constraint, Node, ObjectType, RangeVar,
-    TypeName, a_const,
+    RoleSpecType, TypeName, a_const,
 };
 use pg_query::{NodeEnum, NodeRef};
 
@@ -259,4 +259,74 @@ pub(crate) fn dropped_table(object: &Node) -> Option<RangeVar> {
         relname: name,
         ..RangeVar::default()
     })
+}
+
+/// The table and the row level security commands (`ENABLE`, `DISABLE`,
+/// `FORCE`, `NO FORCE ROW LEVEL SECURITY`) of an `ALTER TABLE`, when it has
+/// any.
+pub(crate) fn row_security_cmds(stmt: &Statement) -> Option<(&RangeVar, Vec<AlterTableType>)> {
+    let (table, cmds) = alter_table(stmt)?;
+    let cmds: Vec<AlterTableType> = cmds
+        .iter()
+        .map(|cmd| cmd.subtype())
+        .filter(|kind| {
+            matches!(
+                kind,
+                AlterTableType::AtEnableRowSecurity
+                    | AlterTableType::AtDisableRowSecurity
+                    | AlterTableType::AtForceRowSecurity
+                    | AlterTableType::AtNoForceRowSecurity
+            )
+        })
+        .collect();
+    (!cmds.is_empty()).then_some((table, cmds))
+}
+
+/// Whether `stmt` is `ALTER TABLE table ... ENABLE ROW LEVEL SECURITY`.
+pub(crate) fn enables_row_security(stmt: &Statement, table: &RangeVar) -> bool {
+    row_security_cmds(stmt).is_some_and(|(altered, cmds)| {
+        same_table(altered, table) && cmds.contains(&AlterTableType::AtEnableRowSecurity)
+    })
+}
+
+/// Whether `stmt` is `CREATE POLICY ... ON table`.
+pub(crate) fn creates_policy_on(stmt: &Statement, table: &RangeVar) -> bool {
+    matches!(&stmt.node, NodeEnum::CreatePolicyStmt(policy)
+        if policy.table.as_ref().is_some_and(|t| same_table(t, table)))
+}
+
+/// Whether `stmt` drops `table`.
+pub(crate) fn drops_table(stmt: &Statement, table: &RangeVar) -> bool {
+    matches!(&stmt.node, NodeEnum::DropStmt(drop)
+        if drop.remove_type() == ObjectType::ObjectTable
+            && drop.objects.iter().filter_map(dropped_table).any(|t| same_table(&t, table)))
+}
+
+/// The schema of `table` for messages: its own, or `public` for an
+/// unqualified name.
+pub(crate) fn schema_or_public(table: &RangeVar) -> &str {
+    if table.schemaname.is_empty() {
+        "public"
+    } else {
+        &table.schemaname
+    }
+}
+
+/// The names of the roles in a `TO`/`FROM` list (policies, grants):
+/// `public` for `PUBLIC` (no role can have that name), `current_user`,
+/// `current_role` and `session_user` for those keywords.
+pub(crate) fn role_names(roles: &[Node]) -> Vec<String> {
+    roles
+        .iter()
+        .filter_map(|node| match &node.node {
+            Some(NodeEnum::RoleSpec(role)) => Some(match role.roletype() {
+                RoleSpecType::RolespecPublic => "public".to_owned(),
+                RoleSpecType::RolespecCurrentUser => "current_user".to_owned(),
+                RoleSpecType::RolespecCurrentRole => "current_role".to_owned(),
+                RoleSpecType::RolespecSessionUser => "session_user".to_owned(),
+                RoleSpecType::RolespecCstring | RoleSpecType::Undefined => role.rolename.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }

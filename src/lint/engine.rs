@@ -14,6 +14,11 @@
 //! scripts declared into later ones (column types, validated checks); a down
 //! script sees the schema as its up script left it, and what it declares is
 //! forgotten afterwards.
+//!
+//! [`LintSettings`] say how the project is deployed; [`lint_set`] and
+//! [`lint_script`] use the defaults (no schema exposed over an API), so the
+//! rules about exposure stay silent; [`lint_set_with`] and
+//! [`lint_script_with`] take the project's.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,7 @@ use super::finding::Finding;
 use super::rule::{LintContext, Rule, Violation};
 use super::rules::{rule, rules};
 use super::schema::KnownSchema;
+use super::settings::LintSettings;
 use crate::error::ExitStatus;
 use crate::migration::{MigrationSet, Phase, Script};
 use crate::sql::{self, ParseError, line_col};
@@ -194,25 +200,42 @@ impl fmt::Display for LintReport {
 /// counts as existing and column types are unknown, so a type change is
 /// reported even when it is a safe widening; [`lint_set`] knows more.
 /// Unknown `allow-lint` rules are not reported here: see
-/// [`unknown_allowed_rules`].
+/// [`unknown_allowed_rules`]. Uses the default [`LintSettings`]; see
+/// [`lint_script_with`].
 pub fn lint_script(
     script: &Script,
     phase: Phase,
     is_down: bool,
+) -> Result<Vec<Finding>, LintError> {
+    lint_script_with(script, phase, is_down, &LintSettings::default())
+}
+
+/// [`lint_script`] with the project's `settings`.
+pub fn lint_script_with(
+    script: &Script,
+    phase: Phase,
+    is_down: bool,
+    settings: &LintSettings,
 ) -> Result<Vec<Finding>, LintError> {
     let mut schema = KnownSchema::default();
     lint_with(
         script,
         ScriptKind::of(script, phase, is_down),
         &mut schema,
-        rules(),
+        settings,
     )
 }
 
 /// Lints every up and down script of `set` in apply order, carrying what
 /// earlier migrations declared into later ones, and reports unknown
-/// `allow-lint` rules as errors.
+/// `allow-lint` rules as errors. Uses the default [`LintSettings`]; see
+/// [`lint_set_with`].
 pub fn lint_set(set: &MigrationSet) -> LintReport {
+    lint_set_with(set, &LintSettings::default())
+}
+
+/// [`lint_set`] with the project's `settings`.
+pub fn lint_set_with(set: &MigrationSet, settings: &LintSettings) -> LintReport {
     let mut report = LintReport::default();
     let mut schema = KnownSchema::default();
     let mut lint =
@@ -227,7 +250,7 @@ pub fn lint_set(set: &MigrationSet) -> LintReport {
                         rule,
                     }
                 }));
-            match lint_with(script, kind, schema, rules()) {
+            match lint_with(script, kind, schema, settings) {
                 Ok(findings) => report.findings.extend(findings),
                 Err(error) => report.errors.push(error),
             }
@@ -291,7 +314,7 @@ fn lint_with(
     script: &Script,
     kind: ScriptKind,
     schema: &mut KnownSchema,
-    rules: &[&dyn Rule],
+    settings: &LintSettings,
 ) -> Result<Vec<Finding>, LintError> {
     lint_text(
         &script.path,
@@ -299,7 +322,8 @@ fn lint_with(
         kind,
         &script.directives.allow_lint,
         schema,
-        rules,
+        settings,
+        rules(),
     )
     .map_err(|error| LintError::Parse {
         path: script.path.clone(),
@@ -307,13 +331,15 @@ fn lint_with(
     })
 }
 
-/// Runs `rules` over `text`, updating `schema` statement by statement.
+/// Runs `rules` over `text` with `settings`, updating `schema` statement by
+/// statement.
 pub(crate) fn lint_text(
     path: &Path,
     text: &str,
     kind: ScriptKind,
     allowed: &[String],
     schema: &mut KnownSchema,
+    settings: &LintSettings,
     rules: &[&dyn Rule],
 ) -> Result<Vec<Finding>, ParseError> {
     let statements = sql::split(text)?;
@@ -334,6 +360,7 @@ pub(crate) fn lint_text(
             statements: &statements,
             index,
             schema,
+            settings,
         };
         for rule in &rules {
             rule.check(stmt, &ctx, &mut violations);
@@ -508,6 +535,65 @@ mod tests {
         );
         assert!(!report.passed());
         assert_eq!(report.exit_status(), ExitStatus::CheckFailed);
+    }
+
+    #[test]
+    fn settings_turn_on_the_exposure_rules_across_the_set() {
+        let set = MigrationSet::new(vec![
+            simple(
+                "1",
+                script(
+                    "migrations/1_profiles.sql",
+                    "create table public.profiles (id uuid primary key);\n\
+                     alter table public.profiles enable row level security;\n\
+                     create policy \"Users can view own profile\" on public.profiles\n  \
+                     for select to authenticated using ((select auth.uid()) = id);",
+                    &[],
+                ),
+                None,
+            ),
+            simple(
+                "2",
+                script(
+                    "migrations/2_names.sql",
+                    "create view public.profile_names as select id from profiles;",
+                    &[],
+                ),
+                Some(script(
+                    "migrations/2_names.down.sql",
+                    "create table public.old_names (id uuid);",
+                    &[],
+                )),
+            ),
+        ]);
+        assert!(
+            lint_set(&set).findings.is_empty(),
+            "no schema is exposed by default"
+        );
+        let report = lint_set_with(&set, &LintSettings::supabase());
+        let found: Vec<_> = report
+            .findings
+            .iter()
+            .map(|f| (f.path.to_string_lossy().into_owned(), f.rule))
+            .collect();
+        assert_eq!(
+            found,
+            [("migrations/2_names.sql".to_owned(), "view-bypasses-rls")],
+            "the view reads a table the first migration protected; down scripts are skipped"
+        );
+
+        let open = script("x.sql", "create table public.notes (id bigint);", &[]);
+        assert!(
+            lint_script(&open, Phase::Main, false)
+                .expect("lints")
+                .is_empty()
+        );
+        let findings =
+            lint_script_with(&open, Phase::Main, false, &LintSettings::supabase()).expect("lints");
+        assert_eq!(
+            findings.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            ["table-without-rls"]
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The [`Rule`] trait every lint rule implements, and the [`LintContext`] a
 //! rule sees: the script's phase and transaction mode, its other statements,
-//! and what earlier statements said about the tables.
+//! what earlier statements said about the tables, and the project's
+//! [`LintSettings`].
 
 use pg_query::protobuf::RangeVar;
 
 use super::schema::KnownSchema;
+use super::settings::LintSettings;
 use crate::migration::Phase;
 use crate::sql::Statement;
 
@@ -76,6 +78,8 @@ pub struct LintContext<'a> {
     /// Tables and columns as declared by earlier statements of this script
     /// and, when linting a whole set, by earlier migrations.
     pub schema: &'a KnownSchema,
+    /// How the project is deployed (which schemas an API exposes).
+    pub settings: &'a LintSettings,
 }
 
 impl<'a> LintContext<'a> {
@@ -88,5 +92,12 @@ impl<'a> LintContext<'a> {
     /// The statements before the checked one.
     pub fn earlier(&self) -> &'a [Statement] {
         &self.statements[..self.index.min(self.statements.len())]
+    }
+
+    /// The statements after the checked one: in a transactional script they
+    /// commit together with it, so a rule may accept what a later statement
+    /// completes (a policy created after `ENABLE ROW LEVEL SECURITY`).
+    pub fn later(&self) -> &'a [Statement] {
+        &self.statements[(self.index + 1).min(self.statements.len())..]
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! It is a sketch built from the scripts alone, never from the catalog:
 //! `CREATE TABLE`, `ADD COLUMN`, `ALTER COLUMN TYPE`, `DROP`, renames and
-//! `IS NOT NULL` checks. Anything it was not told about is unknown, and rules
-//! treat unknown tables as existing ones.
+//! `IS NOT NULL` checks, and (in [`super::security`]) row level security and
+//! policies. Anything it was not told about is unknown, and rules treat
+//! unknown tables as existing ones.
 
 use pg_query::NodeEnum;
 use pg_query::protobuf::{
@@ -13,12 +14,26 @@ use pg_query::protobuf::{
 };
 
 use super::ast;
+use super::security::{Policy, Security};
 use crate::sql::Statement;
 
 /// Tables and columns as declared by the statements linted so far.
 #[derive(Debug, Clone, Default)]
 pub struct KnownSchema {
     tables: Vec<Table>,
+    security: Security,
+}
+
+/// Whether a table has row level security, as far as the scripts tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rls {
+    /// `ENABLE ROW LEVEL SECURITY` was the last word on it.
+    Enabled,
+    /// Created by a script the linter read and not enabled since, or
+    /// disabled.
+    Disabled,
+    /// No script read said.
+    Unknown,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +75,27 @@ impl KnownSchema {
             .is_some_and(|c| c.proven_not_null)
     }
 
+    /// Row level security on `table`.
+    pub(crate) fn rls(&self, table: &RangeVar) -> Rls {
+        match self.security.enabled(table) {
+            Some(true) => Rls::Enabled,
+            Some(false) => Rls::Disabled,
+            None => Rls::Unknown,
+        }
+    }
+
+    /// Whether `FORCE ROW LEVEL SECURITY` was set on `table` (it applies the
+    /// policies to the owner too, but does not enable RLS).
+    pub(crate) fn is_rls_forced(&self, table: &RangeVar) -> bool {
+        self.security.forced(table)
+    }
+
+    /// The policies on `table` created by the statements read and not
+    /// dropped since.
+    pub(crate) fn policies(&self, table: &RangeVar) -> &[Policy] {
+        self.security.policies(table)
+    }
+
     /// Starts a new script: tables created so far become existing tables.
     pub(crate) fn begin_script(&mut self) {
         for table in &mut self.tables {
@@ -69,6 +105,7 @@ impl KnownSchema {
 
     /// Records what `stmt` declares.
     pub(crate) fn apply(&mut self, stmt: &Statement) {
+        self.security.apply(stmt);
         match &stmt.node {
             NodeEnum::CreateStmt(create) => {
                 let Some(name) = &create.relation else { return };
@@ -97,6 +134,7 @@ impl KnownSchema {
             NodeEnum::DropStmt(drop) if drop.remove_type() == ObjectType::ObjectTable => {
                 for dropped in drop.objects.iter().filter_map(ast::dropped_table) {
                     self.tables.retain(|t| !ast::same_table(&t.name, &dropped));
+                    self.security.forget(&dropped);
                 }
             }
             NodeEnum::RenameStmt(rename) => self.rename(rename),
@@ -177,6 +215,7 @@ impl KnownSchema {
                 if let Some(table) = self.table_mut(name) {
                     table.name.relname.clone_from(&rename.newname);
                 }
+                self.security.renamed(name, &rename.newname);
             }
             ObjectType::ObjectColumn => {
                 if let Some(column) = self
@@ -191,6 +230,7 @@ impl KnownSchema {
     }
 
     fn create(&mut self, name: &RangeVar, columns: Vec<Column>) {
+        self.security.created(name);
         self.tables.retain(|t| !ast::same_table(&t.name, name));
         self.tables.push(Table {
             name: name.clone(),
@@ -329,6 +369,42 @@ mod tests {
         assert_eq!(type_of(&schema, "u", "a").as_deref(), Some("int4[]"));
         let schema = schema_after("CREATE TABLE t (a int); DROP TABLE public.t");
         assert_eq!(type_of(&schema, "t", "a"), None);
+    }
+
+    #[test]
+    fn row_security_and_policies_follow_the_table() {
+        let schema = schema_after(
+            "CREATE TABLE public.profiles (id uuid PRIMARY KEY);
+             CREATE POLICY p ON profiles USING (true);
+             ALTER TABLE profiles ENABLE ROW LEVEL SECURITY;
+             ALTER TABLE profiles RENAME TO accounts;",
+        );
+        assert_eq!(schema.rls(&table("public.accounts")), Rls::Enabled);
+        assert_eq!(schema.policies(&table("accounts")).len(), 1);
+        assert_eq!(schema.rls(&table("profiles")), Rls::Unknown);
+
+        let schema = schema_after(
+            "CREATE TABLE t (a int);
+             ALTER TABLE t FORCE ROW LEVEL SECURITY;
+             CREATE POLICY p ON t USING (true);",
+        );
+        assert_eq!(schema.rls(&table("t")), Rls::Disabled);
+        assert!(schema.is_rls_forced(&table("t")));
+
+        let schema = schema_after(
+            "ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY p ON t USING (true);
+             DROP TABLE t;
+             CREATE TABLE t (a int);",
+        );
+        assert_eq!(
+            schema.rls(&table("t")),
+            Rls::Disabled,
+            "a new table starts without"
+        );
+        assert!(schema.policies(&table("t")).is_empty());
+        let schema = schema_after("CREATE POLICY p ON t USING (true); DROP TABLE t;");
+        assert!(schema.policies(&table("t")).is_empty());
     }
 
     #[test]

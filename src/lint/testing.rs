@@ -5,16 +5,18 @@
 use std::path::Path;
 
 use super::engine::{ScriptKind, lint_text};
-use super::{Finding, KnownSchema, Rule};
+use super::{Finding, KnownSchema, LintSettings, Rule};
 use crate::migration::Phase;
 
 /// A script to lint with one rule: by default an up script of a simple
-/// migration, run in a transaction, with no earlier migrations.
+/// migration, run in a transaction, with no earlier migrations and the
+/// default settings (no schema exposed).
 #[derive(Debug, Clone)]
 pub(crate) struct Case {
     sql: String,
     earlier: Vec<String>,
     kind: ScriptKind,
+    settings: LintSettings,
 }
 
 impl Case {
@@ -27,6 +29,7 @@ impl Case {
                 transactional: true,
                 is_down: false,
             },
+            settings: LintSettings::default(),
         }
     }
 
@@ -54,6 +57,18 @@ impl Case {
         self
     }
 
+    /// Lints with `settings`.
+    pub(crate) fn settings(mut self, settings: LintSettings) -> Case {
+        self.settings = settings;
+        self
+    }
+
+    /// Lints with `schemas` exposed over an API, as in a Supabase project
+    /// (`&["public"]`).
+    pub(crate) fn exposed(self, schemas: &[&str]) -> Case {
+        self.settings(LintSettings::with_exposed_schemas(schemas.iter().copied()))
+    }
+
     pub(crate) fn findings(&self, rule: &dyn Rule) -> Vec<Finding> {
         let mut schema = KnownSchema::default();
         let path = Path::new("migrations/1_test.sql");
@@ -63,12 +78,29 @@ impl Case {
             is_down: false,
         };
         for sql in &self.earlier {
-            if let Err(err) = lint_text(path, sql, earlier_kind, &[], &mut schema, &[]) {
+            let no_rules = &[];
+            if let Err(err) = lint_text(
+                path,
+                sql,
+                earlier_kind,
+                &[],
+                &mut schema,
+                &self.settings,
+                no_rules,
+            ) {
                 panic!("the earlier migration of this test does not parse: {err}\n\n{sql}");
             }
         }
-        lint_text(path, &self.sql, self.kind, &[], &mut schema, &[rule])
-            .unwrap_or_else(|err| panic!("the test SQL does not parse: {err}\n\n{}", self.sql))
+        lint_text(
+            path,
+            &self.sql,
+            self.kind,
+            &[],
+            &mut schema,
+            &self.settings,
+            &[rule],
+        )
+        .unwrap_or_else(|err| panic!("the test SQL does not parse: {err}\n\n{}", self.sql))
     }
 }
 
@@ -85,12 +117,13 @@ pub(crate) fn assert_fires(rule: &dyn Rule, case: impl Into<Case>) -> Vec<Findin
     let findings = case.findings(rule);
     assert!(
         !findings.is_empty(),
-        "rule `{}` did not fire, but this test expects it to:\n\n{}\n\n({:?})\n\
+        "rule `{}` did not fire, but this test expects it to:\n\n{}\n\n({:?}, {:?})\n\
          If this SQL is in fact safe, move it to a test using `assert_silent`; \
          otherwise fix the rule's `check`.",
         rule.id(),
         case.sql,
         case.kind,
+        case.settings,
     );
     for finding in &findings {
         assert!(
@@ -113,12 +146,13 @@ pub(crate) fn assert_silent(rule: &dyn Rule, case: impl Into<Case>) {
     let findings = case.findings(rule);
     assert!(
         findings.is_empty(),
-        "rule `{}` fired, but this test expects it to stay silent:\n\n{}\n\n({:?})\n\
+        "rule `{}` fired, but this test expects it to stay silent:\n\n{}\n\n({:?}, {:?})\n\
          findings: {findings:#?}\n\
          If this SQL is in fact dangerous, move it to a test using `assert_fires`; \
          otherwise fix the rule's `check`.",
         rule.id(),
         case.sql,
         case.kind,
+        case.settings,
     );
 }

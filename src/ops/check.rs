@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, ExitStatus};
-use crate::lint::{Finding, LintError, docs_path, lint_script, lint_set};
+use crate::lint::{Finding, LintError, docs_path, lint_script_with, lint_set_with};
 use crate::migration::{self, MigrationSet, Problem, SumStatus, sumfile};
 use crate::ops::exec::ExecSettings;
 use crate::ops::replay::{self, ReplaySummary, ScratchTarget};
@@ -269,7 +269,7 @@ pub fn check_files(
     let (backfills, backfill_findings) = load_backfills(root, &config.backfills_dir, &set);
     let backfills_ok = backfill_findings.is_empty();
     findings.extend(backfill_findings);
-    let lint = lint_set(&set);
+    let lint = lint_set_with(&set, &config.lint_settings());
     report.scripts_linted = lint.scripts;
     judged_findings.extend(lint.errors.iter().map(lint_error));
     // `transaction-control` is listed by `transaction_control` above, for
@@ -588,9 +588,10 @@ fn lint_loose_scripts(
             .is_none_or(|v| v.as_u64() >= from.as_u64()),
         NewSince::GitRef(_) => changed.as_ref().is_none_or(|c| c.contains(&s.script.path)),
     };
+    let settings = config.lint_settings();
     let (mut history, mut exempt_findings) = (std::collections::BTreeSet::new(), 0);
     for loose in &scripts {
-        let found = match lint_script(&loose.script, loose.phase, loose.down) {
+        let found = match lint_script_with(&loose.script, loose.phase, loose.down, &settings) {
             Ok(found) => found.into_iter().map(lint_finding).collect(),
             Err(e) => vec![lint_error(&e)],
         };

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::lint::{LintError, LintReport, lint_script, lint_set, unknown_allowed_rules};
+use crate::lint::{LintError, LintReport, lint_script, lint_set_with, unknown_allowed_rules};
 use crate::migration::{Phase, Script, SourceError};
 use crate::project::Project;
 
@@ -29,7 +29,7 @@ pub fn lint(root: &Path, files: &[PathBuf]) -> Result<LintReport, Error> {
     match (&project, files.is_empty()) {
         (Some(project), true) => {
             // Old migrations are history (`lint_from`): only new ones are judged.
-            let mut report = lint_set(&project.migrations);
+            let mut report = lint_set_with(&project.migrations, &project.config.lint_settings());
             let since =
                 crate::ops::history::NewSince::resolve(None, project.config.lint_from.as_deref())?;
             let judged = crate::ops::history::judged(
@@ -58,7 +58,7 @@ pub fn lint(root: &Path, files: &[PathBuf]) -> Result<LintReport, Error> {
 pub fn lint_files(project: Option<&Project>, files: &[PathBuf]) -> Result<LintReport, Error> {
     // The whole set is linted once (it is cheap: parsing only) so a file of
     // the project sees what earlier migrations declared.
-    let set_report = project.map(|p| lint_set(&p.migrations));
+    let set_report = project.map(|p| lint_set_with(&p.migrations, &p.config.lint_settings()));
     let known: HashMap<PathBuf, (PathBuf, bool)> = project
         .map(|p| {
             p.migrations

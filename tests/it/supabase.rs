@@ -227,3 +227,126 @@ async fn drift_says_security_changes_in_words_and_ignores_platform_upgrades() {
     let report: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
     assert_eq!(report["security"][0], "RLS disabled on public.clubs");
 }
+
+/// The realistic Supabase project of `tests/fixtures/supabase/`.
+fn clubhouse() -> Project {
+    let p = fixture_project("supabase");
+    std::fs::remove_dir(p.path().join("migrations")).expect("no migrations/");
+    p.write(
+        "shiftlog.toml",
+        "layout = \"supabase\"\nmigrations_dir = \"supabase/migrations\"\nversion_order = \"lexical\"\n",
+    );
+    p
+}
+
+#[tokio::test]
+async fn the_clubhouse_project_replays_green_and_its_history_matches_the_clis() {
+    let db = TestDb::new("clubhouse_apply").await;
+    let client = db.client().await;
+    let p = clubhouse();
+    p.ok(&db, &["sum"]);
+    let out = p.ok(
+        &db,
+        &["check", "--scratch-url", &crate::support::server_url()],
+    );
+    assert!(out.stdout.contains("17 unit(s): 17 reversible"), "{out:?}");
+    assert!(
+        out.stdout
+            .contains("scratch database: Supabase platform stand-in v1, seed supabase/seed.sql"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("check: ok — 0 errors"), "{out:?}");
+
+    // A fresh apply on a database with the platform: the CLI's history as
+    // the CLI writes it (history.sql, made independently of shiftlog).
+    client
+        .batch_execute(shiftlog::supabase::platform::STANDIN)
+        .await
+        .expect("stand-in");
+    p.ok(&db, &["apply"]);
+    let reference_db = TestDb::new("clubhouse_apply_ref").await;
+    let reference = reference_db.client().await;
+    run_sql_file(&reference, &p.path().join("history.sql")).await;
+    let ours = cli_rows(&client).await;
+    assert_eq!(ours.len(), 17);
+    assert_eq!(ours, cli_rows(&reference).await);
+    // Every rollback takes its row away, in order.
+    for left in (0..17).rev() {
+        p.ok(&db, &["rollback"]);
+        assert_eq!(cli_rows(&client).await, ours[..left], "after a rollback");
+    }
+    p.ok(&db, &["ledger", "verify"]);
+}
+
+#[tokio::test]
+async fn a_database_the_cli_migrated_is_adopted_as_it_is() {
+    let db = TestDb::new("clubhouse_adopt").await;
+    let client = db.client().await;
+    let p = clubhouse();
+    client
+        .batch_execute(shiftlog::supabase::platform::STANDIN)
+        .await
+        .expect("stand-in");
+    for file in ["up.sql", "supabase/seed.sql", "history.sql"] {
+        run_sql_file(&client, &p.path().join(file)).await;
+    }
+    let out = p.ok(&db, &["import", "supabase"]);
+    assert!(out.stdout.contains("17 migration(s)"), "{out:?}");
+    assert!(out.stdout.contains("0 discrepancies"), "{out:?}");
+    assert!(!out.stdout.contains("file edited since"), "{out:?}");
+    p.ok(&db, &["sum"]);
+    let status = p.ok(&db, &["status"]);
+    assert!(!status.stdout.contains("pending"), "{status:?}");
+    assert!(
+        status.stdout.contains("in step with the ledger"),
+        "{status:?}"
+    );
+    p.ok(&db, &["drift"]);
+    let check = p.ok(&db, &["check"]);
+    assert!(check.stdout.contains("history:"), "{check:?}");
+}
+
+#[tokio::test]
+async fn each_security_rule_fires_on_its_bad_variant_and_not_on_the_fixed_one() {
+    let db = TestDb::new("clubhouse_rules").await;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/supabase/variants");
+    let mut rules: Vec<String> = std::fs::read_dir(&dir)
+        .expect("variants")
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".bad.sql").map(str::to_owned)
+        })
+        .collect();
+    rules.sort();
+    assert_eq!(rules.len(), 8, "{rules:?}");
+    for rule in &rules {
+        for (variant, fires) in [("bad", true), ("fixed", false)] {
+            let p = clubhouse();
+            let sql = std::fs::read_to_string(dir.join(format!("{rule}.{variant}.sql")))
+                .expect("variant");
+            let file = "supabase/migrations/20250101000000_variant.sql";
+            p.write(file, &sql);
+            p.ok(&db, &["sum"]);
+            let out = p.run(&db, &["--format", "json", "check"]);
+            let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+            let found: Vec<(String, String)> = doc["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .filter(|f| f["severity"] == "error")
+                .map(|f| {
+                    (
+                        f["rule"].as_str().unwrap_or_default().to_owned(),
+                        f["path"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            let hit = found.iter().any(|(r, path)| r == rule && path == file);
+            assert_eq!(hit, fires, "{rule} {variant}: {found:?}");
+            if !fires {
+                assert!(found.is_empty(), "{rule} fixed: {found:?}");
+            }
+        }
+    }
+}

@@ -4,25 +4,34 @@
 //! check that the last two exist.
 
 mod add_column_volatile_default;
+mod auth_rls_initplan;
 mod char_type;
 mod column_type_rewrite;
 mod constraint_missing_not_valid;
 mod ddl_with_dml;
 mod destructive_outside_contract;
+mod grant_to_anon;
 mod int_primary_key;
+mod multiple_permissive_policies;
+mod policy_without_rls;
 mod rename_column_or_table;
 mod require_concurrent_index;
 mod require_unique_using_index;
 mod requires_no_transaction;
+mod rls_enabled_no_policy;
+mod security_definer_search_path;
 mod set_not_null_without_check;
+mod table_without_rls;
 mod timestamp_without_time_zone;
 mod transaction_control;
 mod vacuum_full_or_cluster;
+mod view_bypasses_rls;
 
 use super::rule::Rule;
 
 /// Every rule, in the order of `docs/lint/README.md`: locks and rewrites,
-/// transactions, compatibility with running code, then column design.
+/// transactions, compatibility with running code, column design, then row
+/// level security and access.
 static RULES: &[&dyn Rule] = &[
     &require_concurrent_index::RequireConcurrentIndex,
     &requires_no_transaction::RequiresNoTransaction,
@@ -39,6 +48,14 @@ static RULES: &[&dyn Rule] = &[
     &int_primary_key::IntPrimaryKey,
     &timestamp_without_time_zone::TimestampWithoutTimeZone,
     &char_type::CharType,
+    &table_without_rls::TableWithoutRls,
+    &rls_enabled_no_policy::RlsEnabledNoPolicy,
+    &policy_without_rls::PolicyWithoutRls,
+    &view_bypasses_rls::ViewBypassesRls,
+    &grant_to_anon::GrantToAnon,
+    &security_definer_search_path::SecurityDefinerSearchPath,
+    &auth_rls_initplan::AuthRlsInitplan,
+    &multiple_permissive_policies::MultiplePermissivePolicies,
 ];
 
 /// Every lint rule.
