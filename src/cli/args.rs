@@ -336,6 +336,8 @@ pub struct BackfillRunArgs {
 pub struct CheckArgs {
     /// Also replay every migration up, down and up again on a throwaway
     /// PostgreSQL (started from the system's binaries) and compare schema fingerprints.
+    /// The scratch database first gets the Supabase platform stand-in (Supabase mode)
+    /// and the [scratch] setup files, and the seed file after the migrations.
     #[arg(long)]
     pub scratch: bool,
     /// Run the replay on this server instead (implies --scratch): it creates
