@@ -180,7 +180,8 @@ pub async fn check(
         match project {
             Some(project) if !report.findings.iter().any(blocks_replay) => {
                 let replayed = replay::replay(&project, target, &options.exec, reporter).await?;
-                report.findings.extend(replayed.findings);
+                let advice = judge_advice(root, &project, options, &mut report, replayed.findings);
+                report.findings.extend(advice);
                 report.scratch = Some(replayed.summary);
             }
             _ => report.findings.push(CheckFinding::new(
@@ -194,6 +195,52 @@ pub async fn check(
     }
     finish(&mut report);
     Ok(report)
+}
+
+/// The replay's findings, its security advice (findings under a lint
+/// rule's id) judged like the lint rules' own: left out where the static
+/// rule already said it of the same file, and counted, not listed, in
+/// migrations that are history.
+fn judge_advice(
+    root: &Path,
+    project: &Project,
+    options: &CheckOptions,
+    report: &mut CheckReport,
+    findings: Vec<CheckFinding>,
+) -> Vec<CheckFinding> {
+    let is_lint_rule = |f: &CheckFinding| crate::lint::rules().iter().any(|r| r.id() == f.rule);
+    let judged = crate::ops::history::NewSince::resolve(
+        options.since.as_deref(),
+        project.config.lint_from.as_deref(),
+    )
+    .and_then(|since| {
+        crate::ops::history::judged(
+            root,
+            &project.config.migrations_dir,
+            &project.migrations,
+            &since,
+        )
+    })
+    .unwrap_or_default();
+    let mut out = Vec::new();
+    for f in findings {
+        if !is_lint_rule(&f) {
+            out.push(f);
+        } else if report
+            .findings
+            .iter()
+            .any(|s| s.rule == f.rule && s.path == f.path)
+        {
+            // The static rule already said it.
+        } else if !judged.judges(&f.path) {
+            if let Some(exempt) = &mut report.exempt {
+                exempt.findings += 1;
+            }
+        } else {
+            out.push(f);
+        }
+    }
+    out
 }
 
 /// The offline checks. Returns the project too when it loaded completely

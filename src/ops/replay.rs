@@ -221,6 +221,7 @@ impl Replayer<'_> {
             }
             snapshots.push(self.snapshot(&session).await?);
         }
+        self.advise(&snapshots);
         if reached == units.len() {
             self.seed(&session).await;
         }
@@ -254,6 +255,36 @@ impl Replayer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Security advice on the schema the migrations built (the last of
+    /// `snapshots`: units applied in order, the first one before any), each
+    /// finding on the up script of the unit that created the table.
+    fn advise(&mut self, snapshots: &[SchemaSnapshot]) {
+        let Some(last) = snapshots.last() else {
+            return;
+        };
+        let settings = self.project.config.lint_settings();
+        for advice in crate::schema::advise(last, &|schema| settings.exposes(schema)) {
+            if snapshots[0].objects.contains_key(&advice.table_key) {
+                // The platform's or a setup file's table, not the project's.
+                continue;
+            }
+            let Some(k) = snapshots
+                .iter()
+                .skip(1)
+                .position(|s| s.objects.contains_key(&advice.table_key))
+            else {
+                continue;
+            };
+            self.find(
+                self.units[k].scripts.up.path.clone(),
+                None,
+                advice.rule,
+                format!("{} (in the schema the replay built)", advice.message),
+                None,
+            );
+        }
     }
 
     /// Runs the seed file after every migration, as `supabase db reset`

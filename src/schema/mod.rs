@@ -63,12 +63,14 @@
 //! event triggers, publications, default privileges, foreign servers) are not
 //! part of any schema and are not recorded.
 
+mod advise;
 mod catalog;
 mod diff;
 mod filter;
 mod security;
 mod snapshot;
 
+pub use advise::{Advice, advise};
 pub use catalog::{snapshot, snapshot_on};
 pub use diff::SchemaDiff;
 pub use filter::SchemaFilter;

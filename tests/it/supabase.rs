@@ -350,3 +350,51 @@ async fn each_security_rule_fires_on_its_bad_variant_and_not_on_the_fixed_one() 
         }
     }
 }
+
+#[tokio::test]
+async fn the_replayed_schema_is_advised_where_statements_cannot_tell() {
+    let db = TestDb::new("clubhouse_advice").await;
+    let p = clubhouse();
+    // Dynamic SQL: no statement a lint rule can read creates the table.
+    let file = "supabase/migrations/20250101000000_dynamic.sql";
+    p.write(
+        file,
+        "do $$ begin\n  execute 'create table public.dyn (id bigint primary key)';\nend $$;\n",
+    );
+    p.write(
+        "supabase/migrations/down/20250101000000_dynamic.sql",
+        "drop table public.dyn;\n",
+    );
+    p.ok(&db, &["sum"]);
+    assert_eq!(
+        p.run(&db, &["check"]).code,
+        0,
+        "the static rules cannot see it"
+    );
+    let out = p.run(
+        &db,
+        &[
+            "--format",
+            "json",
+            "check",
+            "--scratch-url",
+            &crate::support::server_url(),
+        ],
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let advice: Vec<&serde_json::Value> = doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["rule"] == "table-without-rls")
+        .collect();
+    assert_eq!(advice.len(), 1, "{advice:?}");
+    assert_eq!(advice[0]["path"], file);
+    assert!(
+        advice[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("public.dyn") && m.contains("the replay built")),
+        "{advice:?}"
+    );
+}
