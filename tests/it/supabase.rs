@@ -151,37 +151,17 @@ async fn a_version_the_cli_applied_behind_shiftlogs_back_is_refused() {
     );
 }
 
-/// A Supabase project of one migration on a database with the platform
-/// stand-in, applied.
-async fn clubs_project(db: &TestDb) -> Project {
+#[tokio::test]
+async fn drift_says_security_changes_in_words_and_ignores_platform_upgrades() {
+    let db = TestDb::new("supabase_drift").await;
     let client = db.client().await;
     client
         .batch_execute(shiftlog::supabase::platform::STANDIN)
         .await
         .expect("stand-in");
-    let p = Project::new();
-    std::fs::remove_dir(p.path().join("migrations")).expect("no migrations/");
-    p.write("supabase/config.toml", "project_id = \"clubs\"\n");
-    p.write(
-        "supabase/migrations/20240101000000_clubs.sql",
-        "create table public.clubs (\n  id bigint generated always as identity primary key,\n  \
-         owner_id uuid not null references auth.users (id),\n  name text not null\n);\n\
-         alter table public.clubs enable row level security;\n\
-         create policy \"Owners read their clubs\" on public.clubs for select to authenticated\n  \
-         using ((select auth.uid()) = owner_id);\n\
-         revoke all on public.clubs from anon;\n\
-         grant select on public.clubs to authenticated;\n",
-    );
-    p.ok(db, &["sum"]);
-    p.ok(db, &["apply"]);
-    p
-}
-
-#[tokio::test]
-async fn drift_says_security_changes_in_words_and_ignores_platform_upgrades() {
-    let db = TestDb::new("supabase_drift").await;
-    let client = db.client().await;
-    let p = clubs_project(&db).await;
+    let p = clubhouse();
+    p.ok(&db, &["sum"]);
+    p.ok(&db, &["apply"]);
     p.ok(&db, &["drift"]);
 
     // The platform upgrades itself: not the project's drift.
@@ -196,12 +176,12 @@ async fn drift_says_security_changes_in_words_and_ignores_platform_upgrades() {
     let out = p.ok(&db, &["drift"]);
     assert!(out.stdout.contains("not compared"), "{out:?}");
 
-    // Someone turns RLS off in the dashboard and adds a policy.
+    // Someone turns RLS off in the dashboard, adds a policy and widens a grant.
     client
         .batch_execute(
             "alter table public.clubs disable row level security; \
              create policy \"Anyone reads\" on public.clubs for select to anon using (true); \
-             grant delete on public.clubs to anon",
+             grant delete on public.messages to anon",
         )
         .await
         .expect("dashboard change");
@@ -218,7 +198,7 @@ async fn drift_says_security_changes_in_words_and_ignores_platform_upgrades() {
         security,
         [
             "  ! RLS disabled on public.clubs",
-            "  ! DELETE on table public.clubs granted to anon",
+            "  ! DELETE on table public.messages granted to anon",
             "  ! policy \"Anyone reads\" on public.clubs added (AS PERMISSIVE FOR SELECT TO anon USING (true))",
         ],
         "{out:?}"
@@ -397,4 +377,91 @@ async fn the_replayed_schema_is_advised_where_statements_cannot_tell() {
             .is_some_and(|m| m.contains("public.dyn") && m.contains("the replay built")),
         "{advice:?}"
     );
+}
+
+#[tokio::test]
+async fn scratch_setup_files_template_and_a_failing_seed() {
+    let db = TestDb::new("scratch_setup").await;
+    let p = Project::new();
+    // The migration needs what a setup file provides (a platform's schema).
+    p.write(
+        "scratch/platform.sql",
+        "create schema vendor;\ncreate function vendor.now_utc() returns timestamptz language sql as 'select now()';\n",
+    );
+    p.write(
+        "seed.sql",
+        "insert into events (at) values (vendor.now_utc());\ninsert into nowhere values (1);\n",
+    );
+    p.write(
+        "shiftlog.toml",
+        "[scratch]\nsetup = [\"scratch/platform.sql\"]\nseed = \"seed.sql\"\ntemplate = \"template0\"\n\n[drift]\nexclude_schemas = [\"vendor\"]\n",
+    );
+    p.migration(
+        "001",
+        "events",
+        "create table events (id bigint generated always as identity primary key, at timestamptz not null default vendor.now_utc());\n",
+        Some("drop table events;\n"),
+    );
+    p.sum();
+    let out = p.run(
+        &db,
+        &[
+            "--format",
+            "json",
+            "check",
+            "--scratch-url",
+            &crate::support::server_url(),
+        ],
+    );
+    assert_eq!(out.code, 3, "{out:?}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let rules: Vec<&str> = doc["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert_eq!(rules, ["scratch-seed"], "{doc:#}");
+    assert_eq!(doc["findings"][0]["path"], "seed.sql");
+    assert!(
+        doc["findings"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nowhere")),
+        "{doc:#}"
+    );
+    assert_eq!(
+        doc["scratch"]["prepared"],
+        serde_json::json!(["setup scratch/platform.sql", "seed seed.sql"])
+    );
+
+    // A setup file that fails stops the check, naming it.
+    p.write(
+        "scratch/platform.sql",
+        "create schema vendor; select 1/0;\n",
+    );
+    let out = p.run(
+        &db,
+        &["check", "--scratch-url", &crate::support::server_url()],
+    );
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("scratch/platform.sql"), "{out:?}");
+
+    // Outside Supabase mode, [drift] exclude_schemas leaves a schema alone.
+    let client = db.client().await;
+    client
+        .batch_execute("create schema vendor; create function vendor.now_utc() returns timestamptz language sql as 'select now()'")
+        .await
+        .expect("vendor schema");
+    p.ok(&db, &["apply"]);
+    client
+        .batch_execute("create function vendor.upgraded() returns int language sql as 'select 1'")
+        .await
+        .expect("vendor upgrade");
+    let out = p.ok(&db, &["drift"]);
+    assert!(out.stdout.contains("not compared: vendor"), "{out:?}");
+    client
+        .batch_execute("alter table events add column note text")
+        .await
+        .expect("hand change");
+    assert_eq!(p.run(&db, &["drift"]).code, 3);
 }
