@@ -36,6 +36,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -60,16 +61,17 @@ pub struct ProjectConfig {
     /// Environment used when no other source names a database.
     #[serde(default)]
     pub default_env: Option<String>,
-    /// Default `lock_timeout` of migration transactions, e.g. `"5s"`.
-    #[serde(default)]
-    pub lock_timeout: Option<String>,
+    /// Default `lock_timeout` of migration transactions (`"5s"` in the
+    /// file); checked when the file is read: PostgreSQL's limit, never zero.
+    #[serde(default, deserialize_with = "crate::duration::de_lock_timeout")]
+    pub lock_timeout: Option<Duration>,
     /// Tries after a lock timeout before giving up.
     #[serde(default)]
     pub lock_retries: Option<u32>,
-    /// How long the runner's lease lasts without a heartbeat, e.g. `"30s"`.
-    /// A crashed runner blocks others for at most this long.
-    #[serde(default)]
-    pub lease_ttl: Option<String>,
+    /// How long the runner's lease lasts without a heartbeat (`"30s"` in
+    /// the file). A crashed runner blocks others for at most this long.
+    #[serde(default, deserialize_with = "crate::duration::de_lease_ttl")]
+    pub lease_ttl: Option<Duration>,
     /// Another tool's file layout (`sqlx`, `dbmate`, `goose`, `flyway`,
     /// `golang-migrate`, `diesel`, `supabase`); shiftlog's own by default.
     #[serde(default)]
@@ -332,6 +334,28 @@ impl ProjectConfig {
     /// Whether `drift` compares only part of the schemas.
     pub fn drift_is_scoped(&self) -> bool {
         self.drift.schemas.is_some() || !self.drift.exclude_schemas.is_empty() || self.is_supabase()
+    }
+
+    /// How scripts run, as this file says (defaults where it is silent):
+    /// `lock_timeout`, `lock_retries`.
+    pub fn exec_settings(&self) -> crate::ops::exec::ExecSettings {
+        let mut s = crate::ops::exec::ExecSettings::default();
+        if let Some(t) = self.lock_timeout {
+            s.lock_timeout = t;
+        }
+        if let Some(r) = self.lock_retries {
+            s.lock_retries = r;
+        }
+        s
+    }
+
+    /// Lease timing as this file says: `lease_ttl`.
+    pub fn lease_options(&self) -> crate::ledger::LeaseOptions {
+        let mut options = crate::ledger::LeaseOptions::default();
+        if let Some(ttl) = self.lease_ttl {
+            options.ttl = ttl;
+        }
+        options
     }
 
     /// The expanded URL of environment `name`.

@@ -11,6 +11,7 @@ pub mod backfill;
 pub mod config;
 pub mod conn;
 pub mod demo;
+pub mod duration;
 pub mod error;
 pub mod ident;
 pub mod ledger;

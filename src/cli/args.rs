@@ -143,8 +143,8 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "VERSION")]
     pub to: Option<String>,
     /// Which phases: expand (simple migrations and expand phases), contract, or all.
-    #[arg(long, value_name = "PHASE", default_value = "all", value_parser = ["expand", "contract", "all"])]
-    pub phase: String,
+    #[arg(long, value_name = "PHASE", value_enum, default_value_t = PhaseArg::All)]
+    pub phase: PhaseArg,
     /// Print the exact SQL, transaction boundaries and ledger writes; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -158,6 +158,27 @@ pub struct ApplyArgs {
     pub timeouts: TimeoutArgs,
 }
 
+/// `--phase` of apply and rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PhaseArg {
+    /// Simple migrations and expand phases (before an app deploy).
+    Expand,
+    /// Contract phases (after the deploy and the backfill).
+    Contract,
+    /// Everything, in version order.
+    All,
+}
+
+impl From<PhaseArg> for shiftlog::plan::PhaseFilter {
+    fn from(arg: PhaseArg) -> Self {
+        match arg {
+            PhaseArg::Expand => Self::Expand,
+            PhaseArg::Contract => Self::Contract,
+            PhaseArg::All => Self::All,
+        }
+    }
+}
+
 /// `rollback` flags.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -168,8 +189,8 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// Which phases: expand, contract, or all.
-    #[arg(long, value_name = "PHASE", default_value = "all", value_parser = ["expand", "contract", "all"])]
-    pub phase: String,
+    #[arg(long, value_name = "PHASE", value_enum, default_value_t = PhaseArg::All)]
+    pub phase: PhaseArg,
     /// Print the exact SQL, transaction boundaries and ledger writes; change nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use shiftlog::config::ProjectConfig;
 use shiftlog::conn::{self, ConnInfo, ConnectRequest};
+use shiftlog::duration::parse_duration;
 use shiftlog::ledger::LeaseOptions;
-use shiftlog::migration::{Version, parse_duration};
+use shiftlog::migration::Version;
 use shiftlog::ops::Session;
 use shiftlog::ops::exec::ExecSettings;
 use shiftlog::project::Project;
@@ -128,29 +129,24 @@ pub fn version(flag: &str, value: &str) -> shiftlog::Result<Version> {
     })
 }
 
-/// Lease timing from `--wait` and shiftlog.toml's `lease_ttl`.
+/// Lease timing: `--wait`, and shiftlog.toml's `lease_ttl`.
 pub fn lease(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<LeaseOptions> {
-    let mut options = LeaseOptions {
+    Ok(LeaseOptions {
         wait: duration("--wait", &global.wait)?,
-        ..LeaseOptions::default()
-    };
-    if let Some(ttl) = &config.lease_ttl {
-        options.ttl = duration("lease_ttl", ttl)?;
-    }
-    Ok(options)
+        ..config.lease_options()
+    })
 }
 
 /// Timeouts: flags, then shiftlog.toml, then defaults.
 pub fn exec_settings(args: &TimeoutArgs, config: &ProjectConfig) -> shiftlog::Result<ExecSettings> {
-    let mut s = ExecSettings::default();
-    if let Some(t) = args
-        .lock_timeout
-        .as_deref()
-        .or(config.lock_timeout.as_deref())
-    {
-        s.lock_timeout = duration("lock_timeout", t)?;
+    let mut s = config.exec_settings();
+    if let Some(t) = &args.lock_timeout {
+        s.lock_timeout = shiftlog::duration::parse_timeout(t, shiftlog::duration::Zero::Refused)
+            .map_err(|e| shiftlog::Error::Usage {
+                message: format!("--lock-timeout: {e}"),
+            })?;
     }
-    if let Some(r) = args.lock_retries.or(config.lock_retries) {
+    if let Some(r) = args.lock_retries {
         s.lock_retries = r;
     }
     Ok(s)

@@ -15,6 +15,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::duration::Zero;
+
 use super::version::Version;
 
 const NO_TRANSACTION: &str = "no-transaction";
@@ -29,11 +31,6 @@ const KNOWN: [&str; 5] = [
     REQUIRES,
     ALLOW_LINT,
 ];
-
-/// PostgreSQL stores `lock_timeout` and `statement_timeout` as a 32-bit count
-/// of milliseconds; anything larger is rejected by `SET`, so reject it here,
-/// at check time, instead of mid-deploy.
-const MAX_TIMEOUT_MS: u128 = i32::MAX as u128;
 
 /// The directives of one script.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -214,14 +211,13 @@ fn example(name: &str) -> &'static str {
 }
 
 fn parse_timeout(name: &str, value: &str) -> Result<Duration, String> {
-    let duration = parse_duration(value).map_err(|e| format!("`{name}`: {e}"))?;
-    if duration.as_millis() > MAX_TIMEOUT_MS {
-        return Err(format!(
-            "`{name}={value}` is longer than PostgreSQL allows ({MAX_TIMEOUT_MS}ms); \
-             use a shorter one"
-        ));
-    }
-    Ok(duration)
+    // `statement-timeout=0` lifts the role's limit for a long build; a zero
+    // `lock-timeout` would wait forever, queueing every query behind it.
+    let zero = match name {
+        STATEMENT_TIMEOUT => Zero::MeansNone,
+        _ => Zero::Refused,
+    };
+    crate::duration::parse_timeout(value, zero).map_err(|e| format!("`{name}`: {e}"))
 }
 
 fn split_list<'v>(name: &str, value: &'v str) -> Result<Vec<&'v str>, String> {
@@ -282,35 +278,7 @@ pub(crate) fn line_of(text: &str, name: &str) -> Option<usize> {
         })
 }
 
-/// Parses a duration as PostgreSQL's `lock_timeout` would read it: a whole
-/// number followed by `ms`, `s`, `min` (or `m`) or `h`; a bare number means
-/// milliseconds. No spaces, fractions or combined units.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let expected = || {
-        format!(
-            "invalid duration `{s}`; write e.g. `250ms`, `2s`, `5min` or `1h` \
-             (a bare number means milliseconds)"
-        )
-    };
-    if digits.is_empty() {
-        return Err(expected());
-    }
-    let millis_per_unit: u64 = match unit {
-        "" | "ms" => 1,
-        "s" => 1_000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        _ => return Err(expected()),
-    };
-    let too_large = || format!("duration `{s}` is too large");
-    let count: u64 = digits.parse().map_err(|_| too_large())?;
-    count
-        .checked_mul(millis_per_unit)
-        .map(Duration::from_millis)
-        .ok_or_else(too_large)
-}
+pub use crate::duration::parse_duration;
 
 #[cfg(test)]
 mod tests {

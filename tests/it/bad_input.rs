@@ -253,3 +253,53 @@ async fn a_read_only_database_is_refused_with_a_hint() {
     assert_said_once(&out.stderr);
     assert_untouched(&client).await;
 }
+
+/// A zero `lock_timeout` would mean no timeout at all to PostgreSQL: refused
+/// wherever it is written, before anything runs. `statement-timeout=0` (no
+/// limit for a long build) is allowed.
+#[tokio::test]
+async fn a_zero_lock_timeout_is_refused_everywhere() {
+    let p = with_good();
+    let db = TestDb::new("zero_lock_timeout_flag").await;
+    let out = p.run(&db, &["apply", "--lock-timeout", "0"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("--lock-timeout: `0`"), "{out:?}");
+    assert!(out.stderr.contains("no timeout at all"), "{out:?}");
+    assert_untouched(&db.client().await).await;
+
+    p.write("shiftlog.toml", "# defaults\nlock_timeout = \"0s\"\n");
+    refused(
+        "zero_lock_timeout_config",
+        &p,
+        2,
+        &["shiftlog.toml:2", "lock_timeout: `0s`", "no timeout at all"],
+    )
+    .await;
+    p.write("shiftlog.toml", "lease_ttl = \"0\"\n");
+    refused("zero_lease_ttl", &p, 2, &["lease_ttl", "positive duration"]).await;
+
+    let p = with_good();
+    p.migration(
+        "002",
+        "zero",
+        "-- shiftlog:lock-timeout=0\nselect 1;\n",
+        None,
+    );
+    refused(
+        "zero_lock_timeout_directive",
+        &p,
+        2,
+        &["002_zero.sql", "no timeout at all"],
+    )
+    .await;
+    let p = with_good();
+    p.migration(
+        "002",
+        "long",
+        "-- shiftlog:statement-timeout=0\nselect 1;\n",
+        None,
+    );
+    p.sum();
+    let db = TestDb::new("zero_statement_timeout").await;
+    p.ok(&db, &["apply"]);
+}

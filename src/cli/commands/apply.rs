@@ -2,7 +2,7 @@
 
 use shiftlog::ExitStatus;
 use shiftlog::ops::ApplyOptions;
-use shiftlog::plan::{ApplyPlanOptions, PhaseFilter};
+use shiftlog::plan::ApplyPlanOptions;
 
 use crate::cli::args::{ApplyArgs, Format, GlobalArgs};
 use crate::cli::context::{self, StderrReporter};
@@ -57,7 +57,7 @@ fn options(
                 .as_deref()
                 .map(|v| context::version("--to", v))
                 .transpose()?,
-            phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
+            phase: args.phase.into(),
             allow_out_of_order: args
                 .allow_out_of_order
                 .iter()

@@ -2,7 +2,7 @@
 
 use shiftlog::ExitStatus;
 use shiftlog::ops::RollbackOptions;
-use shiftlog::plan::{PhaseFilter, RollbackPlanOptions};
+use shiftlog::plan::RollbackPlanOptions;
 
 use crate::cli::args::{Format, GlobalArgs, RollbackArgs};
 use crate::cli::context::{self, StderrReporter};
@@ -17,7 +17,7 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
                 .map(|v| context::version("--to", v))
                 .transpose()?,
             steps: args.steps,
-            phase: PhaseFilter::parse(&args.phase).unwrap_or_default(),
+            phase: args.phase.into(),
         },
         dry_run: args.dry_run,
         exec: context::exec_settings(&args.timeouts, &project.config)?,
