@@ -4,8 +4,34 @@
 //! immutable, blake3 hash-chained ledger inside the target database; the state
 //! of the database is a fold over that ledger.
 //!
-//! This crate is a library first: the `shiftlog` binary only parses flags,
-//! calls into these modules and renders their reports.
+//! # Quick start: migrate at application start
+//!
+//! ```no_run
+//! static MIGRATIONS: shiftlog::Embedded = shiftlog::embed!("migrations");
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), shiftlog::Error> {
+//!     let migrator = shiftlog::Migrator::from_embedded(&MIGRATIONS)?;
+//!     let db = migrator.connect(&std::env::var("DATABASE_URL").unwrap_or_default()).await?;
+//!     let applied = migrator.apply(&db).await?.applied.len();
+//!     println!("{applied} migration(s) applied");
+//!     Ok(())
+//! }
+//! ```
+//!
+//! [`embed!`] compiles the migrations directory (and `shiftlog.toml`) into
+//! the binary; [`Migrator::from_project`] reads a project at run time
+//! instead. Either way the settings, checks, ledger and lease are the CLI's
+//! own: the `shiftlog` binary is a thin layer over this library.
+//!
+//! # The facade and the advanced API
+//!
+//! [`Migrator`], [`Embedded`], [`embed!`], [`Error`] and [`ExitStatus`] are
+//! the supported surface for applications. The modules below are the
+//! advanced API the CLI is built from — operations ([`ops`]), the ledger
+//! ([`ledger`]), files ([`migration`]), lint rules ([`lint`]), schema
+//! fingerprints ([`schema`]), backfills ([`backfill`]) — public for tools
+//! built on shiftlog, and allowed to change between minor versions.
 
 pub mod backfill;
 pub mod config;
@@ -17,6 +43,7 @@ pub mod ident;
 pub mod ledger;
 pub mod lint;
 pub mod migration;
+pub mod migrator;
 pub mod ops;
 pub mod plan;
 pub mod project;
@@ -27,3 +54,5 @@ pub mod sql;
 pub mod supabase;
 
 pub use error::{Error, ExitStatus, Result};
+pub use migrator::{Embedded, Migrator};
+pub use shiftlog_macros::embed;

@@ -12,6 +12,7 @@ mod check;
 mod connection;
 mod drift;
 mod dry_run;
+mod embed;
 mod fingerprint;
 mod lint;
 mod scratch;

@@ -1,0 +1,1 @@
+alter table notes drop column author;
