@@ -1045,9 +1045,8 @@ impl Bench {
         // The target names "the fastest per-migration peer in the same run":
         // the peer with the lowest median, each round's shiftlog run against
         // that peer's run of the round. The faster of the peers' runs in each
-        // round (the verdict of runs 9 to 14, kept for comparison) is the
-        // minimum of two noisy runs, which favours the peers on a noisy
-        // machine (docs/benchmarks.md, run 14).
+        // round (an earlier verdict, kept for comparison) is the minimum of
+        // two noisy runs, which favours the peers on a noisy machine.
         let fastest_peer = per_migration_peers
             .iter()
             .filter_map(|k| r.median(k).map(|m| (*k, m)))

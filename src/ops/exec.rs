@@ -488,7 +488,8 @@ impl Runner<'_> {
         // first failing statement; its position or the count of statements
         // completed before it gives the file line), all sent before any
         // reply is read: fewer messages than a Query per statement, and less
-        // CPU on both sides (docs/benchmarks.md). `simple_query_raw` sends on
+        // CPU on both sides (docs/benchmarks.md, "Apply 1,000 migrations").
+        // `simple_query_raw` sends on
         // its first poll and returns at once, so the order on the wire is the
         // order here; the head lock (first polled after this block's sends)
         // goes last.
