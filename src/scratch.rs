@@ -453,6 +453,11 @@ fn as_owner(cmd: &mut Command, owner: Option<(u32, u32)>, stop_with_parent: bool
         cmd.gid(gid).uid(uid);
         cmd.env("HOME", "/tmp");
     }
+    // Elsewhere than Linux there is no parent-death signal: a server whose
+    // parent was killed is swept at the next start instead.
+    #[cfg(not(target_os = "linux"))]
+    let _ = stop_with_parent;
+    #[cfg(target_os = "linux")]
     if stop_with_parent {
         // SAFETY: prctl is async-signal-safe; it runs in the forked child
         // after the uid change (which would otherwise reset the setting).
