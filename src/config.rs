@@ -336,28 +336,6 @@ impl ProjectConfig {
         self.drift.schemas.is_some() || !self.drift.exclude_schemas.is_empty() || self.is_supabase()
     }
 
-    /// How scripts run, as this file says (defaults where it is silent):
-    /// `lock_timeout`, `lock_retries`.
-    pub fn exec_settings(&self) -> crate::ops::exec::ExecSettings {
-        let mut s = crate::ops::exec::ExecSettings::default();
-        if let Some(t) = self.lock_timeout {
-            s.lock_timeout = t;
-        }
-        if let Some(r) = self.lock_retries {
-            s.lock_retries = r;
-        }
-        s
-    }
-
-    /// Lease timing as this file says: `lease_ttl`.
-    pub fn lease_options(&self) -> crate::ledger::LeaseOptions {
-        let mut options = crate::ledger::LeaseOptions::default();
-        if let Some(ttl) = self.lease_ttl {
-            options.ttl = ttl;
-        }
-        options
-    }
-
     /// The expanded URL of environment `name`.
     pub fn environment_url(
         &self,

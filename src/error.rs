@@ -8,8 +8,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::conn::ConnectErrorKind;
-
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -55,7 +53,7 @@ pub enum Error {
     },
 
     /// A statement failed outside any migration script.
-    #[error("{context}: {}", crate::conn::redact(&db_error_text(source)))]
+    #[error("{context}: {}", crate::redact::redact(&db_error_text(source)))]
     Db {
         /// What shiftlog was doing.
         context: String,
@@ -183,7 +181,7 @@ pub enum Error {
     /// A migration script failed; its transaction was rolled back (or, for a
     /// non-transactional script, the statements before it stay applied).
     #[error("{}", failure_message(.0))]
-    MigrationFailed(Box<crate::ops::exec::ScriptFailure>),
+    MigrationFailed(Box<crate::failure::ScriptFailure>),
 
     /// A backfill stopped on an error; `backfill run` resumes after the last checkpoint.
     #[error("{}: backfill {name} stopped{}: {message}; fix the cause and run `shiftlog backfill run {name}` to resume from the last checkpoint", path.display(), after.as_ref().map(|a| format!(" after key ({a})")).unwrap_or_default())]
@@ -328,7 +326,7 @@ fn plan_message(problems: &[crate::plan::PlanProblem]) -> String {
     out
 }
 
-fn failure_message(f: &crate::ops::exec::ScriptFailure) -> String {
+fn failure_message(f: &crate::failure::ScriptFailure) -> String {
     f.to_string()
 }
 
@@ -393,4 +391,20 @@ impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.code())
     }
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectErrorKind {
+    /// Nothing listens there, the name does not resolve, or it timed out.
+    Unreachable,
+    /// Wrong password, unknown role, or pg_hba.conf refused the client.
+    Authentication,
+    /// The server is up but the database does not exist.
+    DatabaseMissing,
+    /// TLS was required and could not be established or verified.
+    Tls,
+    /// Anything else the server said.
+    Server,
 }

@@ -113,8 +113,8 @@ impl Migrator {
 
     fn with_project(project: Project, files: Option<tempfile::TempDir>) -> Self {
         Self {
-            exec: project.config.exec_settings(),
-            lease: project.config.lease_options(),
+            exec: ExecSettings::from_config(&project.config),
+            lease: LeaseOptions::from_config(&project.config),
             project,
             actor: None,
             _files: files,

@@ -8,8 +8,8 @@ use crate::error::Error;
 use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
 use crate::ledger::event::{backfill_subject, canonical_json};
 use crate::ledger::{EventDraft, EventKind};
-use crate::ops::session::Session;
 use crate::project::Project;
+use crate::session::Session;
 
 /// An operator's command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

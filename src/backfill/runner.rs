@@ -32,9 +32,9 @@ use crate::ident::quote_literal;
 use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
 use crate::ledger::event::{backfill_subject, canonical_json};
 use crate::ledger::{Appender, EventDraft, EventKind, Lease, LeaseOptions};
-use crate::ops::session::Session;
 use crate::project::Project;
 use crate::report::{Progress, Reporter};
+use crate::session::Session;
 
 /// How to run.
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use super::resolve::resolve;
 use crate::error::Error;
 use crate::ledger::event::{backfill_subject, canonical_json};
 use crate::ledger::{EventDraft, EventKind, LeaseOptions};
-use crate::ops::session::Session;
 use crate::project::Project;
+use crate::session::Session;
 
 /// Outcome of a completion check.
 #[derive(Debug, Clone, Serialize)]

@@ -133,13 +133,13 @@ pub fn version(flag: &str, value: &str) -> shiftlog::Result<Version> {
 pub fn lease(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<LeaseOptions> {
     Ok(LeaseOptions {
         wait: duration("--wait", &global.wait)?,
-        ..config.lease_options()
+        ..LeaseOptions::from_config(config)
     })
 }
 
 /// Timeouts: flags, then shiftlog.toml, then defaults.
 pub fn exec_settings(args: &TimeoutArgs, config: &ProjectConfig) -> shiftlog::Result<ExecSettings> {
-    let mut s = config.exec_settings();
+    let mut s = ExecSettings::from_config(config);
     if let Some(t) = &args.lock_timeout {
         s.lock_timeout = shiftlog::duration::parse_timeout(t, shiftlog::duration::Zero::Refused)
             .map_err(|e| shiftlog::Error::Usage {

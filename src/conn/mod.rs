@@ -71,21 +71,7 @@ pub fn resolve(
     })
 }
 
-/// Why a connection could not be opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectErrorKind {
-    /// Nothing listens there, the name does not resolve, or it timed out.
-    Unreachable,
-    /// Wrong password, unknown role, or pg_hba.conf refused the client.
-    Authentication,
-    /// The server is up but the database does not exist.
-    DatabaseMissing,
-    /// TLS was required and could not be established or verified.
-    Tls,
-    /// Anything else the server said.
-    Server,
-}
+pub use crate::error::ConnectErrorKind;
 
 /// Opens a connection and spawns the task that drives it.
 ///

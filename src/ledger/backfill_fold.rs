@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::event::{Event, EventKind};
-use super::fold::SubjectState;
 
 /// A key value: one text per key column.
 type Key = Vec<String>;
@@ -320,19 +319,18 @@ fn payload<T: DeserializeOwned>(event: &Event) -> Result<T, String> {
     serde_json::from_value::<T>(value).map_err(|e| format!("unexpected payload: {e}"))
 }
 
-/// Folds a backfill event.
-pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<SubjectState>, String> {
-    let prev = match prev {
-        Some(SubjectState::Backfill(b)) => b,
-        None => return first(event).map(|s| Some(SubjectState::Backfill(s))),
-        Some(_) => return Err(format!("subject {} is not a backfill", event.subject)),
+/// Folds a backfill event onto `prev`, the subject's state so far (`None`
+/// before its first event).
+pub fn step(prev: Option<&BackfillState>, event: &Event) -> Result<BackfillState, String> {
+    let Some(prev) = prev else {
+        return first(event);
     };
     if !is_backfill_kind(&event.kind) {
         return Err(format!("{} is not a backfill event", event.kind));
     }
     let mut s = prev.clone();
     update(&mut s, event)?;
-    Ok(Some(SubjectState::Backfill(s)))
+    Ok(s)
 }
 
 /// The first event of a backfill subject: only `backfill_started` is valid.

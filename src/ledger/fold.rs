@@ -480,7 +480,14 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
         | EventKind::BackfillCompleted
         | EventKind::BackfillVerified
         | EventKind::BackfillFailed => {
-            return crate::ledger::backfill_fold::step(prev, event).map_err(err);
+            let prev = match prev {
+                Some(SubjectState::Backfill(b)) => Some(b),
+                None => None,
+                Some(_) => return Err(err(format!("subject {} is not a backfill", event.subject))),
+            };
+            return crate::ledger::backfill_fold::step(prev, event)
+                .map(|s| Some(SubjectState::Backfill(s)))
+                .map_err(err);
         }
         EventKind::Other(_) => return Ok(prev.cloned()),
     }))

@@ -30,6 +30,17 @@ pub struct LeaseOptions {
     pub wait: Duration,
 }
 
+impl LeaseOptions {
+    /// As shiftlog.toml says (`lease_ttl`), defaults where it is silent.
+    pub fn from_config(config: &crate::config::ProjectConfig) -> Self {
+        let mut options = Self::default();
+        if let Some(ttl) = config.lease_ttl {
+            options.ttl = ttl;
+        }
+        options
+    }
+}
+
 impl Default for LeaseOptions {
     fn default() -> Self {
         Self {

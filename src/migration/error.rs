@@ -155,17 +155,7 @@ fn display_problems(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-/// The error of this module's `FromStr` implementations: what was wrong and
-/// what a valid value looks like.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ParseError(String);
-
-impl ParseError {
-    pub(crate) fn new(message: impl Into<String>) -> ParseError {
-        ParseError(message.into())
-    }
-}
+pub use super::version::ParseError;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 mod checksum;
 mod detect;
 mod directive;
+mod entries;
 mod error;
 mod layout;
 mod loose;
@@ -21,6 +22,7 @@ mod set;
 mod source;
 pub mod sumfile;
 mod template;
+mod template_text;
 mod version;
 
 pub use checksum::{ALGORITHM, Checksum, normalize};
@@ -36,5 +38,6 @@ pub use source::{load, load_layout};
 pub use sumfile::SumStatus;
 pub use template::{NewMigration, new_migration, new_migration_in};
 pub use version::{
-    Version, VersionOrder, is_conventional, normalize_description, parse_name, validate_description,
+    Version, VersionOrder, is_conventional, normalize_description, parse_name,
+    validate_description, version_after,
 };

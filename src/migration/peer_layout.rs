@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use super::entries::{Entry, EntryKind, Files, Group, classify_file, list_dir};
 use super::error::Problem;
-use super::layout::{Entry, EntryKind, Files, Group, classify_file, list_dir};
 use super::peer::{self, FileRole, LayoutKind, Role};
 use super::version::{Version, parse_name};
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::peer::LayoutKind;
-use super::template::{simple_down, simple_up};
+use super::template_text::{simple_down, simple_up};
 use super::version::Version;
 
 /// The directory to create (a diesel migration) and the files, relative to

@@ -33,8 +33,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::checksum::{Checksum, normalize};
+use super::entries::relative_dir;
 use super::error::SourceError;
-use super::layout::relative_dir;
 use super::set::MigrationSet;
 
 /// The sum file's name inside the migrations directory.

@@ -14,8 +14,6 @@ use std::str::FromStr;
 
 use time::{OffsetDateTime, UtcOffset};
 
-use super::error::ParseError;
-
 /// How versions of different widths are ordered (`version_order` in
 /// shiftlog.toml). Versions of one width order the same either way.
 #[derive(
@@ -343,6 +341,29 @@ pub fn normalize_description(text: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The version just after `digits`, of the same width where it fits
+/// (`0042` → `0043`).
+pub fn version_after(digits: &str) -> Option<String> {
+    let n: u64 = digits.parse().ok()?;
+    Some(format!(
+        "{:0width$}",
+        n.checked_add(1)?,
+        width = digits.len()
+    ))
+}
+
+/// The error of this module's `FromStr` implementations: what was wrong and
+/// what a valid value looks like.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(String);
+
+impl ParseError {
+    pub(crate) fn new(message: impl Into<String>) -> ParseError {
+        ParseError(message.into())
+    }
 }
 
 #[cfg(test)]

@@ -9,105 +9,21 @@
 //! database; only the replay connects, and only to a throwaway database.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
 use crate::config::ProjectConfig;
 use crate::error::{Error, ExitStatus};
 use crate::lint::{Finding, LintError, docs_path, lint_script_with, lint_set_with};
-use crate::migration::{self, MigrationSet, Problem, SumStatus, sumfile};
+use crate::migration::{self, MigrationSet, SumStatus, sumfile};
 use crate::ops::exec::ExecSettings;
 use crate::ops::replay::{self, ReplaySummary, ScratchTarget};
 use crate::project::Project;
 use crate::report::Reporter;
-use crate::schema::SchemaDiff;
 use crate::sql::TxShape;
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Fails the check (exit 3).
-    Error,
-    /// Reported; does not fail the check.
-    Warning,
-    /// For information, e.g. a lint finding accepted by `allow-lint`.
-    Notice,
-}
-
-impl Severity {
-    /// `error`, `warning` or `notice`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Error => "error",
-            Self::Warning => "warning",
-            Self::Notice => "notice",
-        }
-    }
-}
-
-/// One thing `check` found.
-///
-/// JSON shape (stable): `{"path", "line", "column", "severity", "rule",
-/// "message"}` plus `"docs"` for lint rules and `"diff"` (a
-/// [`SchemaDiff`]) for schema mismatches found by the scratch replay;
-/// `line` and `column` are `null` when unknown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CheckFinding {
-    /// The file concerned, relative to the project root.
-    pub path: PathBuf,
-    /// 1-based line, when known.
-    pub line: Option<u32>,
-    /// 1-based column, when known.
-    pub column: Option<u32>,
-    /// How bad it is.
-    pub severity: Severity,
-    /// What kind of check found it: a lint rule id, or one of the rules
-    /// listed in docs/ci.md (`migration-file`, `requires`, `sum-file`,
-    /// `missing-down`, `backfill`, `sql-syntax`, `allow-lint`, `scratch-*`).
-    pub rule: String,
-    /// Lowercase, says what to do; may span lines (a schema diff).
-    pub message: String,
-    /// The rule's documentation page, for lint rules.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub docs: Option<String>,
-    /// The schema difference behind a scratch-replay finding.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub diff: Option<SchemaDiff>,
-}
-
-impl CheckFinding {
-    /// A finding without position, docs or diff.
-    pub fn new(
-        path: impl Into<PathBuf>,
-        severity: Severity,
-        rule: &str,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            path: path.into(),
-            line: None,
-            column: None,
-            severity,
-            rule: rule.to_owned(),
-            message: message.into(),
-            docs: None,
-            diff: None,
-        }
-    }
-
-    /// The same finding at `line`.
-    pub fn at_line(mut self, line: Option<u32>) -> Self {
-        self.line = line;
-        self
-    }
-
-    fn from_problem(problem: Problem, rule: &str) -> Self {
-        let line = problem.line.and_then(|l| u32::try_from(l).ok());
-        Self::new(problem.path, Severity::Error, rule, problem.message).at_line(line)
-    }
-}
+pub use super::finding::{CheckFinding, Severity};
 
 /// What `check` asks for.
 #[derive(Debug, Clone, Default)]

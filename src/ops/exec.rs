@@ -8,12 +8,10 @@
 //! migration stuck behind one long transaction can stall all traffic. With a
 //! short `lock_timeout` the migration gives up instead, and retries later.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use serde::Serialize;
 use tokio_postgres::error::{ErrorPosition, SqlState};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
@@ -25,7 +23,7 @@ use crate::ledger::payload::{
     StatementDonePayload, to_canonical,
 };
 use crate::ledger::{Appender, EventDraft, EventKind, Lease, LockedHead, Sealed};
-use crate::migration::{Phase, Script, Version};
+use crate::migration::Script;
 use crate::ops::session::Session;
 use crate::plan::{Unit, statement_hash};
 use crate::report::{Action, Progress, Reporter, UnitOutcome};
@@ -41,6 +39,21 @@ pub struct ExecSettings {
     pub retry_base: Duration,
 }
 
+impl ExecSettings {
+    /// As shiftlog.toml says (`lock_timeout`, `lock_retries`), defaults
+    /// where it is silent.
+    pub fn from_config(config: &crate::config::ProjectConfig) -> Self {
+        let mut s = Self::default();
+        if let Some(t) = config.lock_timeout {
+            s.lock_timeout = t;
+        }
+        if let Some(r) = config.lock_retries {
+            s.lock_retries = r;
+        }
+        s
+    }
+}
+
 impl Default for ExecSettings {
     fn default() -> Self {
         Self {
@@ -51,97 +64,7 @@ impl Default for ExecSettings {
     }
 }
 
-/// Which script of a unit failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScriptKind {
-    /// The up script.
-    Up,
-    /// The down script.
-    Down,
-    /// The verify script.
-    Verify,
-}
-
-impl ScriptKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Up => "up",
-            Self::Down => "down",
-            Self::Verify => "verify",
-        }
-    }
-}
-
-/// A script that failed: where, why, and what was left behind.
-#[derive(Debug, Clone, Serialize)]
-pub struct ScriptFailure {
-    /// Version.
-    pub version: Version,
-    /// Phase.
-    pub phase: Phase,
-    /// The script.
-    pub path: PathBuf,
-    /// Its checksum.
-    pub checksum: crate::migration::Checksum,
-    /// Which script of the unit.
-    pub script: ScriptKind,
-    /// 1-based line in the file of the failing statement (or error position).
-    pub line: Option<u32>,
-    /// 1-based column, when the server gave a position.
-    pub column: Option<u32>,
-    /// 0-based index of the failing statement.
-    pub statement_index: Option<u32>,
-    /// SQLSTATE.
-    pub sqlstate: Option<String>,
-    /// The server's message.
-    pub message: String,
-    /// Ran in a transaction (so nothing of it remains).
-    pub transactional: bool,
-    /// Statements of a non-transactional unit that completed before the failure.
-    pub statements_done: u32,
-    /// What to do about it, when known (e.g. the INVALID index to drop).
-    pub hint: Option<String>,
-}
-
-impl fmt::Display for ScriptFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(col) = self.column {
-                write!(f, ":{col}")?;
-            }
-        }
-        write!(
-            f,
-            ": migration {} ({}) {} script failed: {}",
-            self.version,
-            self.phase,
-            self.script.as_str(),
-            self.message
-        )?;
-        if let Some(code) = &self.sqlstate {
-            write!(f, " [SQLSTATE {code}]")?;
-        }
-        if self.transactional {
-            write!(
-                f,
-                "; its transaction was rolled back, nothing of it was applied"
-            )?;
-        } else {
-            write!(
-                f,
-                "; {} statement(s) before it stay applied — fix the cause and run apply again to resume from the failed statement",
-                self.statements_done
-            )?;
-        }
-        if let Some(hint) = &self.hint {
-            write!(f, "; {hint}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::failure::{ScriptFailure, ScriptKind};
 
 /// How a unit's up script ran, for its `migration_applied` event.
 #[derive(Debug, Clone, Copy)]

@@ -8,6 +8,7 @@ pub mod drift;
 pub mod dry_run;
 pub mod env_diff;
 pub mod exec;
+pub mod finding;
 pub mod fingerprint;
 pub mod history;
 pub mod import;

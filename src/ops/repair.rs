@@ -217,7 +217,7 @@ pub fn record_baseline_settings(
     project: &Project,
     version: &Version,
 ) -> Result<(Vec<String>, Vec<String>), Error> {
-    match crate::ops::import::version_after(version.as_str()) {
+    match crate::migration::version_after(version.as_str()) {
         Some(from) => crate::config::set_top_level_keys(&project.root, &[("lint_from", from)]),
         None => Ok((Vec::new(), Vec::new())),
     }

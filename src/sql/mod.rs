@@ -13,6 +13,7 @@ mod classify;
 mod error;
 mod position;
 mod split;
+mod statement;
 mod txcontrol;
 
 pub use classify::{created_index, is_transaction_control, requires_no_transaction};

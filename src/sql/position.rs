@@ -7,7 +7,7 @@
 //! column. `\r\n` line endings work because the `\r` stays on the line it
 //! ends.
 
-use super::split::Statement;
+use super::statement::Statement;
 
 /// Returns the 1-based `(line, column)` of `byte_offset` in `script`.
 ///

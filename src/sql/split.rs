@@ -12,28 +12,12 @@
 //!
 //! Owns no I/O: callers pass the script's text and get statements back.
 
-use pg_query::NodeEnum;
 use pg_query::protobuf::Token;
 
 use super::error::ParseError;
 use super::position::line_col;
 
-/// One statement of a script, as PostgreSQL's parser delimits it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Statement {
-    /// Exact source text, from the first character of the statement's first
-    /// token to the last character of its last token: comments and
-    /// whitespace around it and the terminating `;` are not included;
-    /// comments inside it are.
-    pub text: String,
-    /// Byte offset in the script where `text` starts.
-    pub offset: usize,
-    /// 1-based line of the script on which `text` starts.
-    pub line: u32,
-    /// The statement's parse tree (the `stmt` of libpg_query's `RawStmt`),
-    /// kept for the helpers in `classify`.
-    pub node: NodeEnum,
-}
+pub use super::statement::Statement;
 
 /// Checks that `script` is valid PostgreSQL syntax, with the same error as
 /// [`split`] when it is not — several times cheaper when it is, since the
@@ -144,6 +128,7 @@ fn to_offset(location: i32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pg_query::NodeEnum;
 
     /// The statements' texts, for compact assertions.
     fn texts(script: &str) -> Vec<String> {

@@ -474,13 +474,4 @@ pub fn record_settings(
     crate::config::set_top_level_keys(&project.root, &keys)
 }
 
-/// The version just after `digits`, of the same width where it fits
-/// (`0042` → `0043`).
-pub fn version_after(digits: &str) -> Option<String> {
-    let n: u64 = digits.parse().ok()?;
-    Some(format!(
-        "{:0width$}",
-        n.checked_add(1)?,
-        width = digits.len()
-    ))
-}
+pub use crate::migration::version_after;
