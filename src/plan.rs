@@ -566,27 +566,39 @@ pub fn expected_down_path_in(kind: crate::migration::LayoutKind, up: &std::path:
     up.with_file_name(down)
 }
 
+/// What the contract gate needs to know of a backfill definition.
+#[derive(Debug, Clone, Copy)]
+pub struct GatedBackfill<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its definition file.
+    pub path: &'a std::path::Path,
+    /// The migration whose contract phase waits for it.
+    pub migration: Option<&'a Version>,
+}
+
 /// Contract phases whose migration has a backfill that is not verified
 /// complete (DESIGN.md §5: contract is gated on the backfill).
-pub fn contract_gate(
+pub fn contract_gate<'b>(
     steps: &[ApplyStep<'_>],
-    backfills: &std::collections::BTreeMap<String, crate::backfill::Backfill>,
+    backfills: impl IntoIterator<Item = GatedBackfill<'b>> + Clone,
     state: &LedgerState,
 ) -> Vec<PlanProblem> {
     let mut problems = Vec::new();
     for step in steps.iter().filter(|s| s.unit.phase == Phase::Contract) {
         for b in backfills
-            .values()
-            .filter(|b| b.migration.as_ref() == Some(step.unit.version()))
+            .clone()
+            .into_iter()
+            .filter(|b| b.migration == Some(step.unit.version()))
         {
-            let s = state.backfill(&b.name);
+            let s = state.backfill(b.name);
             if s.is_some_and(|s| s.is_verified_complete()) {
                 continue;
             }
             problems.push(PlanProblem::BackfillNotVerified {
                 version: step.unit.version().clone(),
-                backfill: b.name.clone(),
-                path: b.path.clone(),
+                backfill: b.name.to_owned(),
+                path: b.path.to_path_buf(),
                 status: s
                     .map(|s| format!("{:?}", s.status).to_lowercase())
                     .unwrap_or_else(|| "not started".into()),

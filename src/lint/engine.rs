@@ -187,11 +187,6 @@ impl LintReport {
     }
 }
 
-impl fmt::Display for LintReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&super::render_human(self))
-    }
-}
 
 /// Lints one script on its own, as part of `phase`; `is_down` for a down
 /// script (see the module docs for which rules read those).

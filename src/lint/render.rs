@@ -89,6 +89,12 @@ fn count(n: usize, noun: &str) -> String {
     }
 }
 
+impl std::fmt::Display for LintReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&render_human(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

@@ -205,7 +205,15 @@ fn plan<'a>(
 ) -> Result<Vec<ApplyStep<'a>>, Error> {
     let steps = plan_apply(&project.migrations, state, &options.plan)
         .map_err(|problems| Error::Plan { problems })?;
-    let gate = crate::plan::contract_gate(&steps, &project.backfills, state);
+    let gate = crate::plan::contract_gate(
+        &steps,
+        project.backfills.values().map(|b| crate::plan::GatedBackfill {
+            name: &b.name,
+            path: &b.path,
+            migration: b.migration.as_ref(),
+        }),
+        state,
+    );
     if !gate.is_empty() {
         return Err(Error::Plan { problems: gate });
     }
