@@ -187,7 +187,6 @@ impl LintReport {
     }
 }
 
-
 /// Lints one script on its own, as part of `phase`; `is_down` for a down
 /// script (see the module docs for which rules read those).
 ///

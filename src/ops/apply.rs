@@ -207,11 +207,14 @@ fn plan<'a>(
         .map_err(|problems| Error::Plan { problems })?;
     let gate = crate::plan::contract_gate(
         &steps,
-        project.backfills.values().map(|b| crate::plan::GatedBackfill {
-            name: &b.name,
-            path: &b.path,
-            migration: b.migration.as_ref(),
-        }),
+        project
+            .backfills
+            .values()
+            .map(|b| crate::plan::GatedBackfill {
+                name: &b.name,
+                path: &b.path,
+                migration: b.migration.as_ref(),
+            }),
         state,
     );
     if !gate.is_empty() {
