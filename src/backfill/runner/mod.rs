@@ -1,0 +1,537 @@
+//! Running a backfill: keyset chunks, one transaction per chunk holding the
+//! change and its checkpoint event (so a chunk is never done twice, even with
+//! a non-idempotent `sql`), throttled, resumable, controllable from anywhere.
+//!
+//! Why each piece:
+//! - `SET LOCAL lock_timeout` bounds how long a chunk waits for a row an
+//!   application transaction holds; 55P03 and 57014 are retried with a
+//!   halved chunk.
+//! - A watchdog on its own connection cancels a chunk whose locks have made
+//!   a client wait longer than the threshold, so live traffic never waits
+//!   on the backfill for longer than its `lock_timeout`.
+//! - The rate cap is a token bucket (governor); the chunk size adapts so a
+//!   chunk takes about `target_chunk_ms`; chunks pause while a standby lags.
+//! - Pause, resume, cancel and rate changes are ledger events written by any
+//!   process; the runner polls its projection row a few times a second.
+
+mod watch;
+mod worker;
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Statement};
+
+use super::resolve::{Resolved, resolve};
+use crate::conn::connect;
+use crate::error::{Error, db_error_text};
+use crate::ident::quote_literal;
+use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
+use crate::ledger::event::{backfill_subject, canonical_json};
+use crate::ledger::{Appender, EventDraft, EventKind, Lease, LeaseOptions};
+use crate::project::Project;
+use crate::report::{Progress, Reporter};
+use crate::session::Session;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Parallel workers, each walking a disjoint slice of the key range.
+    pub workers: u32,
+    /// Override the rate cap (recorded as a `backfill_resized` event; sent to
+    /// the running process when another one holds the backfill).
+    pub rows_per_second: Option<u32>,
+    /// Lease timing.
+    pub lease: LeaseOptions,
+    /// Set to stop cleanly after the chunks in flight (Ctrl-C).
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Reconnection attempts after a lost connection (server restart).
+    pub reconnect_tries: u32,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            rows_per_second: None,
+            lease: LeaseOptions::default(),
+            interrupt: None,
+            reconnect_tries: 30,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// Walked the whole key range.
+    Completed(RunReport),
+    /// It was already complete; nothing was done.
+    AlreadyComplete,
+    /// Another process runs it; the new rate was sent to it.
+    Resized {
+        /// The new cap.
+        rows_per_second: u32,
+        /// Sequence number of the `backfill_resized` event.
+        seq: u64,
+    },
+}
+
+/// Totals of a completed run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Backfill name.
+    pub name: String,
+    /// Rows walked in this process.
+    pub rows: u64,
+    /// Rows changed in this process.
+    pub updated: u64,
+    /// Chunks committed in this process.
+    pub chunks: u64,
+    /// Wall time, ms.
+    pub duration_ms: u64,
+}
+
+/// Shared between the workers, the control poller and the watchdog.
+struct Control {
+    paused: AtomicBool,
+    cancelled: AtomicBool,
+    stop: AtomicBool,
+    rows_per_second: AtomicU32,
+    limiter: Mutex<Option<(u32, Arc<DefaultDirectRateLimiter>)>>,
+    rows_done: AtomicU64,
+    updated: AtomicU64,
+    chunks: AtomicU64,
+    worker_pids: Mutex<Vec<i32>>,
+    watchdog_cancels: AtomicU64,
+    window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+}
+
+impl Control {
+    fn limiter(&self) -> Option<(u32, Arc<DefaultDirectRateLimiter>)> {
+        let want = self.rows_per_second.load(Ordering::SeqCst);
+        let mut guard = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
+        if want == 0 {
+            *guard = None;
+            return None;
+        }
+        if guard.as_ref().map(|(r, _)| *r) != Some(want) {
+            let rate = NonZeroU32::new(want).unwrap_or(NonZeroU32::MIN);
+            *guard = Some((
+                want,
+                Arc::new(RateLimiter::direct(
+                    Quota::per_second(rate).allow_burst(rate),
+                )),
+            ));
+        }
+        guard.clone()
+    }
+
+    fn recent_rate(&self, rows: u64) -> f64 {
+        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        w.push_back((now, rows));
+        while w.len() > 2
+            && w.front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_secs(10))
+        {
+            w.pop_front();
+        }
+        match (w.front(), w.back()) {
+            (Some((t0, r0)), Some((t1, r1))) if t1 > t0 => {
+                (r1 - r0) as f64 / t1.duration_since(*t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Runs backfill `name` of `project` to completion (or until paused and
+/// interrupted, cancelled, or failed), resuming after its last checkpoint.
+pub async fn run(
+    project: &Project,
+    session: &Session,
+    name: &str,
+    options: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutcome, Error> {
+    let def = project.backfill(name)?;
+    let resolved = resolve(&session.client, def).await?;
+    let actor = session.actor_json_for(project);
+    let lease_name = backfill_subject(name);
+    let lease = match session
+        .take_named_lease(&lease_name, options.lease, &actor)
+        .await
+    {
+        Err(Error::LeaseUnavailable { .. }) if options.rows_per_second.is_some() => {
+            let rps = options.rows_per_second.unwrap_or_default();
+            let seq = super::control::resize(session, &actor, name, Some(rps)).await?;
+            return Ok(RunOutcome::Resized {
+                rows_per_second: rps,
+                seq,
+            });
+        }
+        other => other?,
+    };
+    let result = run_locked(session, &actor, &lease, &resolved, options, reporter).await;
+    // The session's connection may have died with a server restart mid-run.
+    let reconnected;
+    let client = if session.client.is_closed() {
+        reconnected = connect(&session.info).await?;
+        &reconnected
+    } else {
+        &session.client
+    };
+    let released = lease.release(client, &session.ledger).await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
+}
+
+/// Appends a backfill event fenced on the lease, in the open transaction
+/// (`own_txn = false`) or in one of its own.
+async fn append_event(
+    client: &Client,
+    session: &Session,
+    lease: &Lease,
+    actor: &str,
+    name: &str,
+    (kind, payload): (EventKind, serde_json::Value),
+    own_txn: bool,
+) -> Result<u64, Error> {
+    if lease.is_lost() {
+        return Err(Error::LeaseLost);
+    }
+    let draft = EventDraft {
+        kind,
+        subject: backfill_subject(name),
+        actor: actor.to_owned(),
+        payload: canonical_json(&payload),
+    };
+    let token = Some(lease.token());
+    let event = if own_txn {
+        session
+            .ledger
+            .append_committed(client, token, draft)
+            .await?
+    } else {
+        session.ledger.append(client, token, draft).await?
+    };
+    Ok(event.seq)
+}
+
+async fn append_alone(
+    client: &Client,
+    session: &Session,
+    lease: &Lease,
+    actor: &str,
+    name: &str,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<u64, Error> {
+    append_event(client, session, lease, actor, name, (kind, payload), true).await
+}
+
+/// Reads the folded state of a backfill.
+pub async fn read_state(session: &Session, name: &str) -> Result<Option<BackfillState>, Error> {
+    Ok(session
+        .ledger
+        .read_state(&session.client)
+        .await?
+        .backfill(name)
+        .cloned())
+}
+
+async fn run_locked(
+    session: &Session,
+    actor: &str,
+    lease: &Lease,
+    r: &Resolved,
+    options: &RunOptions,
+    reporter: &dyn Reporter,
+) -> Result<RunOutcome, Error> {
+    let name = r.def.name.as_str();
+    let client = &session.client;
+    let mut state = read_state(session, name).await?;
+    match state.as_ref().map(|s| s.status) {
+        Some(BackfillStatus::Completed) => return Ok(RunOutcome::AlreadyComplete),
+        Some(BackfillStatus::Failed) => {
+            append_alone(
+                client,
+                session,
+                lease,
+                actor,
+                name,
+                EventKind::BackfillResumed,
+                serde_json::json!({ "after": "failure" }),
+            )
+            .await?;
+            reporter.report(&Progress::BackfillNote {
+                name,
+                note: "resuming after the failure, from the last checkpoint",
+            });
+        }
+        Some(BackfillStatus::Running | BackfillStatus::Paused) => {
+            reporter.report(&Progress::BackfillNote {
+                name,
+                note: "resuming from the last checkpoint",
+            });
+        }
+        None | Some(BackfillStatus::Cancelled) => {
+            let started = start(session, r, options).await?;
+            append_alone(
+                client,
+                session,
+                lease,
+                actor,
+                name,
+                EventKind::BackfillStarted,
+                started,
+            )
+            .await?;
+            reporter.report(&Progress::BackfillNote {
+                name,
+                note: "started",
+            });
+        }
+    }
+    if let Some(rps) = options.rows_per_second {
+        append_alone(
+            client,
+            session,
+            lease,
+            actor,
+            name,
+            EventKind::BackfillResized,
+            serde_json::json!({ "rows_per_second": rps }),
+        )
+        .await?;
+    }
+    state = read_state(session, name).await?;
+    let state = state.ok_or_else(|| Error::LedgerCorrupt {
+        seq: 0,
+        message: format!("backfill {name} has no state after starting"),
+    })?;
+    let control = Arc::new(Control {
+        paused: AtomicBool::new(state.status == BackfillStatus::Paused),
+        cancelled: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        rows_per_second: AtomicU32::new(
+            state
+                .rows_per_second
+                .or(r.def.throttle.rows_per_second)
+                .unwrap_or(0),
+        ),
+        limiter: Mutex::new(None),
+        rows_done: AtomicU64::new(state.rows_done),
+        updated: AtomicU64::new(0),
+        chunks: AtomicU64::new(0),
+        worker_pids: Mutex::new(Vec::new()),
+        watchdog_cancels: AtomicU64::new(0),
+        window: Mutex::new(Default::default()),
+    });
+    let started = Instant::now();
+    let rows_before = state.rows_done;
+    let workers = options.workers.max(1) as usize;
+    let pending: Vec<usize> = state
+        .slices
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.finished)
+        .map(|(i, _)| i)
+        .collect();
+    let ctx = Ctx {
+        session,
+        actor,
+        lease,
+        r,
+        options,
+        control: control.clone(),
+        estimate: state.estimate,
+        reporter,
+    };
+    let poller = poll_control(session, name, control.clone());
+    let watchdog = watchdog(session, r.def.throttle.lock_timeout, control.clone());
+    let work = async {
+        let mut tasks = Vec::new();
+        for w in 0..workers.min(pending.len().max(1)) {
+            let mine: Vec<usize> = pending.iter().copied().skip(w).step_by(workers).collect();
+            let from_state = state.clone();
+            let ctx = &ctx;
+            tasks.push(async move {
+                for slice in mine {
+                    ctx.walk_slice(w, slice, &from_state).await?;
+                }
+                Ok::<(), Error>(())
+            });
+        }
+        let results = futures::future::join_all(tasks).await;
+        control.stop.store(true, Ordering::SeqCst);
+        results.into_iter().collect::<Result<Vec<()>, Error>>()
+    };
+    let (result, (), ()) = tokio::join!(work, poller, watchdog);
+    result?;
+    let reconnected;
+    let client = if client.is_closed() {
+        reconnected = connect(&session.info).await?;
+        &reconnected
+    } else {
+        client
+    };
+    if control.cancelled.load(Ordering::SeqCst) {
+        return Err(Error::BackfillCancelled {
+            name: name.to_owned(),
+        });
+    }
+    if ctx.interrupted() {
+        return Err(Error::Interrupted);
+    }
+    let rows = control.rows_done.load(Ordering::SeqCst) - rows_before;
+    let report = RunReport {
+        name: name.to_owned(),
+        rows,
+        updated: control.updated.load(Ordering::SeqCst),
+        chunks: control.chunks.load(Ordering::SeqCst),
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    append_alone(
+        client,
+        session,
+        lease,
+        actor,
+        name,
+        EventKind::BackfillCompleted,
+        serde_json::json!({ "rows": control.rows_done.load(Ordering::SeqCst), "duration_ms": report.duration_ms }),
+    )
+    .await?;
+    reporter.report(&Progress::BackfillNote {
+        name,
+        note: "completed; run `shiftlog backfill verify` to record the completion check",
+    });
+    Ok(RunOutcome::Completed(report))
+}
+
+/// Captures the run's upper bound and splits the key range into slices.
+async fn start(
+    session: &Session,
+    r: &Resolved,
+    options: &RunOptions,
+) -> Result<serde_json::Value, Error> {
+    let client = &session.client;
+    let ctx = |e| Error::db(format!("starting backfill {}", r.def.name), e);
+    let hi: Option<Vec<String>> = client
+        .query_opt(&r.max_key, &[])
+        .await
+        .map_err(ctx)?
+        .map(|row| key_of(&row, 0, r.key.len()));
+    let estimate: i64 = client
+        .query_one(
+            "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass($1)",
+            &[&r.table],
+        )
+        .await
+        .map_err(ctx)?
+        .get(0);
+    let mut bounds: Vec<Vec<String>> = Vec::new();
+    let workers = options.workers.max(1) as usize;
+    if workers > 1 && hi.is_some() {
+        // Split on the first key column's histogram (ANALYZE if there is none):
+        // disjoint slices without scanning the table.
+        let first = &r.key[0].name;
+        let (schema, table) = (
+            r.def
+                .table
+                .schema
+                .clone()
+                .unwrap_or_else(|| "public".into()),
+            r.def.table.name.clone(),
+        );
+        let mut hist = histogram(client, &schema, &table, first)
+            .await
+            .map_err(ctx)?;
+        if hist.is_empty() {
+            client
+                .batch_execute(&format!(
+                    "ANALYZE {} ({})",
+                    r.table,
+                    crate::ident::quote_ident(first)
+                ))
+                .await
+                .map_err(ctx)?;
+            hist = histogram(client, &schema, &table, first)
+                .await
+                .map_err(ctx)?;
+        }
+        for i in 1..workers {
+            if hist.is_empty() {
+                break;
+            }
+            let v = &hist[(i * hist.len() / workers).min(hist.len() - 1)];
+            if let Some(row) = client
+                .query_opt(&r.key_at_or_after, &[v])
+                .await
+                .map_err(ctx)?
+            {
+                let k = key_of(&row, 0, r.key.len());
+                if bounds.last() != Some(&k) && Some(&k) != hi.as_ref() {
+                    bounds.push(k);
+                }
+            }
+        }
+    }
+    let mut slices = Vec::new();
+    let mut lo: Option<Vec<String>> = None;
+    for b in bounds {
+        slices.push(serde_json::json!([lo, Some(b.clone())]));
+        lo = Some(b);
+    }
+    slices.push(serde_json::json!([lo, hi]));
+    let t = &r.def.throttle;
+    Ok(serde_json::json!({
+        "table": r.table,
+        "key": r.key.iter().map(|k| k.name.clone()).collect::<Vec<_>>(),
+        "hi": hi,
+        "slices": slices,
+        "estimate": estimate,
+        "definition": r.def.path.display().to_string(),
+        "definition_checksum": r.def.checksum.to_string(),
+        "rows_per_second": options.rows_per_second.or(t.rows_per_second),
+        "target_chunk_ms": t.target_chunk.as_millis() as u64,
+        "lock_timeout_ms": t.lock_timeout.as_millis() as u64,
+        "workers": workers,
+    }))
+}
+
+/// The histogram bounds of a column (as text), from `pg_stats`.
+async fn histogram(
+    client: &Client,
+    schema: &str,
+    table: &str,
+    column: &str,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let row = client
+        .query_opt(
+            "SELECT histogram_bounds::text::text[] FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND attname = $3",
+            &[&schema, &table, &column],
+        )
+        .await?;
+    Ok(row
+        .and_then(|r| r.get::<_, Option<Vec<String>>>(0))
+        .unwrap_or_default())
+}
+
+fn key_of(row: &tokio_postgres::Row, offset: usize, k: usize) -> Vec<String> {
+    (offset..offset + k)
+        .map(|i| row.get::<_, String>(i))
+        .collect()
+}
+
+use watch::{poll_control, watchdog};
+use worker::Ctx;
