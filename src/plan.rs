@@ -608,3 +608,7 @@ pub fn contract_gate<'b>(
     }
     problems
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
