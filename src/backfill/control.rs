@@ -63,7 +63,9 @@ pub async fn resize(
         actor,
         name,
         EventKind::BackfillResized,
-        serde_json::json!({ "rows_per_second": rows_per_second }),
+        crate::ledger::payload::to_value(&crate::ledger::payload::BackfillResizedPayload {
+            rows_per_second,
+        }),
     )
     .await
 }

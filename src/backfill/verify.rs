@@ -147,9 +147,12 @@ async fn record(
         kind: EventKind::BackfillVerified,
         subject: backfill_subject(name),
         actor: actor.clone(),
-        payload: canonical_json(
-            &serde_json::json!({ "remaining": remaining, "rows_checked": checked }),
-        ),
+        payload: canonical_json(&crate::ledger::payload::to_value(
+            &crate::ledger::payload::BackfillVerifiedPayload {
+                remaining,
+                rows_checked: checked,
+            },
+        )),
     };
     let result = session
         .ledger

@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::event::{Event, EventKind};
-
-/// A key value: one text per key column.
-type Key = Vec<String>;
+use super::payload::{
+    BackfillCheckpointPayload as Checkpoint, BackfillFailedPayload as FailedPayload,
+    BackfillResizedPayload as Resized, BackfillStartedPayload as Started,
+    BackfillVerifiedPayload as VerifiedPayload,
+};
 
 /// Where a backfill stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,30 +106,6 @@ impl BackfillState {
     pub fn is_verified_complete(&self) -> bool {
         self.verified.as_ref().is_some_and(|v| v.remaining == 0)
     }
-}
-
-#[derive(Deserialize)]
-struct Started {
-    table: String,
-    key: Vec<String>,
-    slices: Vec<(Option<Key>, Option<Key>)>,
-    estimate: Option<u64>,
-    rows_per_second: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct Checkpoint {
-    slice: usize,
-    hi: Option<Vec<String>>,
-    rows: u64,
-    #[serde(default)]
-    updated: u64,
-    #[serde(default)]
-    chunk_size: u64,
-    #[serde(default)]
-    finished: bool,
-    #[serde(default)]
-    throttled: Option<String>,
 }
 
 /// [`Checkpoint`] borrowing its strings from the payload text — the common
@@ -273,21 +251,6 @@ impl Checkpoint {
             throttled: self.throttled.as_deref(),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct Resized {
-    rows_per_second: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct VerifiedPayload {
-    remaining: u64,
-}
-
-#[derive(Deserialize)]
-struct FailedPayload {
-    error: String,
 }
 
 /// Whether `kind` is one of the backfill kinds this fold knows.
@@ -507,6 +470,113 @@ mod tests {
             b.finished,
             b.throttled,
         )
+    }
+
+    /// What the runner writes (the typed payloads of `ledger::payload`) is
+    /// what the fold reads, the checkpoint's borrowed fast path included: a
+    /// renamed field fails here, not silently in a ledger.
+    #[test]
+    fn the_runners_payloads_fold() {
+        use crate::ledger::payload::{BackfillCompletedPayload, to_value};
+        let event = |seq: u64, kind: EventKind, payload: serde_json::Value| Event {
+            seq,
+            at: time::OffsetDateTime::UNIX_EPOCH,
+            kind,
+            subject: "backfill:b".into(),
+            actor: "{}".into(),
+            payload: crate::ledger::event::canonical_json(&payload),
+            prev_hash: crate::ledger::Hash::from_slice(&[0; 32]).expect("hash"),
+            hash: crate::ledger::Hash::from_slice(&[0; 32]).expect("hash"),
+        };
+        let k = |v: &str| vec![v.to_owned()];
+        let started = to_value(&Started {
+            table: "public.t".into(),
+            key: vec!["id".into()],
+            hi: Some(k("100")),
+            slices: vec![(None, Some(k("50"))), (Some(k("50")), Some(k("100")))],
+            estimate: Some(100),
+            definition: "backfills/b.toml".into(),
+            definition_checksum: "b3n1:x".into(),
+            rows_per_second: Some(500),
+            target_chunk_ms: 200,
+            lock_timeout_ms: 500,
+            workers: 2,
+        });
+        let checkpoint = |slice, lo: Option<&str>, hi: &str, finished| {
+            to_value(&Checkpoint {
+                slice,
+                lo: lo.map(k),
+                hi: Some(k(hi)),
+                rows: 50,
+                updated: 49,
+                duration_ms: 3,
+                chunk_size: 1000,
+                finished,
+                throttled: Some("rate".into()),
+            })
+        };
+        let events = [
+            event(1, EventKind::BackfillStarted, started),
+            event(
+                2,
+                EventKind::BackfillCheckpoint,
+                checkpoint(0, None, "50", true),
+            ),
+            event(
+                3,
+                EventKind::BackfillCheckpoint,
+                checkpoint(1, Some("50"), "100", true),
+            ),
+            event(
+                4,
+                EventKind::BackfillResized,
+                to_value(&Resized {
+                    rows_per_second: Some(100),
+                }),
+            ),
+            event(
+                5,
+                EventKind::BackfillCompleted,
+                to_value(&BackfillCompletedPayload {
+                    rows: 100,
+                    duration_ms: 9,
+                }),
+            ),
+            event(
+                6,
+                EventKind::BackfillVerified,
+                to_value(&VerifiedPayload {
+                    remaining: 0,
+                    rows_checked: 100,
+                }),
+            ),
+        ];
+        let mut state = None;
+        for e in &events {
+            state = Some(step(state.as_ref(), e).unwrap_or_else(|m| panic!("{}: {m}", e.kind)));
+        }
+        let s = state.expect("folded");
+        assert_eq!(
+            (s.table.as_str(), s.key.as_slice()),
+            ("public.t", &["id".to_owned()][..])
+        );
+        assert_eq!((s.rows_done, s.rows_updated, s.chunks), (100, 98, 2));
+        assert!(s.slices.iter().all(|sl| sl.finished));
+        assert_eq!(s.slices[1].done_to, Some(k("100")));
+        assert!(s.is_verified_complete());
+        let failed = event(
+            7,
+            EventKind::BackfillFailed,
+            to_value(&FailedPayload {
+                slice: Some(0),
+                lo: None,
+                chunk_size: 10,
+                sqlstate: Some("57014".into()),
+                error: "canceling statement".into(),
+            }),
+        );
+        let s = step(Some(&s), &failed).expect("folds");
+        assert_eq!(s.status, BackfillStatus::Failed);
     }
 
     #[test]

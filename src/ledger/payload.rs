@@ -192,3 +192,128 @@ pub struct RepairedPayload {
 pub fn to_canonical<T: Serialize>(payload: &T) -> String {
     super::event::canonical_json(&serde_json::to_value(payload).unwrap_or(serde_json::Value::Null))
 }
+
+/// A key value of a backfill's key columns, as text (one per column).
+pub type KeyValues = Vec<String>;
+
+/// `backfill_started`: what the run walks and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillStartedPayload {
+    /// The table, as resolved (`schema.table`).
+    pub table: String,
+    /// Its key columns.
+    pub key: Vec<String>,
+    /// The last key at the start: the walk's upper bound.
+    #[serde(default)]
+    pub hi: Option<KeyValues>,
+    /// The key ranges `(lo, hi]` the workers walk, `None` for open ends.
+    pub slices: Vec<(Option<KeyValues>, Option<KeyValues>)>,
+    /// Rows estimated from the planner's statistics.
+    pub estimate: Option<u64>,
+    /// The definition file.
+    #[serde(default)]
+    pub definition: String,
+    /// Its checksum.
+    #[serde(default)]
+    pub definition_checksum: String,
+    /// The rate cap, rows per second.
+    pub rows_per_second: Option<u32>,
+    /// The chunk duration aimed at, milliseconds.
+    #[serde(default)]
+    pub target_chunk_ms: u64,
+    /// `lock_timeout` of each chunk, milliseconds.
+    #[serde(default)]
+    pub lock_timeout_ms: u64,
+    /// Workers.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// `backfill_checkpoint`: one chunk committed (or a slice found empty).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillCheckpointPayload {
+    /// The slice walked.
+    pub slice: usize,
+    /// The key the chunk started after.
+    #[serde(default)]
+    pub lo: Option<KeyValues>,
+    /// The last key of the chunk: where the slice resumes.
+    pub hi: Option<KeyValues>,
+    /// Rows walked.
+    pub rows: u64,
+    /// Rows the UPDATE changed.
+    #[serde(default)]
+    pub updated: u64,
+    /// Wall time of the chunk.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Rows asked for.
+    #[serde(default)]
+    pub chunk_size: u64,
+    /// The slice is done.
+    #[serde(default)]
+    pub finished: bool,
+    /// What held the chunk back, when something did.
+    #[serde(default)]
+    pub throttled: Option<String>,
+}
+
+/// `backfill_resized`: a new rate cap (`None`: no cap).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillResizedPayload {
+    /// Rows per second.
+    pub rows_per_second: Option<u32>,
+}
+
+/// `backfill_resumed` after a failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillResumedPayload {
+    /// What it resumed after (`failure`), absent for a plain resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `backfill_completed`: the whole key range walked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillCompletedPayload {
+    /// Rows walked in all.
+    pub rows: u64,
+    /// Wall time of the run that finished it.
+    pub duration_ms: u64,
+}
+
+/// `backfill_verified`: the completion check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillVerifiedPayload {
+    /// Rows still not satisfying the check (0: complete).
+    pub remaining: u64,
+    /// Rows the check read.
+    #[serde(default)]
+    pub rows_checked: u64,
+}
+
+/// `backfill_failed`: the chunk that stopped the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackfillFailedPayload {
+    /// The slice.
+    #[serde(default)]
+    pub slice: Option<usize>,
+    /// The key the failing chunk started after.
+    #[serde(default)]
+    pub lo: Option<KeyValues>,
+    /// Rows it asked for.
+    #[serde(default)]
+    pub chunk_size: u64,
+    /// SQLSTATE, when the server gave one.
+    #[serde(default)]
+    pub sqlstate: Option<String>,
+    /// What went wrong (passwords redacted).
+    pub error: String,
+}
+
+/// A payload as the JSON value the canonical encoding is made from.
+pub fn to_value<T: Serialize>(payload: &T) -> serde_json::Value {
+    // Serializing these plain structs cannot fail (string keys, no maps of
+    // non-string keys); `Null` would be stored rather than panic.
+    serde_json::to_value(payload).unwrap_or(serde_json::Value::Null)
+}

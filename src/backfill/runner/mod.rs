@@ -17,6 +17,7 @@
 mod watch;
 mod worker;
 
+use crate::ledger::payload;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -270,7 +271,9 @@ async fn run_locked(
                 actor,
                 name,
                 EventKind::BackfillResumed,
-                serde_json::json!({ "after": "failure" }),
+                payload::to_value(&payload::BackfillResumedPayload {
+                    after: Some("failure".into()),
+                }),
             )
             .await?;
             reporter.report(&Progress::BackfillNote {
@@ -310,7 +313,9 @@ async fn run_locked(
             actor,
             name,
             EventKind::BackfillResized,
-            serde_json::json!({ "rows_per_second": rps }),
+            payload::to_value(&payload::BackfillResizedPayload {
+                rows_per_second: Some(rps),
+            }),
         )
         .await?;
     }
@@ -408,7 +413,10 @@ async fn run_locked(
         actor,
         name,
         EventKind::BackfillCompleted,
-        serde_json::json!({ "rows": control.rows_done.load(Ordering::SeqCst), "duration_ms": report.duration_ms }),
+        payload::to_value(&payload::BackfillCompletedPayload {
+            rows: control.rows_done.load(Ordering::SeqCst),
+            duration_ms: report.duration_ms,
+        }),
     )
     .await?;
     reporter.report(&Progress::BackfillNote {
@@ -489,23 +497,23 @@ async fn start(
     let mut slices = Vec::new();
     let mut lo: Option<Vec<String>> = None;
     for b in bounds {
-        slices.push(serde_json::json!([lo, Some(b.clone())]));
+        slices.push((lo, Some(b.clone())));
         lo = Some(b);
     }
-    slices.push(serde_json::json!([lo, hi]));
+    slices.push((lo, hi.clone()));
     let t = &r.def.throttle;
-    Ok(serde_json::json!({
-        "table": r.table,
-        "key": r.key.iter().map(|k| k.name.clone()).collect::<Vec<_>>(),
-        "hi": hi,
-        "slices": slices,
-        "estimate": estimate,
-        "definition": r.def.path.display().to_string(),
-        "definition_checksum": r.def.checksum.to_string(),
-        "rows_per_second": options.rows_per_second.or(t.rows_per_second),
-        "target_chunk_ms": t.target_chunk.as_millis() as u64,
-        "lock_timeout_ms": t.lock_timeout.as_millis() as u64,
-        "workers": workers,
+    Ok(payload::to_value(&payload::BackfillStartedPayload {
+        table: r.table.to_string(),
+        key: r.key.iter().map(|k| k.name.clone()).collect(),
+        hi,
+        slices,
+        estimate: u64::try_from(estimate).ok(),
+        definition: r.def.path.display().to_string(),
+        definition_checksum: r.def.checksum.to_string(),
+        rows_per_second: options.rows_per_second.or(t.rows_per_second),
+        target_chunk_ms: t.target_chunk.as_millis() as u64,
+        lock_timeout_ms: t.lock_timeout.as_millis() as u64,
+        workers,
     }))
 }
 

@@ -3,6 +3,7 @@
 //! chunk with its checkpoint event; reconnects and retries transient errors.
 
 use super::*;
+use crate::ledger::payload;
 
 pub(super) struct Ctx<'a> {
     pub(super) session: &'a Session,
@@ -252,8 +253,26 @@ impl Ctx<'_> {
                 .await
             {
                 Ok(Chunk::Empty) => {
-                    append_alone(&w.client, self.session, self.lease, self.actor, &self.r.def.name, EventKind::BackfillCheckpoint,
-                        serde_json::json!({ "slice": slice, "hi": null, "rows": 0, "finished": true })).await?;
+                    append_alone(
+                        &w.client,
+                        self.session,
+                        self.lease,
+                        self.actor,
+                        &self.r.def.name,
+                        EventKind::BackfillCheckpoint,
+                        payload::to_value(&payload::BackfillCheckpointPayload {
+                            slice,
+                            lo: None,
+                            hi: None,
+                            rows: 0,
+                            updated: 0,
+                            duration_ms: 0,
+                            chunk_size: 0,
+                            finished: true,
+                            throttled: None,
+                        }),
+                    )
+                    .await?;
                     return Ok(());
                 }
                 Ok(Chunk::Done {
@@ -329,7 +348,13 @@ impl Ctx<'_> {
                         ),
                         other => (None, other.to_string()),
                     };
-                    let payload = serde_json::json!({ "slice": slice, "lo": last, "chunk_size": size, "sqlstate": sqlstate, "error": message });
+                    let payload = payload::to_value(&payload::BackfillFailedPayload {
+                        slice: Some(slice),
+                        lo: last.clone(),
+                        chunk_size: size,
+                        sqlstate,
+                        error: message.clone(),
+                    });
                     let _ = append_alone(
                         &w.client,
                         self.session,
@@ -515,16 +540,16 @@ impl Ctx<'_> {
             };
         let head = head.map_err(ChunkError::from_error)?;
         let finished = (stepped.is_none() && rows < size) || last.as_slice() == hi;
-        let payload = serde_json::json!({
-            "slice": slice,
-            "lo": after,
-            "hi": last,
-            "rows": rows,
-            "updated": updated,
-            "duration_ms": t0.elapsed().as_millis() as u64,
-            "chunk_size": size,
-            "finished": finished,
-            "throttled": throttled,
+        let payload = payload::to_value(&payload::BackfillCheckpointPayload {
+            slice,
+            lo: after.map(<[String]>::to_vec),
+            hi: Some(last.clone()),
+            rows,
+            updated,
+            duration_ms: t0.elapsed().as_millis() as u64,
+            chunk_size: size,
+            finished,
+            throttled: throttled.map(str::to_owned),
         });
         let sealed = head
             .seal(EventDraft {
