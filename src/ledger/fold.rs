@@ -263,214 +263,22 @@ fn fingerprint_hash(payload: &str) -> Result<Option<String>, serde_json::Error> 
 /// Folds one event into the state of its subject. `None` means the event
 /// does not change any state (an unknown kind from a newer version).
 pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<SubjectState>, FoldError> {
-    let err = |message: String| FoldError {
-        seq: event.seq,
-        kind: event.kind.to_string(),
-        message,
-    };
-    let parse = |what: &str| -> Result<serde_json::Value, FoldError> {
-        serde_json::from_str(&event.payload)
-            .map_err(|e| err(format!("{what} payload is not JSON: {e}")))
-    };
-    // Straight from the text; only a payload that does not parse so goes
-    // through `Value`, for the messages that tell a non-JSON payload from an
-    // unexpected one.
-    macro_rules! payload {
-        ($t:ty) => {
-            match serde_json::from_str::<$t>(&event.payload) {
-                Ok(p) => p,
-                Err(_) => serde_json::from_value::<$t>(parse(event.kind.as_str())?)
-                    .map_err(|e| err(format!("unexpected payload: {e}")))?,
-            }
-        };
-    }
-    let unit = |version: &str, phase: Phase| -> Result<UnitState, FoldError> {
-        match prev {
-            Some(SubjectState::Migration(u)) => Ok(u.clone()),
-            None => Ok(UnitState::new(version, phase)),
-            Some(_) => Err(err(format!("subject {} is not a migration", event.subject))),
-        }
-    };
-    let by = || actor_label(&event.actor);
-    let ledger = || match prev {
-        Some(SubjectState::Ledger(l)) => l.clone(),
-        _ => LedgerFacts::default(),
-    };
+    let s = Step { prev, event };
     Ok(Some(match &event.kind {
-        EventKind::LedgerCreated => {
-            let p = parse("ledger_created")?;
-            let mut l = ledger();
-            l.ledger_id = p
-                .get("ledger_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
-            l.layout_version = p
-                .get("layout_version")
-                .and_then(|v| v.as_u64())
-                .map(|v| v as u32);
-            SubjectState::Ledger(l)
-        }
-        EventKind::LeaseTakenOver => {
-            let mut l = ledger();
-            l.takeovers += 1;
-            SubjectState::Ledger(l)
-        }
-        EventKind::Tag => {
-            let p = parse("tag")?;
-            let mut l = ledger();
-            if let Some(name) = p.get("name").and_then(|v| v.as_str()) {
-                l.tags.insert(name.to_owned(), event.seq);
-            }
-            SubjectState::Ledger(l)
-        }
-        EventKind::SchemaFingerprint => {
-            let hash = fingerprint_hash(&event.payload)
-                .map_err(|e| err(format!("schema_fingerprint payload is not JSON: {e}")))?;
-            let mut l = ledger();
-            if let Some(hash) = hash {
-                l.fingerprint = Some((hash, event.seq));
-            }
-            SubjectState::Ledger(l)
-        }
-        EventKind::MigrationApplied => {
-            let p: AppliedPayload = payload!(AppliedPayload);
-            let mut u = unit(p.version.as_str(), p.phase)?;
-            u.status = UnitStatus::Applied;
-            u.checksum = Some(p.checksum.to_string());
-            u.path = Some(p.path);
-            u.applied_at = Some(event.at);
-            u.applied_seq = Some(event.seq);
-            u.applied_by = Some(by());
-            u.baseline = false;
-            u.transactional = p.transactional;
-            u.statements_done = 0;
-            u.statement_hashes.clear();
-            u.failure = None;
-            SubjectState::Migration(u)
-        }
+        EventKind::LedgerCreated
+        | EventKind::LeaseTakenOver
+        | EventKind::Tag
+        | EventKind::SchemaFingerprint => SubjectState::Ledger(s.ledger_facts()?),
+        EventKind::MigrationApplied => SubjectState::Migration(s.applied()?),
         EventKind::Baseline | EventKind::MigrationImported => {
-            // An import payload carries the baseline fields and more.
-            let p: BaselinePayload = payload!(BaselinePayload);
-            let mut u = unit(p.version.as_str(), p.phase)?;
-            u.status = UnitStatus::Applied;
-            u.checksum = Some(p.checksum.to_string());
-            u.path = Some(p.path);
-            u.applied_at = Some(event.at);
-            u.applied_seq = Some(event.seq);
-            u.applied_by = Some(by());
-            u.baseline = true;
-            u.statements_done = 0;
-            u.statement_hashes.clear();
-            u.failure = None;
-            SubjectState::Migration(u)
+            SubjectState::Migration(s.baseline()?)
         }
-        EventKind::MigrationReverted => {
-            let p: RevertedPayload = payload!(RevertedPayload);
-            let mut u = unit(p.version.as_str(), p.phase)?;
-            if u.status != UnitStatus::Applied {
-                return Err(err(format!(
-                    "{} was reverted but is not applied",
-                    event.subject
-                )));
-            }
-            u.status = UnitStatus::Reverted;
-            u.checksum = None;
-            u.applied_at = None;
-            u.applied_seq = None;
-            u.applied_by = None;
-            u.baseline = false;
-            u.failure = None;
-            SubjectState::Migration(u)
-        }
-        EventKind::MigrationStarted => {
-            let p: StartedPayload = payload!(StartedPayload);
-            let mut u = unit(p.version.as_str(), p.phase)?;
-            // A restart after a failure keeps the statements already done.
-            if u.status != UnitStatus::Failed && u.status != UnitStatus::Partial {
-                u.statements_done = 0;
-                u.statement_hashes.clear();
-            }
-            u.status = UnitStatus::Partial;
-            u.checksum = Some(p.checksum.to_string());
-            u.path = Some(p.path);
-            u.transactional = false;
-            SubjectState::Migration(u)
-        }
-        EventKind::StatementDone => {
-            let p: StatementDonePayload = payload!(StatementDonePayload);
-            let mut u = unit(p.version.as_str(), p.phase)?;
-            if p.index != u.statements_done {
-                return Err(err(format!(
-                    "statement {} done, but {} statements were recorded before it",
-                    p.index, u.statements_done
-                )));
-            }
-            u.statements_done += 1;
-            u.statement_hashes.push(p.statement_hash);
-            SubjectState::Migration(u)
-        }
-        EventKind::MigrationFailed => {
-            let p: FailedPayload = payload!(FailedPayload);
-            let mut u = unit(p.version.as_str(), p.phase)?;
-            if u.status == UnitStatus::Applied && p.transactional {
-                // A failed down script: the unit stays applied; keep the failure visible.
-            } else {
-                u.status = UnitStatus::Failed;
-            }
-            u.transactional = p.transactional;
-            u.failure = Some(Failure {
-                seq: event.seq,
-                at: event.at,
-                path: p.path,
-                line: p.line,
-                statement_index: p.statement_index,
-                sqlstate: p.sqlstate,
-                error: p.error,
-            });
-            SubjectState::Migration(u)
-        }
-        EventKind::LockRetry => match prev {
-            Some(s) => s.clone(),
-            None => {
-                let p = parse("lock_retry")?;
-                let version = p
-                    .get("version")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-                    .to_owned();
-                let phase = p
-                    .get("phase")
-                    .and_then(|v| serde_json::from_value::<Phase>(v.clone()).ok())
-                    .unwrap_or(Phase::Main);
-                SubjectState::Migration(UnitState::new(&version, phase))
-            }
-        },
-        EventKind::Repaired => {
-            let p: RepairedPayload = payload!(RepairedPayload);
-            let mut u = unit(p.version.as_str(), p.phase)?;
-            match p.action {
-                RepairAction::AcceptChecksum => {
-                    if u.status != UnitStatus::Applied {
-                        return Err(err(format!(
-                            "checksum accepted for {}, which is not applied",
-                            event.subject
-                        )));
-                    }
-                    u.checksum = p.new_checksum.map(|c| c.to_string());
-                    if let Some(path) = p.path {
-                        u.path = Some(path);
-                    }
-                }
-                RepairAction::ResolveFailure => {
-                    u.status = UnitStatus::Reverted;
-                    u.failure = None;
-                    u.statements_done = 0;
-                    u.statement_hashes.clear();
-                    u.checksum = None;
-                }
-            }
-            SubjectState::Migration(u)
-        }
+        EventKind::MigrationReverted => SubjectState::Migration(s.reverted()?),
+        EventKind::MigrationStarted => SubjectState::Migration(s.started()?),
+        EventKind::StatementDone => SubjectState::Migration(s.statement_done()?),
+        EventKind::MigrationFailed => SubjectState::Migration(s.failed()?),
+        EventKind::LockRetry => s.lock_retry()?,
+        EventKind::Repaired => SubjectState::Migration(s.repaired()?),
         EventKind::BackfillStarted
         | EventKind::BackfillCheckpoint
         | EventKind::BackfillPaused
@@ -479,18 +287,250 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
         | EventKind::BackfillCancelled
         | EventKind::BackfillCompleted
         | EventKind::BackfillVerified
-        | EventKind::BackfillFailed => {
-            let prev = match prev {
-                Some(SubjectState::Backfill(b)) => Some(b),
-                None => None,
-                Some(_) => return Err(err(format!("subject {} is not a backfill", event.subject))),
-            };
-            return crate::ledger::backfill_fold::step(prev, event)
-                .map(|s| Some(SubjectState::Backfill(s)))
-                .map_err(err);
-        }
+        | EventKind::BackfillFailed => SubjectState::Backfill(s.backfill()?),
         EventKind::Other(_) => return Ok(prev.cloned()),
     }))
+}
+
+/// One event being folded onto its subject's state so far.
+struct Step<'a> {
+    prev: Option<&'a SubjectState>,
+    event: &'a Event,
+}
+
+impl Step<'_> {
+    fn err(&self, message: String) -> FoldError {
+        FoldError {
+            seq: self.event.seq,
+            kind: self.event.kind.to_string(),
+            message,
+        }
+    }
+
+    /// The payload as a JSON value (for the few kinds read loosely).
+    fn value(&self) -> Result<serde_json::Value, FoldError> {
+        serde_json::from_str(&self.event.payload).map_err(|e| {
+            self.err(format!(
+                "{} payload is not JSON: {e}",
+                self.event.kind.as_str()
+            ))
+        })
+    }
+
+    /// The typed payload, straight from the text; only a payload that does
+    /// not parse so goes through `Value`, for the messages that tell a
+    /// non-JSON payload from an unexpected one.
+    fn payload<T: serde::de::DeserializeOwned>(&self) -> Result<T, FoldError> {
+        match serde_json::from_str::<T>(&self.event.payload) {
+            Ok(p) => Ok(p),
+            Err(_) => serde_json::from_value::<T>(self.value()?)
+                .map_err(|e| self.err(format!("unexpected payload: {e}"))),
+        }
+    }
+
+    /// The migration unit's state so far (new for its first event).
+    fn unit(&self, version: &str, phase: Phase) -> Result<UnitState, FoldError> {
+        match self.prev {
+            Some(SubjectState::Migration(u)) => Ok(u.clone()),
+            None => Ok(UnitState::new(version, phase)),
+            Some(_) => Err(self.err(format!("subject {} is not a migration", self.event.subject))),
+        }
+    }
+
+    fn by(&self) -> String {
+        actor_label(&self.event.actor)
+    }
+
+    /// `ledger_created`, `lease_taken_over`, `tag`, `schema_fingerprint`.
+    fn ledger_facts(&self) -> Result<LedgerFacts, FoldError> {
+        let mut l = match self.prev {
+            Some(SubjectState::Ledger(l)) => l.clone(),
+            _ => LedgerFacts::default(),
+        };
+        match &self.event.kind {
+            EventKind::LedgerCreated => {
+                let p = self.value()?;
+                l.ledger_id = p
+                    .get("ledger_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned);
+                l.layout_version = p
+                    .get("layout_version")
+                    .and_then(|v| v.as_u64())
+                    .map(|v| v as u32);
+            }
+            EventKind::LeaseTakenOver => l.takeovers += 1,
+            EventKind::Tag => {
+                if let Some(name) = self.value()?.get("name").and_then(|v| v.as_str()) {
+                    l.tags.insert(name.to_owned(), self.event.seq);
+                }
+            }
+            _ => {
+                let hash = fingerprint_hash(&self.event.payload).map_err(|e| {
+                    self.err(format!("schema_fingerprint payload is not JSON: {e}"))
+                })?;
+                if let Some(hash) = hash {
+                    l.fingerprint = Some((hash, self.event.seq));
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    fn applied(&self) -> Result<UnitState, FoldError> {
+        let p: AppliedPayload = self.payload()?;
+        let mut u = self.unit(p.version.as_str(), p.phase)?;
+        self.mark_applied(&mut u, p.checksum.to_string(), p.path, false);
+        u.transactional = p.transactional;
+        Ok(u)
+    }
+
+    /// `baseline` and `migration_imported` (whose payload carries the
+    /// baseline fields and more).
+    fn baseline(&self) -> Result<UnitState, FoldError> {
+        let p: BaselinePayload = self.payload()?;
+        let mut u = self.unit(p.version.as_str(), p.phase)?;
+        self.mark_applied(&mut u, p.checksum.to_string(), p.path, true);
+        Ok(u)
+    }
+
+    fn mark_applied(&self, u: &mut UnitState, checksum: String, path: String, baseline: bool) {
+        u.status = UnitStatus::Applied;
+        u.checksum = Some(checksum);
+        u.path = Some(path);
+        u.applied_at = Some(self.event.at);
+        u.applied_seq = Some(self.event.seq);
+        u.applied_by = Some(self.by());
+        u.baseline = baseline;
+        u.statements_done = 0;
+        u.statement_hashes.clear();
+        u.failure = None;
+    }
+
+    fn reverted(&self) -> Result<UnitState, FoldError> {
+        let p: RevertedPayload = self.payload()?;
+        let mut u = self.unit(p.version.as_str(), p.phase)?;
+        if u.status != UnitStatus::Applied {
+            return Err(self.err(format!(
+                "{} was reverted but is not applied",
+                self.event.subject
+            )));
+        }
+        u.status = UnitStatus::Reverted;
+        u.checksum = None;
+        u.applied_at = None;
+        u.applied_seq = None;
+        u.applied_by = None;
+        u.baseline = false;
+        u.failure = None;
+        Ok(u)
+    }
+
+    fn started(&self) -> Result<UnitState, FoldError> {
+        let p: StartedPayload = self.payload()?;
+        let mut u = self.unit(p.version.as_str(), p.phase)?;
+        // A restart after a failure keeps the statements already done.
+        if u.status != UnitStatus::Failed && u.status != UnitStatus::Partial {
+            u.statements_done = 0;
+            u.statement_hashes.clear();
+        }
+        u.status = UnitStatus::Partial;
+        u.checksum = Some(p.checksum.to_string());
+        u.path = Some(p.path);
+        u.transactional = false;
+        Ok(u)
+    }
+
+    fn statement_done(&self) -> Result<UnitState, FoldError> {
+        let p: StatementDonePayload = self.payload()?;
+        let mut u = self.unit(p.version.as_str(), p.phase)?;
+        if p.index != u.statements_done {
+            return Err(self.err(format!(
+                "statement {} done, but {} statements were recorded before it",
+                p.index, u.statements_done
+            )));
+        }
+        u.statements_done += 1;
+        u.statement_hashes.push(p.statement_hash);
+        Ok(u)
+    }
+
+    fn failed(&self) -> Result<UnitState, FoldError> {
+        let p: FailedPayload = self.payload()?;
+        let mut u = self.unit(p.version.as_str(), p.phase)?;
+        if u.status == UnitStatus::Applied && p.transactional {
+            // A failed down script: the unit stays applied; keep the failure visible.
+        } else {
+            u.status = UnitStatus::Failed;
+        }
+        u.transactional = p.transactional;
+        u.failure = Some(Failure {
+            seq: self.event.seq,
+            at: self.event.at,
+            path: p.path,
+            line: p.line,
+            statement_index: p.statement_index,
+            sqlstate: p.sqlstate,
+            error: p.error,
+        });
+        Ok(u)
+    }
+
+    /// A retry changes nothing, but a unit's first event may be one.
+    fn lock_retry(&self) -> Result<SubjectState, FoldError> {
+        if let Some(s) = self.prev {
+            return Ok(s.clone());
+        }
+        let p = self.value()?;
+        let version = p
+            .get("version")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let phase = p
+            .get("phase")
+            .and_then(|v| serde_json::from_value::<Phase>(v.clone()).ok())
+            .unwrap_or(Phase::Main);
+        Ok(SubjectState::Migration(UnitState::new(&version, phase)))
+    }
+
+    fn repaired(&self) -> Result<UnitState, FoldError> {
+        let p: RepairedPayload = self.payload()?;
+        let mut u = self.unit(p.version.as_str(), p.phase)?;
+        match p.action {
+            RepairAction::AcceptChecksum => {
+                if u.status != UnitStatus::Applied {
+                    return Err(self.err(format!(
+                        "checksum accepted for {}, which is not applied",
+                        self.event.subject
+                    )));
+                }
+                u.checksum = p.new_checksum.map(|c| c.to_string());
+                if let Some(path) = p.path {
+                    u.path = Some(path);
+                }
+            }
+            RepairAction::ResolveFailure => {
+                u.status = UnitStatus::Reverted;
+                u.failure = None;
+                u.statements_done = 0;
+                u.statement_hashes.clear();
+                u.checksum = None;
+            }
+        }
+        Ok(u)
+    }
+
+    fn backfill(&self) -> Result<crate::ledger::backfill_fold::BackfillState, FoldError> {
+        let prev = match self.prev {
+            Some(SubjectState::Backfill(b)) => Some(b),
+            None => None,
+            Some(_) => {
+                return Err(self.err(format!("subject {} is not a backfill", self.event.subject)));
+            }
+        };
+        crate::ledger::backfill_fold::step(prev, self.event).map_err(|m| self.err(m))
+    }
 }
 
 /// `operator (db_user)` from an actor JSON text, for display.
