@@ -1,7 +1,7 @@
 //! `apply`: run pending migration units in order, each with its ledger event.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::ledger::{LeaseOptions, Presence};
 use crate::ops::dry_run::{self, DryRun};
 use crate::ops::exec::{Applied, ExecSettings, Runner, ScriptKind, Settled, outcome, prelude};
+use crate::ops::locked_run::{locked_run, stop_if_interrupted};
 use crate::ops::session::Session;
 use crate::plan::{ApplyPlanOptions, ApplyStep, plan_apply};
 use crate::project::Project;
@@ -108,92 +109,68 @@ pub async fn apply_with_state(
             ..ApplyReport::default()
         });
     }
-    let actor = session.actor_json_for(project);
-    let lease = session.take_lease(options.lease, &actor).await?;
-    // For the fingerprint read after the run (see `fingerprint::Spare`).
-    let spare = crate::ops::fingerprint::Spare::open(session);
-    let result = async {
-        // Re-plan under the lease: another runner may have applied meanwhile.
-        let (state, appender) = futures::future::try_join(
-            session.ledger.read_projection(&session.client),
-            session.ledger.appender(&session.client),
-        )
-        .await?;
-        let steps = plan(project, &state, options)?;
-        if project.config.is_supabase() {
-            let versions: Vec<&str> = steps
-                .iter()
-                .filter(|s| s.unit.phase == crate::migration::Phase::Main)
-                .map(|s| s.unit.version().as_str())
-                .collect();
-            crate::supabase::history::prepare(&session.client, &versions).await?;
-        }
-        let runner = Runner {
-            session,
-            actor: actor.clone(),
-            lease: &lease,
-            settings: &options.exec,
-            reporter,
-            appender,
-            cli_history: project.config.is_supabase(),
-        };
-        if options.single_transaction {
-            return apply_single_transaction(&runner, &steps).await;
-        }
-        let mut applied = Vec::with_capacity(steps.len());
-        let last = steps.len().saturating_sub(1);
-        // A unit's event write and COMMIT travel ahead of the next unit's
-        // statements: one round trip a migration.
-        let mut carried = None;
-        for (i, step) in steps.iter().enumerate() {
-            if options
-                .interrupt
-                .as_ref()
-                .is_some_and(|f| f.load(Ordering::SeqCst))
-            {
-                if let Some(unit) = carried.take() {
-                    applied.push(runner.commit(unit).await?);
-                }
-                return Err(Error::Interrupted);
+    let ran = locked_run(
+        project,
+        session,
+        options.lease,
+        &options.exec,
+        reporter,
+        async |runner, state| {
+            // Re-planned under the lease: another runner may have applied meanwhile.
+            let steps = plan(project, &state, options)?;
+            if project.config.is_supabase() {
+                let versions: Vec<&str> = steps
+                    .iter()
+                    .filter(|s| s.unit.phase == crate::migration::Phase::Main)
+                    .map(|s| s.unit.version().as_str())
+                    .collect();
+                crate::supabase::history::prepare(&session.client, &versions).await?;
             }
-            if step.unit.scripts.up.directives.no_transaction {
-                if let Some(unit) = carried.take() {
-                    applied.push(runner.commit(unit).await?);
-                }
-                applied.push(
-                    runner
-                        .apply_non_transactional(&step.unit, step.resume_from)
-                        .await?,
-                );
-            } else {
-                let (committed, unit) = runner
-                    .apply_transactional(&step.unit, i < last, carried.take())
-                    .await?;
-                applied.extend(committed);
-                carried = Some(unit);
+            if options.single_transaction {
+                return apply_single_transaction(runner, &steps).await;
             }
-        }
-        if let Some(unit) = carried.take() {
-            applied.push(runner.commit(unit).await?);
-        }
-        Ok(applied)
-    }
-    .await;
-    crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
-    // The release and the head read, pipelined: the lease made sure the
-    // ledger is installed.
-    let (released, head) = futures::join!(
-        lease.release(&session.client, &session.ledger),
-        session.ledger.installed_head(&session.client)
-    );
-    let applied = result?;
-    released?;
-    let (head_seq, head_hash) = head?;
+            let mut applied = Vec::with_capacity(steps.len());
+            let last = steps.len().saturating_sub(1);
+            // A unit's event write and COMMIT travel ahead of the next unit's
+            // statements: one round trip a migration.
+            let mut carried = None;
+            for (i, step) in steps.iter().enumerate() {
+                stop_if_interrupted(
+                    runner,
+                    options.interrupt.as_ref(),
+                    &mut carried,
+                    &mut applied,
+                )
+                .await?;
+                if step.unit.scripts.up.directives.no_transaction {
+                    if let Some(unit) = carried.take() {
+                        applied.push(runner.commit(unit).await?);
+                    }
+                    applied.push(
+                        runner
+                            .apply_non_transactional(&step.unit, step.resume_from)
+                            .await?,
+                    );
+                } else {
+                    let (committed, unit) = runner
+                        .apply_transactional(&step.unit, i < last, carried.take())
+                        .await?;
+                    applied.extend(committed);
+                    carried = Some(unit);
+                }
+            }
+            if let Some(unit) = carried.take() {
+                applied.push(runner.commit(unit).await?);
+            }
+            Ok(applied)
+        },
+    )
+    .await?;
     Ok(ApplyReport {
-        applied,
+        applied: ran.value,
         dry_run: None,
-        head_seq,
-        head_hash: Some(head_hash.to_hex()),
+        head_seq: ran.head_seq,
+        head_hash: Some(ran.head_hash.to_hex()),
     })
 }
 

@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod history;
 pub mod import;
 pub mod lint;
+mod locked_run;
 pub mod prepare;
 pub mod repair;
 pub mod replay;

@@ -2,14 +2,15 @@
 //! first, each with its `migration_reverted` event in the same transaction.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::ledger::LeaseOptions;
 use crate::ops::dry_run::{self, DryRun};
-use crate::ops::exec::{ExecSettings, Runner};
+use crate::ops::exec::ExecSettings;
+use crate::ops::locked_run::{locked_run, stop_if_interrupted};
 use crate::ops::session::Session;
 use crate::plan::{RollbackPlanOptions, plan_rollback};
 use crate::project::Project;
@@ -75,74 +76,51 @@ pub async fn rollback(
             ..RollbackReport::default()
         });
     }
-    let actor = session.actor_json_for(project);
-    let lease = session.take_lease(options.lease, &actor).await?;
-    // For the fingerprint read after the run (see `fingerprint::Spare`).
-    let spare = crate::ops::fingerprint::Spare::open(session);
-    let result = async {
-        let (state, appender) = futures::future::try_join(
-            session.ledger.read_projection(&session.client),
-            session.ledger.appender(&session.client),
-        )
-        .await?;
-        let units = plan_rollback(&project.migrations, &state, &options.plan)
-            .map_err(|problems| Error::Plan { problems })?;
-        // Every down script's transaction control is read before any runs.
-        for unit in &units {
-            if let Some(down) = &unit.scripts.down {
-                crate::ops::exec::runnable(down)?;
-            }
-        }
-        if project.config.is_supabase() && !units.is_empty() {
-            crate::supabase::history::prepare(&session.client, &[]).await?;
-        }
-        let runner = Runner {
-            session,
-            actor: actor.clone(),
-            lease: &lease,
-            settings: &options.exec,
-            reporter,
-            appender,
-            cli_history: project.config.is_supabase(),
-        };
-        let mut reverted = Vec::with_capacity(units.len());
-        let last = units.len().saturating_sub(1);
-        // A unit's event write and COMMIT travel ahead of the next unit's
-        // statements: one round trip a migration, as in apply.
-        let mut carried = None;
-        for (i, unit) in units.iter().enumerate() {
-            if options
-                .interrupt
-                .as_ref()
-                .is_some_and(|f| f.load(Ordering::SeqCst))
-            {
-                if let Some(unit) = carried.take() {
-                    reverted.push(runner.commit(unit).await?);
+    let ran = locked_run(
+        project,
+        session,
+        options.lease,
+        &options.exec,
+        reporter,
+        async |runner, state| {
+            let units = plan_rollback(&project.migrations, &state, &options.plan)
+                .map_err(|problems| Error::Plan { problems })?;
+            // Every down script's transaction control is read before any runs.
+            for unit in &units {
+                if let Some(down) = &unit.scripts.down {
+                    crate::ops::exec::runnable(down)?;
                 }
-                return Err(Error::Interrupted);
             }
-            let (committed, open) = runner.revert(unit, i < last, carried.take()).await?;
-            reverted.extend(committed);
-            carried = open;
-        }
-        if let Some(unit) = carried.take() {
-            reverted.push(runner.commit(unit).await?);
-        }
-        Ok(reverted)
-    }
-    .await;
-    crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
-    // The release and the head read, pipelined: the lease made sure the
-    // ledger is installed.
-    let (released, head) = futures::join!(
-        lease.release(&session.client, &session.ledger),
-        session.ledger.installed_head(&session.client)
-    );
-    let reverted = result?;
-    released?;
+            if project.config.is_supabase() && !units.is_empty() {
+                crate::supabase::history::prepare(&session.client, &[]).await?;
+            }
+            let mut reverted = Vec::with_capacity(units.len());
+            let last = units.len().saturating_sub(1);
+            // A unit's event write and COMMIT travel ahead of the next unit's
+            // statements: one round trip a migration, as in apply.
+            let mut carried = None;
+            for (i, unit) in units.iter().enumerate() {
+                stop_if_interrupted(
+                    runner,
+                    options.interrupt.as_ref(),
+                    &mut carried,
+                    &mut reverted,
+                )
+                .await?;
+                let (committed, open) = runner.revert(unit, i < last, carried.take()).await?;
+                reverted.extend(committed);
+                carried = open;
+            }
+            if let Some(unit) = carried.take() {
+                reverted.push(runner.commit(unit).await?);
+            }
+            Ok(reverted)
+        },
+    )
+    .await?;
     Ok(RollbackReport {
-        reverted,
+        reverted: ran.value,
         dry_run: None,
-        head_seq: head?.0,
+        head_seq: ran.head_seq,
     })
 }
