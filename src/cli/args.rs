@@ -17,40 +17,45 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the options every command takes are listed in `--help`: after
+/// the command's own, apart from the ones only commands that connect use.
+const GLOBAL: &str = "Global options";
+const CONNECTION: &str = "Database options (ignored by new, sum, lint and offline check)";
+
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
     /// Database to work on (postgres:// URL or libpq key=value string).
     /// Default: --env, then $DATABASE_URL, then the PG* variables, then shiftlog.toml's default_env.
-    #[arg(long, global = true, value_name = "URL", hide_env_values = true)]
+    #[arg(long, global = true, value_name = "URL", hide_env_values = true, help_heading = CONNECTION)]
     pub database_url: Option<String>,
 
     /// Use the database of this environment from shiftlog.toml.
-    #[arg(long = "env", global = true, value_name = "NAME")]
+    #[arg(long = "env", global = true, value_name = "NAME", help_heading = CONNECTION)]
     pub env: Option<String>,
 
     /// Project root (holds shiftlog.toml, migrations/, backfills/).
-    #[arg(long, global = true, value_name = "PATH", default_value = ".")]
+    #[arg(long, global = true, value_name = "PATH", default_value = ".", help_heading = GLOBAL)]
     pub dir: PathBuf,
 
     /// Output format: human text, or one JSON document on stdout.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
+    #[arg(long, global = true, value_enum, default_value_t = Format::Human, help_heading = GLOBAL)]
     pub format: Format,
 
     /// Operator name recorded in the ledger (default: $SHIFTLOG_ACTOR, then the OS user).
-    #[arg(long, global = true, value_name = "NAME", env = "SHIFTLOG_ACTOR")]
+    #[arg(long, global = true, value_name = "NAME", env = "SHIFTLOG_ACTOR", help_heading = CONNECTION)]
     pub actor: Option<String>,
 
     /// How long to wait for another runner's lease before giving up (exit 4).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "0s")]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0s", help_heading = CONNECTION)]
     pub wait: String,
 
     /// More detail on stderr (-v, -vv).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// Only errors on stderr.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
 }
 
