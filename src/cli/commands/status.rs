@@ -176,6 +176,58 @@ pub fn render(report: &StatusReport) -> String {
 mod tests {
     use super::*;
 
+    /// The human table of a project in every state a unit can be in, with
+    /// the Supabase CLI's history out of step.
+    #[test]
+    fn the_status_table() {
+        use shiftlog::migration::{Phase, Version};
+        use shiftlog::ops::status::{CliHistoryView, UnitRow, UnitState};
+        let at = time::macros::datetime!(2026-11-02 09:30:05 UTC);
+        let row = |v: &str, phase, state, description: &str| UnitRow {
+            version: Version::parse(v).expect("version"),
+            phase,
+            description: description.into(),
+            state,
+            path: format!("migrations/{v}_{description}.sql"),
+            applied_at: matches!(state, UnitState::Applied | UnitState::Modified).then_some(at),
+            applied_by: matches!(state, UnitState::Applied | UnitState::Modified)
+                .then(|| "ci (deploy)".into()),
+            baseline: false,
+            statements_done: 0,
+            failure: None,
+        };
+        let mut units = vec![
+            row("001", Phase::Main, UnitState::Applied, "create_users"),
+            row("002", Phase::Main, UnitState::Modified, "add_email"),
+            row("003", Phase::Expand, UnitState::Applied, "split_name"),
+            row("003", Phase::Contract, UnitState::Pending, "split_name"),
+            row("004", Phase::Main, UnitState::Failed, "index_email"),
+            row("005", Phase::Main, UnitState::Partial, "concurrent_index"),
+        ];
+        units[4].failure = Some(
+            "migrations/004_index_email.sql:3: relation \"users_email\" already exists".into(),
+        );
+        units[5].statements_done = 2;
+        let mut counts = std::collections::BTreeMap::new();
+        for u in &units {
+            *counts.entry(u.state.as_str()).or_insert(0) += 1;
+        }
+        let report = StatusReport {
+            ledger_exists: true,
+            head_seq: 42,
+            sum_file: "fresh",
+            units,
+            counts,
+            backfills: Vec::new(),
+            cli_history: Some(CliHistoryView {
+                exists: true,
+                only_in_cli: vec!["006".into()],
+                only_in_ledger: Vec::new(),
+            }),
+        };
+        insta::assert_snapshot!(render(&report));
+    }
+
     #[test]
     fn applied_at_reads_like_format() {
         let expected = |t: time::OffsetDateTime| {
