@@ -49,55 +49,6 @@ impl Ledger {
         rows.iter().map(row_to_event).collect()
     }
 
-    /// Up to `limit` events with `seq > after`, in order (keyset paging).
-    pub async fn read_events_after(
-        &self,
-        client: &Client,
-        after: u64,
-        limit: u64,
-    ) -> Result<Vec<Event>, Error> {
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM {events}
-                      WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    events = self.t("events")
-                ),
-                &[&(after as i64), &(limit as i64)],
-            )
-            .await
-            .map_err(|e| Error::db("reading ledger events", e))?;
-        rows.iter().map(row_to_event).collect()
-    }
-
-    /// Up to `limit` events with `seq > after` matching `filter`, in order.
-    pub async fn read_events_filtered(
-        &self,
-        client: &Client,
-        after: u64,
-        limit: u64,
-        filter: &EventFilter,
-    ) -> Result<Vec<Event>, Error> {
-        let kinds: Option<Vec<String>> = (!filter.kinds.is_empty()).then(|| filter.kinds.clone());
-        let rows = client
-            .query(
-                &self.filtered_sql(true),
-                &[
-                    &(after as i64),
-                    &(limit as i64),
-                    &filter.until_seq.map(|s| s as i64),
-                    &filter.since,
-                    &filter.until,
-                    &kinds,
-                    &filter.subject,
-                    &filter.actor,
-                ],
-            )
-            .await
-            .map_err(|e| Error::db("reading ledger events", e))?;
-        rows.iter().map(row_to_event).collect()
-    }
-
     /// Calls `f` for every event with `seq > after` matching `filter`, in
     /// order, streaming: one statement whose rows are decoded as they arrive
     /// (the driver reads ahead a bounded amount, so memory stays flat however
@@ -172,25 +123,6 @@ impl Ledger {
         )
     }
 
-    /// Events of one subject, in order.
-    pub async fn subject_events(
-        &self,
-        client: &Client,
-        subject: &str,
-    ) -> Result<Vec<Event>, Error> {
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT seq, at, kind, subject, actor, payload, prev_hash, hash FROM {events}
-                      WHERE subject = $1 ORDER BY seq",
-                    events = self.t("events")
-                ),
-                &[&subject],
-            )
-            .await
-            .map_err(|e| Error::db("reading ledger events", e))?;
-        rows.iter().map(row_to_event).collect()
-    }
 }
 
 fn row_to_event(r: &tokio_postgres::Row) -> Result<Event, Error> {
