@@ -64,7 +64,7 @@ fn body(text: &str) -> String {
 
 /// The dry-run step for applying `step`.
 /// `defer`: not the run's last unit, so its commit is not waited for (see
-/// [`prelude`]); always false with `single_transaction`.
+/// `ops::exec::prelude`); always false with `single_transaction`.
 /// `previous`: the step before it in the run. With `single_transaction`, a
 /// unit whose `SET LOCAL` settings equal the previous unit's sends none.
 pub fn apply_step(

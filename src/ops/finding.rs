@@ -1,5 +1,5 @@
 //! One finding of `check` — offline or from the scratch replay — and its
-//! severity; shared by [`check`](super::check) and [`replay`](super::replay).
+//! severity; shared by [`check`](mod@super::check) and [`replay`](super::replay).
 
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 //! script.
 //!
 //! In a fresh database, every unit (a simple migration or one phase) is
-//! applied one at a time with [`ops::apply`](crate::ops::apply), the schema
+//! applied one at a time with [`ops::apply`](fn@crate::ops::apply), the schema
 //! fingerprint taken before and after each. Then, from the newest unit back:
 //! roll it back (`rollback --steps 1`) and compare the schema with the one
 //! before it was applied; apply it again and compare with the one after; roll

@@ -1,3 +1,3 @@
-//! [`Session`](crate::session::Session), re-exported where operations take it.
+//! [`Session`], re-exported where operations take it.
 
 pub use crate::session::*;

@@ -122,7 +122,6 @@ impl Ledger {
             limit = if limit { "$2" } else { "$2::bigint" },
         )
     }
-
 }
 
 fn row_to_event(r: &tokio_postgres::Row) -> Result<Event, Error> {
