@@ -566,11 +566,7 @@ fn lint_loose_scripts(
         }
     }
     let exempt = (since != NewSince::Everything).then(|| crate::ops::history::Exempt {
-        reason: match &since {
-            NewSince::Version(v) => format!("before lint_from = \"{v}\""),
-            NewSince::GitRef(r) => format!("unchanged since {r}"),
-            NewSince::Everything => String::new(),
-        },
+        reason: since.reason(),
         migrations: history.len(),
         findings: exempt_findings,
     });

@@ -27,6 +27,15 @@ pub enum NewSince {
 }
 
 impl NewSince {
+    /// What older migrations are left out for, in the `history:` line.
+    pub fn reason(&self) -> String {
+        match self {
+            NewSince::Version(v) => format!("before lint_from = \"{v}\""),
+            NewSince::GitRef(r) => format!("unchanged since {r}"),
+            NewSince::Everything => String::new(),
+        }
+    }
+
     /// `--since` when given, else `lint_from`, else everything.
     pub fn resolve(since: Option<&str>, lint_from: Option<&str>) -> Result<NewSince, Error> {
         Ok(match (since, lint_from) {
@@ -92,11 +101,7 @@ pub fn judged(
     }
     Ok(Judged {
         paths: Some(paths),
-        reason: match since {
-            NewSince::Version(v) => format!("before lint_from = \"{v}\""),
-            NewSince::GitRef(r) => format!("unchanged since {r}"),
-            NewSince::Everything => String::new(),
-        },
+        reason: since.reason(),
         history,
     })
 }

@@ -73,32 +73,18 @@ fn push_trimmed(out: &mut Vec<String>, piece: &str) {
 }
 
 /// Byte offsets of the `;` that end statements (not those inside strings,
-/// dollar quotes, comments or `BEGIN ATOMIC … END` bodies). A script the
-/// parser refuses is one statement, as the server would see it.
+/// dollar quotes, comments or `BEGIN ATOMIC … END` bodies): the first `;`
+/// after each statement PostgreSQL's parser delimits. A script the parser
+/// refuses is one statement, as the server would see it.
 fn top_level_semicolons(text: &str) -> Vec<usize> {
-    let Ok(parts) = pg_query::split_with_parser(text) else {
-        return Vec::new();
-    };
-    let base = text.as_ptr() as usize;
-    let mut ends = Vec::new();
-    for part in parts {
-        let Some(offset) = (part.as_ptr() as usize).checked_sub(base) else {
-            continue;
-        };
-        let after = offset + part.len();
-        // The statement's `;` follows it, maybe after whitespace or comments.
-        if let Some(semi) = text[after.min(text.len())..]
-            .char_indices()
-            .find(|&(_, c)| c == ';')
-            .map(|(i, _)| after + i)
-        {
-            let between = &text[after..semi];
-            if between.trim().is_empty() {
-                ends.push(semi);
-            }
-        }
-    }
-    ends
+    crate::sql::statement_slices(text)
+        .into_iter()
+        .filter_map(|(offset, part)| {
+            let after = offset + part.len();
+            let semi = after + text[after..].find(';')?;
+            text[after..semi].trim().is_empty().then_some(semi)
+        })
+        .collect()
 }
 
 /// Before an apply or rollback in Supabase mode: refuses (nothing run) when
