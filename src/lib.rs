@@ -26,8 +26,10 @@
 //!
 //! # The facade and the advanced API
 //!
-//! [`Migrator`], [`Embedded`], [`embed!`], [`Error`] and [`ExitStatus`] are
-//! the supported surface for applications. The modules below are the
+//! [`Migrator`] (with [`ApplyRequest`], [`RollbackRequest`] and
+//! [`PhaseFilter`]), [`Session`], [`Embedded`], [`embed!`], [`Error`] and
+//! [`ExitStatus`] are the supported surface for applications; the
+//! [`report::Reporter`] trait receives progress. The modules below are the
 //! advanced API the CLI is built from — operations ([`ops`]), the ledger
 //! ([`ledger`]), files ([`migration`]), lint rules ([`lint`]), schema
 //! fingerprints ([`schema`]), backfills ([`backfill`]) — public for tools
@@ -57,5 +59,7 @@ pub mod sql;
 pub mod supabase;
 
 pub use error::{Error, ExitStatus, Result};
-pub use migrator::{Embedded, Migrator};
+pub use migrator::{ApplyRequest, Embedded, LedgerRead, Migrator, RollbackRequest};
+pub use ops::Session;
+pub use plan::PhaseFilter;
 pub use shiftlog_macros::embed;

@@ -23,18 +23,20 @@
 //! own, so a long migration never starves them.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::config::ProjectConfig;
-use crate::conn::{ConnSource, PartialConnInfo};
+use crate::conn::{ConnInfo, ConnSource, PartialConnInfo};
 use crate::error::Error;
-use crate::ledger::LeaseOptions;
 use crate::ledger::verify::VerifyReport;
+use crate::ledger::{LeaseOptions, LedgerState, Presence};
 use crate::migration::{MigrationSet, Version};
 use crate::ops::exec::ExecSettings;
 use crate::ops::status::StatusReport;
 use crate::ops::{ApplyOptions, ApplyReport, RollbackOptions, RollbackReport, Session};
-use crate::plan::{ApplyPlanOptions, RollbackPlanOptions};
+use crate::plan::{ApplyPlanOptions, PhaseFilter, RollbackPlanOptions};
 use crate::project::Project;
 use crate::report::{Reporter, Silent};
 
@@ -50,6 +52,58 @@ pub struct Embedded {
     pub config: Option<&'static str>,
 }
 
+/// What an apply is asked for beyond "everything pending" (the flags of
+/// `shiftlog apply`). The default is a plain apply.
+///
+/// ```no_run
+/// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+/// use shiftlog::{ApplyRequest, PhaseFilter};
+/// // The schema phases before an application deploy, as CI runs them:
+/// let request = ApplyRequest { phase: PhaseFilter::Expand, ..ApplyRequest::default() };
+/// migrator.apply_request(db, &request, &shiftlog::report::Silent).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ApplyRequest {
+    /// Apply up to and including this version.
+    pub to: Option<Version>,
+    /// Which phases.
+    pub phase: PhaseFilter,
+    /// Pending versions allowed to run although older than applied ones.
+    pub allow_out_of_order: Vec<Version>,
+    /// Show the SQL and the ledger writes; change nothing.
+    pub dry_run: bool,
+    /// Apply every unit in one transaction (all or nothing).
+    pub single_transaction: bool,
+}
+
+/// What a rollback is asked for (the flags of `shiftlog rollback`). The
+/// default reverts the most recently applied unit.
+///
+/// ```no_run
+/// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+/// let request = shiftlog::RollbackRequest { steps: Some(2), ..Default::default() };
+/// let report = migrator.rollback_request(db, &request, &shiftlog::report::Silent).await?;
+/// assert!(report.reverted.len() <= 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RollbackRequest {
+    /// Revert every unit newer than this version.
+    pub to: Option<Version>,
+    /// Revert this many units (1 when neither this nor `to` is given).
+    pub steps: Option<usize>,
+    /// Which phases.
+    pub phase: PhaseFilter,
+    /// Show the SQL and the ledger writes; change nothing.
+    pub dry_run: bool,
+}
+
+/// The ledger's presence and state as read by
+/// [`Ledger::presence_and_state`](crate::ledger::Ledger::presence_and_state),
+/// its error kept for the caller to order after its own checks.
+pub type LedgerRead = Result<(Presence, LedgerState), Error>;
+
 /// A project's migrations with the settings to run them: the library's
 /// front door (see the [module docs](self)).
 #[derive(Debug)]
@@ -58,6 +112,7 @@ pub struct Migrator {
     exec: ExecSettings,
     lease: LeaseOptions,
     actor: Option<String>,
+    interrupt: Option<Arc<AtomicBool>>,
     /// Embedded files are read from a private copy that lives as long as
     /// the migrator (the sum file is re-read before each apply).
     _files: Option<tempfile::TempDir>,
@@ -111,12 +166,27 @@ impl Migrator {
         Ok(Self::with_project(project, Some(dir)))
     }
 
+    /// A migrator for a project already loaded with
+    /// [`Project::load`](crate::project::Project::load) (what the CLI does,
+    /// reading the files while it connects). Settings come from the
+    /// project's `shiftlog.toml`, as in [`from_project`](Self::from_project).
+    ///
+    /// ```no_run
+    /// let project = shiftlog::project::Project::load(".".as_ref())?;
+    /// let migrator = shiftlog::Migrator::from_loaded(project);
+    /// # Ok::<(), shiftlog::Error>(())
+    /// ```
+    pub fn from_loaded(project: Project) -> Self {
+        Self::with_project(project, None)
+    }
+
     fn with_project(project: Project, files: Option<tempfile::TempDir>) -> Self {
         Self {
             exec: ExecSettings::from_config(&project.config),
             lease: LeaseOptions::from_config(&project.config),
             project,
             actor: None,
+            interrupt: None,
             _files: files,
         }
     }
@@ -148,6 +218,21 @@ impl Migrator {
         self
     }
 
+    /// A flag that, once set (by your signal handler, say), stops a run
+    /// cleanly after the unit in flight: that unit is recorded and the lease
+    /// released; the run ends with [`Error::Interrupted`].
+    ///
+    /// ```
+    /// # fn f(migrator: shiftlog::Migrator) {
+    /// let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    /// let migrator = migrator.interrupt_on(stop.clone());
+    /// # }
+    /// ```
+    pub fn interrupt_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
+        self
+    }
+
     /// The migrations, in order.
     pub fn migrations(&self) -> &MigrationSet {
         &self.project.migrations
@@ -165,8 +250,15 @@ impl Migrator {
         let info = PartialConnInfo::parse(url)?
             .or(&PartialConnInfo::from_libpq_vars(&var))
             .resolve(ConnSource::Explicit, &var)?;
+        self.open(&info).await
+    }
+
+    /// Connects with parameters already resolved (by
+    /// [`conn::resolve`](crate::conn::resolve), say, which also reads the
+    /// project's `[env.*]` sections as `shiftlog --env` does).
+    pub async fn open(&self, info: &ConnInfo) -> Result<Session, Error> {
         Session::open(
-            &info,
+            info,
             &self.project.config.ledger_schema,
             self.actor.as_deref(),
         )
@@ -186,22 +278,67 @@ impl Migrator {
         session: &Session,
         reporter: &dyn Reporter,
     ) -> Result<ApplyReport, Error> {
+        self.apply_request(session, &ApplyRequest::default(), reporter)
+            .await
+    }
+
+    /// An apply with a target, phases, a dry run or one transaction for
+    /// all (see [`ApplyRequest`]).
+    pub async fn apply_request(
+        &self,
+        session: &Session,
+        request: &ApplyRequest,
+        reporter: &dyn Reporter,
+    ) -> Result<ApplyReport, Error> {
+        // The session has no transaction open: the pipelined read is safe.
+        let read = session.ledger.presence_and_state(&session.client).await;
+        self.apply_after_read(session, read, request, reporter)
+            .await
+    }
+
+    /// [`apply_request`](Self::apply_request) with the ledger already read
+    /// on `session` (so that the read can overlap loading the project, as
+    /// the CLI does). The sum file is checked before `read` is looked at.
+    pub async fn apply_after_read(
+        &self,
+        session: &Session,
+        read: LedgerRead,
+        request: &ApplyRequest,
+        reporter: &dyn Reporter,
+    ) -> Result<ApplyReport, Error> {
         self.check_settings()?;
         let options = ApplyOptions {
-            plan: ApplyPlanOptions::default(),
-            dry_run: false,
-            single_transaction: false,
+            plan: ApplyPlanOptions {
+                to: request
+                    .to
+                    .clone()
+                    .map(|v| v.in_order(self.project.migrations.order)),
+                phase: request.phase,
+                allow_out_of_order: request.allow_out_of_order.clone(),
+            },
+            dry_run: request.dry_run,
+            single_transaction: request.single_transaction,
             exec: self.exec.clone(),
             lease: self.lease,
-            interrupt: None,
+            interrupt: self.interrupt.clone(),
         };
-        crate::ops::apply(&self.project, session, &options, reporter).await
+        crate::ops::apply::apply_with_state(&self.project, session, read, &options, reporter).await
     }
 
     /// Every migration and phase with its state (what `shiftlog status`
     /// shows).
     pub async fn status(&self, session: &Session) -> Result<StatusReport, Error> {
-        crate::ops::status::status(&self.project, session).await
+        let read = session.ledger.presence_and_state(&session.client).await;
+        self.status_after_read(session, read).await
+    }
+
+    /// [`status`](Self::status) with the ledger already read on `session`.
+    pub async fn status_after_read(
+        &self,
+        session: &Session,
+        read: LedgerRead,
+    ) -> Result<StatusReport, Error> {
+        crate::ops::status::status_with_state(&self.project, session, read).await
     }
 
     /// Reverts every applied migration newer than `version` (`"0"`: all of
@@ -211,21 +348,38 @@ impl Migrator {
         session: &Session,
         version: &str,
     ) -> Result<RollbackReport, Error> {
-        self.check_settings()?;
         let to = Version::parse(version).map_err(|e| Error::Usage {
             message: format!("rollback_to: {e}"),
         })?;
+        let request = RollbackRequest {
+            to: Some(to),
+            ..RollbackRequest::default()
+        };
+        self.rollback_request(session, &request, &Silent).await
+    }
+
+    /// A rollback by target or by count, of some phases, or dry (see
+    /// [`RollbackRequest`]), reporting progress to `reporter`.
+    pub async fn rollback_request(
+        &self,
+        session: &Session,
+        request: &RollbackRequest,
+        reporter: &dyn Reporter,
+    ) -> Result<RollbackReport, Error> {
+        self.check_settings()?;
+        let order = self.project.migrations.order;
         let options = RollbackOptions {
             plan: RollbackPlanOptions {
-                to: Some(to.in_order(self.project.migrations.order)),
-                ..RollbackPlanOptions::default()
+                to: request.to.clone().map(|v| v.in_order(order)),
+                steps: request.steps,
+                phase: request.phase,
             },
-            dry_run: false,
+            dry_run: request.dry_run,
             exec: self.exec.clone(),
             lease: self.lease,
-            interrupt: None,
+            interrupt: self.interrupt.clone(),
         };
-        crate::ops::rollback(&self.project, session, &options, &Silent).await
+        crate::ops::rollback(&self.project, session, &options, reporter).await
     }
 
     /// Verifies the ledger's hash chain and immutability (what `shiftlog

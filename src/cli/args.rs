@@ -20,7 +20,43 @@ pub struct Cli {
 /// Where the options every command takes are listed in `--help`: after
 /// the command's own, apart from the ones only commands that connect use.
 const GLOBAL: &str = "Global options";
-const CONNECTION: &str = "Database options (ignored by new, sum, lint and offline check)";
+const CONNECTION: &str = "Database options";
+
+/// Commands that never connect: their `--help` leaves out [`CONNECTION`].
+const OFFLINE: [&str; 4] = ["new", "sum", "lint", "demo"];
+
+impl Cli {
+    /// The clap command, with the database options hidden from the help of
+    /// the commands that never connect (they still parse, as global flags
+    /// must, and are ignored there).
+    pub fn command_for_help() -> clap::Command {
+        let mut command = <Self as clap::CommandFactory>::command();
+        // Global flags reach the subcommands when the command is built.
+        command.build();
+        let connection: Vec<clap::Id> = command
+            .get_arguments()
+            .filter(|a| a.get_help_heading() == Some(CONNECTION))
+            .map(|a| a.get_id().clone())
+            .collect();
+        for name in OFFLINE {
+            // `mut_args` edits in place: `mut_arg` re-inserts the argument,
+            // which breaks a built command's index of its flags.
+            command = command.mut_subcommand(name, |sub| {
+                sub.mut_args(|a| {
+                    let hide = connection.contains(a.get_id()) || a.is_hide_set();
+                    a.hide(hide)
+                })
+            });
+        }
+        command
+    }
+
+    /// Parses the process's arguments with [`Self::command_for_help`].
+    pub fn parse_args() -> Result<Self, clap::Error> {
+        let matches = Self::command_for_help().try_get_matches()?;
+        <Self as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+}
 
 /// Options every command takes.
 #[derive(Debug, Clone, Args)]
@@ -409,4 +445,54 @@ pub struct DiffArgs {
     /// The database compared with it, by URL.
     #[arg(long, value_name = "URL", hide_env_values = true)]
     pub to_url: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::FromArgMatches;
+
+    fn help(sub: &str) -> String {
+        let mut command = Cli::command_for_help();
+        let sub = command.find_subcommand_mut(sub).expect("subcommand");
+        sub.render_long_help().to_string()
+    }
+
+    #[test]
+    fn offline_commands_do_not_list_the_database_options() {
+        for offline in OFFLINE {
+            let text = help(offline);
+            assert!(!text.contains("--database-url"), "{offline}: {text}");
+            assert!(!text.contains(CONNECTION), "{offline}: {text}");
+            assert!(text.contains("--dir"), "{offline}: {text}");
+        }
+        for online in ["apply", "status", "rollback", "check"] {
+            let text = help(online);
+            assert!(text.contains("--database-url"), "{online}: {text}");
+            assert!(text.contains(CONNECTION), "{online}: {text}");
+        }
+    }
+
+    #[test]
+    fn hidden_options_still_parse_in_every_position() {
+        let args = [
+            "shiftlog",
+            "--wait",
+            "2s",
+            "new",
+            "add_users",
+            "--dir",
+            "p",
+            "--database-url",
+            "u",
+        ];
+        let matches = Cli::command_for_help()
+            .try_get_matches_from(args)
+            .expect("parses");
+        let cli = Cli::from_arg_matches(&matches).expect("typed");
+        assert_eq!(cli.global.wait, "2s");
+        assert_eq!(cli.global.database_url.as_deref(), Some("u"));
+        assert_eq!(cli.global.dir, PathBuf::from("p"));
+        assert!(matches!(cli.command, Command::New(ref a) if a.name == "add_users"));
+    }
 }

@@ -137,6 +137,59 @@ pub fn lease(global: &GlobalArgs, config: &ProjectConfig) -> shiftlog::Result<Le
     })
 }
 
+/// The flags that override shiftlog.toml's run settings, parsed (so a bad
+/// one is refused before connecting).
+pub struct RunFlags {
+    lock_timeout: Option<Duration>,
+    lock_retries: Option<u32>,
+    wait: Duration,
+    actor: Option<String>,
+    quiet: bool,
+}
+
+impl RunFlags {
+    /// Parses `--lock-timeout`, `--lock-retries`, `--wait` and `--actor`.
+    pub fn parse(global: &GlobalArgs, timeouts: &TimeoutArgs) -> shiftlog::Result<Self> {
+        let lock_timeout = timeouts
+            .lock_timeout
+            .as_deref()
+            .map(|t| {
+                shiftlog::duration::parse_timeout(t, shiftlog::duration::Zero::Refused).map_err(
+                    |e| shiftlog::Error::Usage {
+                        message: format!("--lock-timeout: {e}"),
+                    },
+                )
+            })
+            .transpose()?;
+        Ok(Self {
+            lock_timeout,
+            lock_retries: timeouts.lock_retries,
+            wait: duration("--wait", &global.wait)?,
+            actor: global.actor.clone(),
+            quiet: global.quiet,
+        })
+    }
+
+    /// The migrator for `project`: shiftlog.toml's settings (read by the
+    /// library), overridden by the flags that were given; Ctrl-C and
+    /// SIGTERM stop it after the unit in flight.
+    pub fn migrator(self, project: Project) -> shiftlog::Migrator {
+        let mut migrator = shiftlog::Migrator::from_loaded(project)
+            .lease_wait(self.wait)
+            .interrupt_on(interrupt_flag(self.quiet));
+        if let Some(t) = self.lock_timeout {
+            migrator = migrator.lock_timeout(t);
+        }
+        if let Some(r) = self.lock_retries {
+            migrator = migrator.lock_retries(r);
+        }
+        if let Some(actor) = self.actor {
+            migrator = migrator.actor(actor);
+        }
+        migrator
+    }
+}
+
 /// Timeouts: flags, then shiftlog.toml, then defaults.
 pub fn exec_settings(args: &TimeoutArgs, config: &ProjectConfig) -> shiftlog::Result<ExecSettings> {
     let mut s = ExecSettings::from_config(config);

@@ -44,14 +44,13 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use shiftlog::ExitStatus;
 
 pub use args::{Cli, Command};
 
 /// Parses the command line, runs the command, prints errors, returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(e) => {
             let code = match e.kind() {

@@ -136,7 +136,17 @@ pub struct BackfillSummary {
 
 /// Reads the ledger and builds the report.
 pub async fn status(project: &Project, session: &Session) -> Result<StatusReport, Error> {
-    let (presence, state) = session.ledger.presence_and_state(&session.client).await?;
+    let read = session.ledger.presence_and_state(&session.client).await;
+    status_with_state(project, session, read).await
+}
+
+/// [`status`] with the ledger already read on `session`.
+pub async fn status_with_state(
+    project: &Project,
+    session: &Session,
+    read: Result<(crate::ledger::Presence, LedgerState), Error>,
+) -> Result<StatusReport, Error> {
+    let (presence, state) = read?;
     let sum = project.sum_status()?;
     let mut report = build(
         project,

@@ -1,8 +1,6 @@
-//! `shiftlog apply`.
+//! `shiftlog apply`: flags → [`shiftlog::Migrator`] → rendering.
 
-use shiftlog::ExitStatus;
-use shiftlog::ops::ApplyOptions;
-use shiftlog::plan::ApplyPlanOptions;
+use shiftlog::{ApplyRequest, ExitStatus, Migrator};
 
 use crate::cli::args::{ApplyArgs, Format, GlobalArgs};
 use crate::cli::context::{self, StderrReporter};
@@ -11,25 +9,37 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
     let loading = context::start_project(global)?;
     // Flag errors are reported after a problem in the files, as before
     // (the files are read on another thread meanwhile).
-    let options = match options(global, &args, &loading.config) {
-        Ok(options) => options,
+    let parsed =
+        request(&args).and_then(|r| Ok((r, context::RunFlags::parse(global, &args.timeouts)?)));
+    let (request, flags) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             loading.finish().await?;
             return Err(e.into());
         }
     };
     let (project, session, read) = context::project_session_state(global, loading).await?;
+    let migrator = flags.migrator(project);
     let reporter = StderrReporter {
         quiet: global.quiet || global.format == Format::Json,
     };
-    let report =
-        shiftlog::ops::apply::apply_with_state(&project, &session, read, &options, &reporter)
-            .await?;
+    let report = migrator
+        .apply_after_read(&session, read, &request, &reporter)
+        .await?;
+    render(global, &migrator, &report)?;
+    Ok(ExitStatus::Success)
+}
+
+fn render(
+    global: &GlobalArgs,
+    migrator: &Migrator,
+    report: &shiftlog::ops::ApplyReport,
+) -> anyhow::Result<()> {
     match global.format {
-        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Json => outln!("{}", serde_json::to_string(report)?),
         Format::Human => {
             if let Some(dry) = &report.dry_run {
-                out!("{}", dry.render(&project.config.ledger_schema));
+                out!("{}", dry.render(&migrator.project().config.ledger_schema));
             } else if report.applied.is_empty() {
                 outln!("nothing to apply (ledger at event {})", report.head_seq);
             } else {
@@ -42,32 +52,23 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
             }
         }
     }
-    Ok(ExitStatus::Success)
+    Ok(())
 }
 
-fn options(
-    global: &GlobalArgs,
-    args: &ApplyArgs,
-    config: &shiftlog::config::ProjectConfig,
-) -> shiftlog::Result<ApplyOptions> {
-    Ok(ApplyOptions {
-        plan: ApplyPlanOptions {
-            to: args
-                .to
-                .as_deref()
-                .map(|v| context::version("--to", v))
-                .transpose()?,
-            phase: args.phase.into(),
-            allow_out_of_order: args
-                .allow_out_of_order
-                .iter()
-                .map(|v| context::version("--allow-out-of-order", v))
-                .collect::<Result<_, _>>()?,
-        },
+fn request(args: &ApplyArgs) -> shiftlog::Result<ApplyRequest> {
+    Ok(ApplyRequest {
+        to: args
+            .to
+            .as_deref()
+            .map(|v| context::version("--to", v))
+            .transpose()?,
+        phase: args.phase.into(),
+        allow_out_of_order: args
+            .allow_out_of_order
+            .iter()
+            .map(|v| context::version("--allow-out-of-order", v))
+            .collect::<Result<_, _>>()?,
         dry_run: args.dry_run,
         single_transaction: args.single_transaction,
-        exec: context::exec_settings(&args.timeouts, config)?,
-        lease: context::lease(global, config)?,
-        interrupt: Some(context::interrupt_flag(global.quiet)),
     })
 }

@@ -1,39 +1,35 @@
-//! `shiftlog rollback`.
+//! `shiftlog rollback`: flags → [`shiftlog::Migrator`] → rendering.
 
-use shiftlog::ExitStatus;
-use shiftlog::ops::RollbackOptions;
-use shiftlog::plan::RollbackPlanOptions;
+use shiftlog::{ExitStatus, RollbackRequest};
 
 use crate::cli::args::{Format, GlobalArgs, RollbackArgs};
 use crate::cli::context::{self, StderrReporter};
 
 pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<ExitStatus> {
     let project = context::project(global)?;
-    let options = RollbackOptions {
-        plan: RollbackPlanOptions {
-            to: args
-                .to
-                .as_deref()
-                .map(|v| context::version("--to", v))
-                .transpose()?,
-            steps: args.steps,
-            phase: args.phase.into(),
-        },
+    let request = RollbackRequest {
+        to: args
+            .to
+            .as_deref()
+            .map(|v| context::version("--to", v))
+            .transpose()?,
+        steps: args.steps,
+        phase: args.phase.into(),
         dry_run: args.dry_run,
-        exec: context::exec_settings(&args.timeouts, &project.config)?,
-        lease: context::lease(global, &project.config)?,
-        interrupt: Some(context::interrupt_flag(global.quiet)),
     };
-    let session = context::session(global, &project.config).await?;
+    let migrator = context::RunFlags::parse(global, &args.timeouts)?.migrator(project);
+    let session = context::session(global, &migrator.project().config).await?;
     let reporter = StderrReporter {
         quiet: global.quiet || global.format == Format::Json,
     };
-    let report = shiftlog::ops::rollback(&project, &session, &options, &reporter).await?;
+    let report = migrator
+        .rollback_request(&session, &request, &reporter)
+        .await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => {
             if let Some(dry) = &report.dry_run {
-                out!("{}", dry.render(&project.config.ledger_schema));
+                out!("{}", dry.render(&migrator.project().config.ledger_schema));
             } else if report.reverted.is_empty() {
                 outln!("nothing to roll back");
             } else {

@@ -9,15 +9,9 @@ use crate::cli::context;
 pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
     let loading = context::start_project(global)?;
     let (project, session, read) = context::project_session_state(global, loading).await?;
-    let (presence, state) = read?;
-    let sum = project.sum_status()?;
-    let mut report = shiftlog::ops::status::build(
-        &project,
-        &state,
-        presence != shiftlog::ledger::Presence::Absent,
-        &sum,
-    );
-    shiftlog::ops::status::cli_history(&mut report, &project, &session.client).await?;
+    let report = shiftlog::Migrator::from_loaded(project)
+        .status_after_read(&session, read)
+        .await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => out!("{}", render(&report)),
