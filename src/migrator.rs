@@ -105,7 +105,27 @@ pub struct RollbackRequest {
 pub type LedgerRead = Result<(Presence, LedgerState), Error>;
 
 /// A project's migrations with the settings to run them: the library's
-/// front door (see the [module docs](self)).
+/// front door (see the [quick start](crate)).
+///
+/// ```no_run
+/// # async fn start() -> shiftlog::Result<()> {
+/// // Migrations compiled into the binary (no database at build time) …
+/// static MIGRATIONS: shiftlog::Embedded = shiftlog::embed!("migrations");
+/// let migrator = shiftlog::Migrator::from_embedded(&MIGRATIONS)?;
+/// // … or read at run time: shiftlog::Migrator::from_project("path/to/project")?
+/// let db = migrator.connect("postgres://app@localhost/app").await?;
+/// if !migrator.verify_ledger(&db).await?.is_ok() {
+///     panic!("the migration ledger does not verify: refusing to start");
+/// }
+/// let report = migrator.apply(&db).await?;
+/// println!("{} migration(s) applied", report.applied.len());
+/// # Ok(())
+/// # }
+/// ```
+///
+/// A migrator needs connection parameters, not an open client: the lease's
+/// heartbeat and the schema fingerprint use connections of their own, so a
+/// long migration never starves them.
 #[derive(Debug)]
 pub struct Migrator {
     project: Project,
