@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::ledger::{LeaseOptions, Presence};
 use crate::ops::dry_run::{self, DryRun};
-use crate::ops::exec::{Applied, ExecSettings, Runner, ScriptKind, Settled, outcome, prelude};
+use crate::ops::exec::{
+    Applied, ExecSettings, Runner, ScriptKind, Sent, Settled, outcome, prelude,
+};
 use crate::ops::locked_run::{locked_run, stop_if_interrupted};
 use crate::ops::session::Session;
 use crate::plan::{ApplyPlanOptions, ApplyStep, plan_apply};
@@ -80,24 +82,8 @@ pub async fn apply_with_state(
     check_single_transaction(&steps, options)?;
     preflight(&steps)?;
     if options.dry_run {
-        let dry = DryRun {
-            creates_ledger: presence == Presence::Absent,
-            steps: steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    dry_run::apply_step(
-                        s,
-                        &options.exec,
-                        options.single_transaction,
-                        i + 1 < steps.len(),
-                        i.checked_sub(1).map(|p| &steps[p]),
-                    )
-                })
-                .collect(),
-        };
         return Ok(ApplyReport {
-            dry_run: Some(dry),
+            dry_run: Some(dry_run(&steps, presence, options)),
             head_seq: state.last_seq,
             ..ApplyReport::default()
         });
@@ -129,40 +115,7 @@ pub async fn apply_with_state(
             if options.single_transaction {
                 return apply_single_transaction(runner, &steps).await;
             }
-            let mut applied = Vec::with_capacity(steps.len());
-            let last = steps.len().saturating_sub(1);
-            // A unit's event write and COMMIT travel ahead of the next unit's
-            // statements: one round trip a migration.
-            let mut carried = None;
-            for (i, step) in steps.iter().enumerate() {
-                stop_if_interrupted(
-                    runner,
-                    options.interrupt.as_ref(),
-                    &mut carried,
-                    &mut applied,
-                )
-                .await?;
-                if step.unit.scripts.up.directives.no_transaction {
-                    if let Some(unit) = carried.take() {
-                        applied.push(runner.commit(unit).await?);
-                    }
-                    applied.push(
-                        runner
-                            .apply_non_transactional(&step.unit, step.resume_from)
-                            .await?,
-                    );
-                } else {
-                    let (committed, unit) = runner
-                        .apply_transactional(&step.unit, i < last, carried.take())
-                        .await?;
-                    applied.extend(committed);
-                    carried = Some(unit);
-                }
-            }
-            if let Some(unit) = carried.take() {
-                applied.push(runner.commit(unit).await?);
-            }
-            Ok(applied)
+            apply_in_order(runner, &steps, options).await
         },
     )
     .await?;
@@ -172,6 +125,70 @@ pub async fn apply_with_state(
         head_seq: ran.head_seq,
         head_hash: Some(ran.head_hash.to_hex()),
     })
+}
+
+/// Applies `steps` one after another, each unit in its own transaction
+/// (a no-transaction unit statement by statement), stopping cleanly after
+/// the unit in flight when interrupted.
+async fn apply_in_order(
+    runner: &Runner<'_>,
+    steps: &[ApplyStep<'_>],
+    options: &ApplyOptions,
+) -> Result<Vec<UnitOutcome>, Error> {
+    let mut applied = Vec::with_capacity(steps.len());
+    let last = steps.len().saturating_sub(1);
+    // A unit's event write and COMMIT travel ahead of the next unit's
+    // statements: one round trip a migration.
+    let mut carried = None;
+    for (i, step) in steps.iter().enumerate() {
+        stop_if_interrupted(
+            runner,
+            options.interrupt.as_ref(),
+            &mut carried,
+            &mut applied,
+        )
+        .await?;
+        if step.unit.scripts.up.directives.no_transaction {
+            if let Some(unit) = carried.take() {
+                applied.push(runner.commit(unit).await?);
+            }
+            applied.push(
+                runner
+                    .apply_non_transactional(&step.unit, step.resume_from)
+                    .await?,
+            );
+        } else {
+            let (committed, unit) = runner
+                .apply_transactional(&step.unit, i < last, carried.take())
+                .await?;
+            applied.extend(committed);
+            carried = Some(unit);
+        }
+    }
+    if let Some(unit) = carried.take() {
+        applied.push(runner.commit(unit).await?);
+    }
+    Ok(applied)
+}
+
+/// What `--dry-run` shows for `steps`.
+fn dry_run(steps: &[ApplyStep<'_>], presence: Presence, options: &ApplyOptions) -> DryRun {
+    DryRun {
+        creates_ledger: presence == Presence::Absent,
+        steps: steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                dry_run::apply_step(
+                    s,
+                    &options.exec,
+                    options.single_transaction,
+                    i + 1 < steps.len(),
+                    i.checked_sub(1).map(|p| &steps[p]),
+                )
+            })
+            .collect(),
+    }
 }
 
 /// Plans, then applies the contract gate.
@@ -288,55 +305,21 @@ async fn apply_single_transaction(
             }
         };
         let mut applied = Vec::with_capacity(steps.len());
-        // `SET LOCAL` holds to the commit: a unit whose settings equal the
-        // previous unit's sends none (as `--dry-run` shows).
-        let mut settings_in_force = String::new();
-        // Units sent, replies unread: (sent at, bytes of text, the unit).
-        let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW_UNITS);
-        let mut bytes_in_flight = 0;
-        let mut next = 0;
+        let mut window = Window::default();
         let mut previous_done = Instant::now();
         for step in steps {
-            while next < steps.len()
-                && (in_flight.is_empty()
-                    || (in_flight.len() < WINDOW_UNITS && bytes_in_flight < WINDOW_BYTES))
-            {
-                let unit = &steps[next].unit;
-                let up = &unit.scripts.up;
-                let wanted = prelude(up, runner.settings, true, false, true);
-                let mut begin = if wanted == settings_in_force {
-                    String::new()
-                } else {
-                    settings_in_force.clone_from(&wanted);
-                    wanted
-                };
-                begin.push_str(&runner.cli_history_sql(unit, false));
-                // Preflight refused every script `runnable` would refuse.
-                let up_sql = crate::ops::exec::runnable(up)?;
-                let verify = match &unit.scripts.verify {
-                    Some(v) => Some(crate::ops::exec::runnable(v)?),
-                    None => None,
-                };
-                let bytes = begin.len() + up_sql.len() + verify.as_deref().map_or(0, str::len);
-                let sent = runner.send_unit(&begin, &up_sql, verify.as_deref()).await;
-                in_flight.push_back((Instant::now(), bytes, sent));
-                bytes_in_flight += bytes;
-                next += 1;
-            }
+            window.fill(runner, steps).await?;
             let unit = &step.unit;
             let up = &unit.scripts.up;
             runner.report_started(unit, &up.path, Action::Apply);
-            let Some((sent_at, bytes, sent)) = in_flight.pop_front() else {
-                unreachable!("the unit was sent above");
-            };
-            bytes_in_flight -= bytes;
+            let (sent_at, sent) = window.pop();
             let t0 = sent_at.max(previous_done);
             let piped = sent.replies().await;
             if piped.failed() {
                 // Their replies are refusals. Dropped, the driver discards
                 // them instead of holding them for a reader, so nothing can
                 // stand between the `ROLLBACK` below and its reply.
-                in_flight.clear();
+                window.clear();
             }
             let statements = match runner
                 .settle(unit, ScriptKind::Up, up, piped, attempt)
@@ -359,7 +342,7 @@ async fn apply_single_transaction(
             let seq = match batch.seal(runner.applied_draft(unit, duration, how)) {
                 Ok(sealed) => sealed.event.seq,
                 Err(e) => {
-                    in_flight.clear();
+                    window.clear();
                     runner.rollback_quietly().await;
                     return Err(e);
                 }
@@ -382,5 +365,65 @@ async fn apply_single_transaction(
             runner.report_finished(o);
         }
         return Ok(applied);
+    }
+}
+
+/// The units a single-transaction apply has sent ahead of their replies.
+#[derive(Default)]
+struct Window {
+    /// Sent, replies unread: (sent at, bytes of text, the unit).
+    in_flight: std::collections::VecDeque<(Instant, usize, Sent)>,
+    bytes: usize,
+    /// The next step to send.
+    next: usize,
+    /// `SET LOCAL` holds to the commit: a unit whose settings equal the
+    /// previous unit's sends none (as `--dry-run` shows).
+    settings_in_force: String,
+}
+
+impl Window {
+    /// Sends units until the window is full (at least one in flight).
+    async fn fill(&mut self, runner: &Runner<'_>, steps: &[ApplyStep<'_>]) -> Result<(), Error> {
+        while self.next < steps.len()
+            && (self.in_flight.is_empty()
+                || (self.in_flight.len() < WINDOW_UNITS && self.bytes < WINDOW_BYTES))
+        {
+            let unit = &steps[self.next].unit;
+            let up = &unit.scripts.up;
+            let wanted = prelude(up, runner.settings, true, false, true);
+            let mut begin = if wanted == self.settings_in_force {
+                String::new()
+            } else {
+                self.settings_in_force.clone_from(&wanted);
+                wanted
+            };
+            begin.push_str(&runner.cli_history_sql(unit, false));
+            // Preflight refused every script `runnable` would refuse.
+            let up_sql = crate::ops::exec::runnable(up)?;
+            let verify = match &unit.scripts.verify {
+                Some(v) => Some(crate::ops::exec::runnable(v)?),
+                None => None,
+            };
+            let bytes = begin.len() + up_sql.len() + verify.as_deref().map_or(0, str::len);
+            let sent = runner.send_unit(&begin, &up_sql, verify.as_deref()).await;
+            self.in_flight.push_back((Instant::now(), bytes, sent));
+            self.bytes += bytes;
+            self.next += 1;
+        }
+        Ok(())
+    }
+
+    /// The oldest unit in flight: when it was sent, and its replies to read.
+    fn pop(&mut self) -> (Instant, Sent) {
+        let Some((sent_at, bytes, sent)) = self.in_flight.pop_front() else {
+            unreachable!("`fill` sends the unit before it is read");
+        };
+        self.bytes -= bytes;
+        (sent_at, sent)
+    }
+
+    /// Forgets the units in flight (their replies are discarded).
+    fn clear(&mut self) {
+        self.in_flight.clear();
     }
 }

@@ -250,7 +250,32 @@ pub fn build(
                 }),
         });
     }
-    for p in &problems {
+    rows.extend(missing_file_rows(&problems, state));
+    rows.sort_by(|a, b| a.version.cmp(&b.version).then(a.phase.cmp(&b.phase)));
+    let mut counts = std::collections::BTreeMap::new();
+    for r in &rows {
+        *counts.entry(r.state.as_str()).or_insert(0) += 1;
+    }
+    StatusReport {
+        ledger_exists,
+        head_seq: state.last_seq,
+        sum_file: match sum {
+            SumStatus::Fresh => "fresh",
+            SumStatus::Missing => "missing",
+            SumStatus::Stale { .. } => "stale",
+            SumStatus::Conflict => "conflict",
+        },
+        units: rows,
+        counts,
+        backfills: backfill_summaries(state),
+        cli_history: None,
+    }
+}
+
+/// The rows of applied units whose file is gone.
+fn missing_file_rows(problems: &[PlanProblem], state: &LedgerState) -> Vec<UnitRow> {
+    let mut rows = Vec::new();
+    for p in problems {
         if let PlanProblem::MissingFile {
             version,
             phase,
@@ -275,12 +300,12 @@ pub fn build(
             });
         }
     }
-    rows.sort_by(|a, b| a.version.cmp(&b.version).then(a.phase.cmp(&b.phase)));
-    let mut counts = std::collections::BTreeMap::new();
-    for r in &rows {
-        *counts.entry(r.state.as_str()).or_insert(0) += 1;
-    }
-    let backfills = state
+    rows
+}
+
+/// Every backfill the ledger knows, with its state.
+fn backfill_summaries(state: &LedgerState) -> Vec<BackfillSummary> {
+    state
         .subjects
         .iter()
         .filter_map(|(k, v)| match v {
@@ -290,19 +315,5 @@ pub fn build(
             }),
             _ => None,
         })
-        .collect();
-    StatusReport {
-        ledger_exists,
-        head_seq: state.last_seq,
-        sum_file: match sum {
-            SumStatus::Fresh => "fresh",
-            SumStatus::Missing => "missing",
-            SumStatus::Stale { .. } => "stale",
-            SumStatus::Conflict => "conflict",
-        },
-        units: rows,
-        counts,
-        backfills,
-        cli_history: None,
-    }
+        .collect()
 }

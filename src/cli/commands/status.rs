@@ -126,43 +126,57 @@ pub fn render(report: &StatusReport) -> String {
         report.sum_file
     ));
     if let Some(h) = &report.cli_history {
-        let table = shiftlog::supabase::history::TABLE;
-        if h.only_in_cli.is_empty() && h.only_in_ledger.is_empty() {
-            out.push_str(&format!("{table}: in step with the ledger\n"));
-        }
-        if !h.only_in_cli.is_empty() {
-            out.push_str(&format!(
-                "{table}: {} applied by the Supabase CLI, not in the ledger; `shiftlog import supabase` adopts them\n",
-                h.only_in_cli.join(", ")
-            ));
-        }
-        if !h.only_in_ledger.is_empty() {
-            out.push_str(&format!(
-                "{table}: {} applied by shiftlog, missing there, so `supabase db push` would run them again; \
-                 `supabase migration repair --status applied <version>` records them\n",
-                h.only_in_ledger.join(", ")
-            ));
-        }
+        out.push_str(&render_cli_history(h));
     }
     for b in &report.backfills {
-        let s = &b.state;
-        let estimate = s.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default();
-        out.push_str(
-            &format!(
-                "backfill {}: {:?}, {} rows{estimate} walked, {} updated{}\n",
-                b.name,
-                s.status,
-                s.rows_done,
-                s.rows_updated,
-                if s.is_verified_complete() {
-                    ", verified complete"
-                } else {
-                    ""
-                }
-            )
-            .to_lowercase(),
-        );
+        out.push_str(&render_backfill(b));
     }
+    out
+}
+
+/// Where the Supabase CLI's history table and the ledger disagree.
+fn render_cli_history(h: &shiftlog::ops::status::CliHistoryView) -> String {
+    let mut out = String::new();
+    let table = shiftlog::supabase::history::TABLE;
+    if h.only_in_cli.is_empty() && h.only_in_ledger.is_empty() {
+        out.push_str(&format!("{table}: in step with the ledger\n"));
+    }
+    if !h.only_in_cli.is_empty() {
+        out.push_str(&format!(
+            "{table}: {} applied by the Supabase CLI, not in the ledger; `shiftlog import supabase` adopts them\n",
+            h.only_in_cli.join(", ")
+        ));
+    }
+    if !h.only_in_ledger.is_empty() {
+        out.push_str(&format!(
+            "{table}: {} applied by shiftlog, missing there, so `supabase db push` would run them again; \
+             `supabase migration repair --status applied <version>` records them\n",
+            h.only_in_ledger.join(", ")
+        ));
+    }
+    out
+}
+
+/// One backfill's line.
+fn render_backfill(b: &shiftlog::ops::status::BackfillSummary) -> String {
+    let mut out = String::new();
+    let s = &b.state;
+    let estimate = s.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default();
+    out.push_str(
+        &format!(
+            "backfill {}: {:?}, {} rows{estimate} walked, {} updated{}\n",
+            b.name,
+            s.status,
+            s.rows_done,
+            s.rows_updated,
+            if s.is_verified_complete() {
+                ", verified complete"
+            } else {
+                ""
+            }
+        )
+        .to_lowercase(),
+    );
     out
 }
 

@@ -91,41 +91,7 @@ impl Runner<'_> {
         for (i, stmt) in statements.iter().enumerate().skip(resume_from as usize) {
             let i = i as u32;
             let t0 = Instant::now();
-            let mut attempt = 1;
-            loop {
-                let result = run_batch(self.client(), &stmt.text).await;
-                if result.is_err() {
-                    // A failed `BEGIN … COMMIT` step leaves its block aborted;
-                    // outside a block, ROLLBACK only warns.
-                    let _ = self.client().batch_execute("ROLLBACK").await;
-                }
-                match result {
-                    Ok(_) => break,
-                    Err(err) if err.is_lock_timeout() && attempt <= self.settings.lock_retries => {
-                        self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
-                            .await?;
-                        attempt += 1;
-                        retries += 1;
-                    }
-                    Err(err) => {
-                        let _ = self
-                            .client()
-                            .batch_execute("RESET lock_timeout; RESET statement_timeout")
-                            .await;
-                        let mut failure = self.failure(
-                            unit,
-                            up,
-                            ScriptKind::Up,
-                            &err,
-                            Some((stmt.offset, i)),
-                            false,
-                            i,
-                        );
-                        failure.hint = self.invalid_index_hint(stmt).await;
-                        return Err(self.fail(failure).await);
-                    }
-                }
-            }
+            retries += self.run_statement(unit, stmt, i).await?;
             let payload = to_canonical(&StatementDonePayload {
                 version: unit.version().clone(),
                 phase: unit.phase,
@@ -174,6 +140,52 @@ impl Runner<'_> {
             retries,
             event.seq,
         ))
+    }
+
+    /// Runs statement `i` of `unit`'s up script on its own, retrying after
+    /// a lock timeout; returns the retries it took. A failure is recorded
+    /// (with the INVALID index a failed `CREATE INDEX CONCURRENTLY` left).
+    async fn run_statement(
+        &self,
+        unit: &Unit<'_>,
+        stmt: &crate::sql::Statement,
+        i: u32,
+    ) -> Result<u32, Error> {
+        let up = &unit.scripts.up;
+        let mut attempt = 1;
+        loop {
+            let result = run_batch(self.client(), &stmt.text).await;
+            if result.is_err() {
+                // A failed `BEGIN … COMMIT` step leaves its block aborted;
+                // outside a block, ROLLBACK only warns.
+                let _ = self.client().batch_execute("ROLLBACK").await;
+            }
+            match result {
+                Ok(_) => return Ok(attempt - 1),
+                Err(err) if err.is_lock_timeout() && attempt <= self.settings.lock_retries => {
+                    self.record_lock_retry(unit, attempt, self.backoff(attempt), &err)
+                        .await?;
+                    attempt += 1;
+                }
+                Err(err) => {
+                    let _ = self
+                        .client()
+                        .batch_execute("RESET lock_timeout; RESET statement_timeout")
+                        .await;
+                    let mut failure = self.failure(
+                        unit,
+                        up,
+                        ScriptKind::Up,
+                        &err,
+                        Some((stmt.offset, i)),
+                        false,
+                        i,
+                    );
+                    failure.hint = self.invalid_index_hint(stmt).await;
+                    return Err(self.fail(failure).await);
+                }
+            }
+        }
     }
 
     /// After a failed `CREATE INDEX CONCURRENTLY`, PostgreSQL leaves an INVALID
