@@ -179,19 +179,74 @@ async fn tour(
     narrator.show(&(render.status)(&ops::status(&project, &session).await?));
 
     narrator.step("apply --phase expand: what CI runs before the app deploy");
-    let expand = ApplyOptions {
-        plan: ApplyPlanOptions {
-            phase: PhaseFilter::Expand,
-            ..ApplyPlanOptions::default()
-        },
-        ..ApplyOptions::default()
-    };
-    let report = ops::apply(&project, &session, &expand, narrator).await?;
+    let report = ops::apply(
+        &project,
+        &session,
+        &phase_only(PhaseFilter::Expand),
+        narrator,
+    )
+    .await?;
     narrator.show(&format!(
         "applied {} unit(s), each in its own transaction with its ledger event",
         report.applied.len()
     ));
 
+    load_sample_users(&session, options, narrator).await?;
+
+    narrator.step("apply --phase contract before the backfill: refused (exit 3), nothing changes");
+    let contract = phase_only(PhaseFilter::Contract);
+    match ops::apply(&project, &session, &contract, narrator).await {
+        Err(e) => narrator.show(&format!("refused: {e}")),
+        Ok(_) => narrator.show("unexpectedly applied"),
+    }
+
+    run_backfill(&project, &session, narrator).await?;
+
+    narrator.step("apply --phase contract: now allowed — CHECK NOT VALID, VALIDATE, SET NOT NULL");
+    let report = ops::apply(&project, &session, &contract, narrator).await?;
+    narrator.show(&format!("applied {} unit(s)", report.applied.len()));
+
+    show_ledger(&project, &session, narrator, render).await
+}
+
+/// The end of the tour: the status folded from the ledger, and the ledger
+/// verified with its head.
+async fn show_ledger(
+    project: &Project,
+    session: &Session,
+    narrator: &dyn Narrator,
+    render: &Renderers<'_>,
+) -> Result<(), Error> {
+    narrator.step("status: read from the ledger's fold");
+    narrator.show(&(render.status)(&ops::status(project, session).await?));
+
+    narrator.step("ledger verify: every hash recomputed, the chain checked from the genesis");
+    let verify = ops::audit::verify(session, None).await?;
+    narrator.show(&(render.verify)(&verify));
+    if let Some(head) = ops::audit::head(session).await? {
+        narrator.show(&format!("ledger head (an auditor's anchor): {head}"));
+    }
+    Ok(())
+}
+
+/// `apply` limited to one phase, otherwise as by default.
+fn phase_only(phase: PhaseFilter) -> ApplyOptions {
+    ApplyOptions {
+        plan: ApplyPlanOptions {
+            phase,
+            ..ApplyPlanOptions::default()
+        },
+        ..ApplyOptions::default()
+    }
+}
+
+/// Loads the sample users as rows written before the deploy: with the
+/// trigger that fills `email_lower` disabled, so the backfill has work.
+async fn load_sample_users(
+    session: &Session,
+    options: &DemoOptions,
+    narrator: &dyn Narrator,
+) -> Result<(), Error> {
     narrator.step(&format!(
         "loading {} sample users (rows that existed before the deploy: email_lower is empty)",
         options.rows
@@ -217,20 +272,16 @@ async fn tour(
         .batch_execute("ALTER TABLE users ENABLE TRIGGER users_email_lower_sync; ANALYZE users")
         .await
         .map_err(|e| Error::db("loading sample rows", e))?;
+    Ok(())
+}
 
-    narrator.step("apply --phase contract before the backfill: refused (exit 3), nothing changes");
-    let contract = ApplyOptions {
-        plan: ApplyPlanOptions {
-            phase: PhaseFilter::Contract,
-            ..ApplyPlanOptions::default()
-        },
-        ..ApplyOptions::default()
-    };
-    match ops::apply(&project, &session, &contract, narrator).await {
-        Err(e) => narrator.show(&format!("refused: {e}")),
-        Ok(_) => narrator.show("unexpectedly applied"),
-    }
-
+/// Runs the sample backfill with two workers, then records its completion
+/// check.
+async fn run_backfill(
+    project: &Project,
+    session: &Session,
+    narrator: &dyn Narrator,
+) -> Result<(), Error> {
     narrator
         .step("backfill run: keyset chunks, each committed with its checkpoint event, 2 workers");
     let run = crate::backfill::RunOptions {
@@ -238,7 +289,7 @@ async fn tour(
         ..crate::backfill::RunOptions::default()
     };
     if let crate::backfill::RunOutcome::Completed(r) =
-        crate::backfill::run(&project, &session, BACKFILL, &run, narrator).await?
+        crate::backfill::run(project, session, BACKFILL, &run, narrator).await?
     {
         narrator.show(&format!(
             "{} rows walked, {} updated in {} chunks, {:.1}s ({:.0} rows/s)",
@@ -252,8 +303,8 @@ async fn tour(
 
     narrator.step("backfill verify: the completion check, recorded in the ledger");
     let v = crate::backfill::verify::verify(
-        &project,
-        &session,
+        project,
+        session,
         BACKFILL,
         crate::ledger::LeaseOptions::default(),
     )
@@ -262,19 +313,5 @@ async fn tour(
         "{} row(s) left (checked {})",
         v.remaining, v.rows_checked
     ));
-
-    narrator.step("apply --phase contract: now allowed — CHECK NOT VALID, VALIDATE, SET NOT NULL");
-    let report = ops::apply(&project, &session, &contract, narrator).await?;
-    narrator.show(&format!("applied {} unit(s)", report.applied.len()));
-
-    narrator.step("status: read from the ledger's fold");
-    narrator.show(&(render.status)(&ops::status(&project, &session).await?));
-
-    narrator.step("ledger verify: every hash recomputed, the chain checked from the genesis");
-    let verify = ops::audit::verify(&session, None).await?;
-    narrator.show(&(render.verify)(&verify));
-    if let Some(head) = ops::audit::head(&session).await? {
-        narrator.show(&format!("ledger head (an auditor's anchor): {head}"));
-    }
     Ok(())
 }

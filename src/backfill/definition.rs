@@ -124,8 +124,61 @@ fn problem(path: &Path, line: Option<u32>, message: impl Into<String>) -> Error 
     }
 }
 
+/// The definition being parsed, so errors can name the file and the line
+/// of the key they concern.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    /// The first line that starts with `key` (1-based), if any.
+    fn line_of(&self, key: &str) -> Option<u32> {
+        self.text
+            .lines()
+            .position(|l| l.trim_start().starts_with(key))
+            .map(|i| i as u32 + 1)
+    }
+
+    /// An error pointing at the line of `key`.
+    fn at(&self, key: &str, message: impl Into<String>) -> Error {
+        problem(self.path, self.line_of(key), message)
+    }
+
+    /// An error about the file as a whole (no line).
+    fn whole(&self, message: impl Into<String>) -> Error {
+        problem(self.path, None, message)
+    }
+}
+
 /// Parses one definition; `path` is relative to the project root.
 pub fn parse(path: &Path, text: &str, migrations: &MigrationSet) -> Result<Backfill, Error> {
+    let name = backfill_name(path)?;
+    let src = Source { path, text };
+    let raw = read_raw(&src)?;
+    let table =
+        QualifiedName::parse(&raw.table).map_err(|m| src.at("table", format!("table: {m}")))?;
+    check_key(&src, raw.key.as_deref())?;
+    let action = parse_action(&src, raw.set, raw.sql, raw.where_, raw.verify)?;
+    let throttle = match raw.throttle {
+        Some(t) => parse_throttle(&src, t)?,
+        None => Throttle::default(),
+    };
+    let migration = phase_of(path, &name, migrations)?;
+    Ok(Backfill {
+        name,
+        path: path.to_owned(),
+        migration,
+        table,
+        key: raw.key,
+        action,
+        throttle,
+        checksum: Checksum::of(text),
+    })
+}
+
+/// The backfill's name: the file stem, in lowercase snake case.
+fn backfill_name(path: &Path) -> Result<String, Error> {
     let name = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -141,202 +194,201 @@ pub fn parse(path: &Path, text: &str, migrations: &MigrationSet) -> Result<Backf
             "backfill names are lowercase snake case, e.g. fix_orphan_orders.toml",
         ));
     }
-    let raw: Raw = toml::from_str(text).map_err(|e| {
+    Ok(name)
+}
+
+/// The file's TOML, with a syntax or shape error pointing at its line.
+fn read_raw(src: &Source<'_>) -> Result<Raw, Error> {
+    let text = src.text;
+    toml::from_str(text).map_err(|e| {
         let line = e
             .span()
             .map(|s| text[..s.start.min(text.len())].matches('\n').count() as u32 + 1);
-        problem(path, line, e.message().to_owned())
-    })?;
-    let line_of = |key: &str| -> Option<u32> {
-        text.lines()
-            .position(|l| l.trim_start().starts_with(key))
-            .map(|i| i as u32 + 1)
+        problem(src.path, line, e.message().to_owned())
+    })
+}
+
+/// Checks an explicit `key`: at least one column, none with an empty name.
+fn check_key(src: &Source<'_>, key: Option<&[String]>) -> Result<(), Error> {
+    let Some(key) = key else {
+        return Ok(());
     };
-    let table = QualifiedName::parse(&raw.table)
-        .map_err(|m| problem(path, line_of("table"), format!("table: {m}")))?;
-    if let Some(key) = &raw.key {
-        if key.is_empty() {
-            return Err(problem(
-                path,
-                line_of("key"),
-                "key: list at least one column, or leave it out to use the primary key",
-            ));
-        }
-        for k in key {
-            if k.is_empty() {
-                return Err(problem(path, line_of("key"), "key: empty column name"));
-            }
-        }
+    if key.is_empty() {
+        return Err(src.at(
+            "key",
+            "key: list at least one column, or leave it out to use the primary key",
+        ));
     }
-    let action = match (raw.set, raw.sql) {
-        (Some(_), Some(_)) => {
-            return Err(problem(
-                path,
-                line_of("sql"),
-                "give either `set` (with `where`) or `sql` (with `verify`), not both",
-            ));
-        }
-        (None, None) => {
-            return Err(problem(
-                path,
-                None,
-                "nothing to do: give `set = { column = \"expression\" }` or `sql = \"UPDATE … :lo … :hi\"`",
-            ));
-        }
+    if key.iter().any(String::is_empty) {
+        return Err(src.at("key", "key: empty column name"));
+    }
+    Ok(())
+}
+
+/// What each chunk does: `set` (with `where`) or `sql` (with `verify`),
+/// exactly one of the two.
+fn parse_action(
+    src: &Source<'_>,
+    set: Option<toml::Table>,
+    sql: Option<String>,
+    where_: Option<String>,
+    verify: Option<String>,
+) -> Result<Action, Error> {
+    match (set, sql) {
+        (Some(_), Some(_)) => Err(src.at(
+            "sql",
+            "give either `set` (with `where`) or `sql` (with `verify`), not both",
+        )),
+        (None, None) => Err(src.whole(
+            "nothing to do: give `set = { column = \"expression\" }` or `sql = \"UPDATE … :lo … :hi\"`",
+        )),
         (Some(set), None) => {
-            if raw.verify.is_some() {
-                return Err(problem(
-                    path,
-                    line_of("verify"),
+            if verify.is_some() {
+                return Err(src.at(
+                    "verify",
                     "`verify` goes with `sql`; with `set`, `where` is the completion check",
                 ));
             }
-            let mut cols = Vec::new();
-            for (col, expr) in set {
-                let expr = expr
-                    .as_str()
-                    .ok_or_else(|| {
-                        problem(
-                            path,
-                            line_of("set"),
-                            format!("set.{col}: the expression must be a string of SQL"),
-                        )
-                    })?
-                    .to_owned();
-                check_expression(&expr)
-                    .map_err(|m| problem(path, line_of("set"), format!("set.{col}: {m}")))?;
-                cols.push((col, expr));
-            }
-            if cols.is_empty() {
-                return Err(problem(
-                    path,
-                    line_of("set"),
-                    "set: name at least one column",
-                ));
-            }
-            // Default completion check: any row whose columns differ from their expressions.
-            let where_ = raw.where_.unwrap_or_else(|| {
-                let lhs: Vec<String> = cols
-                    .iter()
-                    .map(|(c, _)| crate::ident::quote_ident(c))
-                    .collect();
-                let rhs: Vec<String> = cols.iter().map(|(_, e)| format!("({e})")).collect();
-                format!(
-                    "ROW({}) IS DISTINCT FROM ROW({})",
-                    lhs.join(", "),
-                    rhs.join(", ")
-                )
-            });
-            check_condition(&where_)
-                .map_err(|m| problem(path, line_of("where"), format!("where: {m}")))?;
-            Action::Set { set: cols, where_ }
+            set_action(src, set, where_)
         }
         (None, Some(sql)) => {
-            if raw.where_.is_some() {
-                return Err(problem(
-                    path,
-                    line_of("where"),
+            if where_.is_some() {
+                return Err(src.at(
+                    "where",
                     "`where` goes with `set`; with `sql`, give `verify`",
                 ));
             }
-            let (has_lo, has_hi) = (
-                find_params(&sql, "lo").is_empty(),
-                find_params(&sql, "hi").is_empty(),
-            );
-            if has_lo || has_hi {
-                return Err(problem(
-                    path,
-                    line_of("sql"),
-                    "sql: use both :lo and :hi (the chunk's first and last key, inclusive), e.g. `UPDATE t SET … WHERE id BETWEEN :lo AND :hi`",
-                ));
-            }
-            crate::sql::split(&bind_params(&sql, "$1", "$2"))
-                .map_err(|e| problem(path, line_of("sql"), format!("sql: {}", e.message)))?;
-            let verify = raw.verify.ok_or_else(|| {
-                problem(path, None, "`sql` needs `verify`: a query that returns 0 when the backfill is complete, e.g. \"SELECT count(*) FROM t WHERE …\"")
-            })?;
-            crate::sql::split(&verify)
-                .map_err(|e| problem(path, line_of("verify"), format!("verify: {}", e.message)))?;
-            Action::Sql { sql, verify }
+            sql_action(src, sql, verify)
         }
-    };
-    let mut throttle = Throttle::default();
-    if let Some(t) = raw.throttle {
-        let dur = |v: Option<String>, key: &str| -> Result<Option<Duration>, Error> {
-            v.map(|s| {
-                parse_duration(&s)
-                    .map_err(|m| problem(path, line_of(key), format!("throttle.{key}: {m}")))
-            })
-            .transpose()
-        };
-        throttle.rows_per_second = t.rows_per_second.filter(|r| *r > 0);
-        if let Some(ms) = t.target_chunk_ms {
-            if ms == 0 {
-                return Err(problem(
-                    path,
-                    line_of("target_chunk_ms"),
-                    "throttle.target_chunk_ms must be above 0",
-                ));
-            }
-            throttle.target_chunk = Duration::from_millis(ms);
-        }
-        throttle.max_replica_lag = dur(t.max_replica_lag, "max_replica_lag")?;
-        if let Some(d) = dur(t.lock_timeout, "lock_timeout")? {
-            throttle.lock_timeout = d;
-        }
-        if let Some(d) = dur(t.statement_timeout, "statement_timeout")? {
-            throttle.statement_timeout = d;
-        }
-        if let Some(c) = t.initial_chunk {
-            throttle.initial_chunk = c.max(1);
-        }
-        if let Some(c) = t.max_chunk {
-            throttle.max_chunk = c.max(1);
-        }
-        throttle.initial_chunk = throttle.initial_chunk.min(throttle.max_chunk);
     }
-    let migration = match name
+}
+
+/// `set = { column = "expression" }` with its completion check `where`
+/// (by default, any row whose columns differ from their expressions).
+fn set_action(src: &Source<'_>, set: toml::Table, where_: Option<String>) -> Result<Action, Error> {
+    let mut cols = Vec::new();
+    for (col, expr) in set {
+        let expr = expr
+            .as_str()
+            .ok_or_else(|| {
+                src.at(
+                    "set",
+                    format!("set.{col}: the expression must be a string of SQL"),
+                )
+            })?
+            .to_owned();
+        check_expression(&expr).map_err(|m| src.at("set", format!("set.{col}: {m}")))?;
+        cols.push((col, expr));
+    }
+    if cols.is_empty() {
+        return Err(src.at("set", "set: name at least one column"));
+    }
+    let where_ = where_.unwrap_or_else(|| default_where(&cols));
+    check_condition(&where_).map_err(|m| src.at("where", format!("where: {m}")))?;
+    Ok(Action::Set { set: cols, where_ })
+}
+
+/// The default completion check of a `set`: any row whose columns differ
+/// from their expressions.
+fn default_where(cols: &[(String, String)]) -> String {
+    let lhs: Vec<String> = cols
+        .iter()
+        .map(|(c, _)| crate::ident::quote_ident(c))
+        .collect();
+    let rhs: Vec<String> = cols.iter().map(|(_, e)| format!("({e})")).collect();
+    format!(
+        "ROW({}) IS DISTINCT FROM ROW({})",
+        lhs.join(", "),
+        rhs.join(", ")
+    )
+}
+
+/// `sql` using `:lo` and `:hi`, with the `verify` query it needs.
+fn sql_action(src: &Source<'_>, sql: String, verify: Option<String>) -> Result<Action, Error> {
+    let (has_lo, has_hi) = (
+        find_params(&sql, "lo").is_empty(),
+        find_params(&sql, "hi").is_empty(),
+    );
+    if has_lo || has_hi {
+        return Err(src.at(
+            "sql",
+            "sql: use both :lo and :hi (the chunk's first and last key, inclusive), e.g. `UPDATE t SET … WHERE id BETWEEN :lo AND :hi`",
+        ));
+    }
+    crate::sql::split(&bind_params(&sql, "$1", "$2"))
+        .map_err(|e| src.at("sql", format!("sql: {}", e.message)))?;
+    let verify = verify.ok_or_else(|| {
+        src.whole("`sql` needs `verify`: a query that returns 0 when the backfill is complete, e.g. \"SELECT count(*) FROM t WHERE …\"")
+    })?;
+    crate::sql::split(&verify).map_err(|e| src.at("verify", format!("verify: {}", e.message)))?;
+    Ok(Action::Sql { sql, verify })
+}
+
+/// The `[throttle]` table over the defaults.
+fn parse_throttle(src: &Source<'_>, t: RawThrottle) -> Result<Throttle, Error> {
+    let dur = |v: Option<String>, key: &str| -> Result<Option<Duration>, Error> {
+        v.map(|s| parse_duration(&s).map_err(|m| src.at(key, format!("throttle.{key}: {m}"))))
+            .transpose()
+    };
+    let mut throttle = Throttle {
+        rows_per_second: t.rows_per_second.filter(|r| *r > 0),
+        ..Throttle::default()
+    };
+    if let Some(ms) = t.target_chunk_ms {
+        if ms == 0 {
+            return Err(src.at(
+                "target_chunk_ms",
+                "throttle.target_chunk_ms must be above 0",
+            ));
+        }
+        throttle.target_chunk = Duration::from_millis(ms);
+    }
+    throttle.max_replica_lag = dur(t.max_replica_lag, "max_replica_lag")?;
+    if let Some(d) = dur(t.lock_timeout, "lock_timeout")? {
+        throttle.lock_timeout = d;
+    }
+    if let Some(d) = dur(t.statement_timeout, "statement_timeout")? {
+        throttle.statement_timeout = d;
+    }
+    if let Some(c) = t.initial_chunk {
+        throttle.initial_chunk = c.max(1);
+    }
+    if let Some(c) = t.max_chunk {
+        throttle.max_chunk = c.max(1);
+    }
+    throttle.initial_chunk = throttle.initial_chunk.min(throttle.max_chunk);
+    Ok(throttle)
+}
+
+/// The phased migration a name's version prefix names, if it has one; a
+/// prefix naming no migration, or one that is not phased, is an error.
+fn phase_of(path: &Path, name: &str, migrations: &MigrationSet) -> Result<Option<Version>, Error> {
+    let Some(digits) = name
         .split_once('_')
         .map(|(d, _)| d)
         .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
-    {
-        None => None,
-        Some(digits) => {
-            let version = Version::parse(digits).map_err(|e| problem(path, None, e.to_string()))?;
-            match migrations.get(&version) {
-                Some(m) if m.is_phased() => Some(version),
-                Some(m) => {
-                    return Err(problem(
-                        path,
-                        None,
-                        format!(
-                            "its name starts with version {version}, but {} is not a phased migration; make it a directory with expand.sql and contract.sql, or rename the backfill",
-                            m.path.display()
-                        ),
-                    ));
-                }
-                None => {
-                    return Err(problem(
-                        path,
-                        None,
-                        format!(
-                            "its name starts with version {version}, but there is no such migration; rename it (standalone backfills have no version prefix)"
-                        ),
-                    ));
-                }
-            }
-        }
+    else {
+        return Ok(None);
     };
-    Ok(Backfill {
-        name,
-        path: path.to_owned(),
-        migration,
-        table,
-        key: raw.key,
-        action,
-        throttle,
-        checksum: Checksum::of(text),
-    })
+    let version = Version::parse(digits).map_err(|e| problem(path, None, e.to_string()))?;
+    match migrations.get(&version) {
+        Some(m) if m.is_phased() => Ok(Some(version)),
+        Some(m) => Err(problem(
+            path,
+            None,
+            format!(
+                "its name starts with version {version}, but {} is not a phased migration; make it a directory with expand.sql and contract.sql, or rename the backfill",
+                m.path.display()
+            ),
+        )),
+        None => Err(problem(
+            path,
+            None,
+            format!(
+                "its name starts with version {version}, but there is no such migration; rename it (standalone backfills have no version prefix)"
+            ),
+        )),
+    }
 }
 
 fn check_expression(expr: &str) -> Result<(), String> {

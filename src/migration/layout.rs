@@ -8,6 +8,7 @@
 //! `shiftlog new` can work in a directory whose scripts are still unfinished.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -35,33 +36,71 @@ pub(crate) fn scan(
 ) -> Result<Layout, SourceError> {
     let abs = project_root.join(migrations_dir);
     let rel = relative_dir(project_root, migrations_dir);
-    match fs::metadata(&abs) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(SourceError::MissingDir { path: rel });
-        }
-        Err(source) => return Err(SourceError::Read { path: rel, source }),
-        Ok(meta) if !meta.is_dir() => return Err(SourceError::NotADirectory { path: rel }),
-        Ok(_) => {}
-    }
+    check_dir(&abs, &rel)?;
     let names = list_dir_typed(&abs).map_err(|source| SourceError::Read {
         path: rel.clone(),
         source,
     })?;
 
+    let dir = ScanDir {
+        abs: &abs,
+        rel: &rel,
+        kind,
+    };
     let mut layout = Layout::default();
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for (raw, file_type) in names {
-        let path = rel.join(&raw);
+        dir.classify(raw, file_type, &mut groups, &mut layout);
+    }
+    add_simple_entries(groups, &mut layout);
+    order_entries(&mut layout, order);
+    Ok(layout)
+}
+
+/// Fails unless the migrations directory exists and is a directory.
+fn check_dir(abs: &Path, rel: &Path) -> Result<(), SourceError> {
+    let path = rel.to_owned();
+    match fs::metadata(abs) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SourceError::MissingDir { path }),
+        Err(source) => Err(SourceError::Read { path, source }),
+        Ok(meta) if !meta.is_dir() => Err(SourceError::NotADirectory { path }),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// The migrations directory being scanned.
+struct ScanDir<'a> {
+    /// Its path on disk.
+    abs: &'a Path,
+    /// Its path as reported (relative to the project root, or absolute).
+    rel: &'a Path,
+    /// Whose file naming it follows.
+    kind: LayoutKind,
+}
+
+impl ScanDir<'_> {
+    /// Classifies one entry: a simple migration's file goes to `groups`, a
+    /// migration directory to `layout.entries`, anything else to
+    /// `layout.problems`.
+    fn classify(
+        &self,
+        raw: OsString,
+        file_type: io::Result<fs::FileType>,
+        groups: &mut BTreeMap<String, Group>,
+        layout: &mut Layout,
+    ) {
+        let kind = self.kind;
+        let path = self.rel.join(&raw);
         let Some(name) = raw.to_str() else {
             layout.problems.push(Problem::new(
                 path,
                 "file name is not valid UTF-8; rename it",
             ));
-            continue;
+            return;
         };
         // Dotfiles (`.gitkeep`, editor swap files) are never migrations.
         if name.starts_with('.') {
-            continue;
+            return;
         }
         let meta = match file_type {
             Ok(meta) => meta,
@@ -70,29 +109,11 @@ pub(crate) fn scan(
                     path,
                     format!("cannot read: {e}; fix or remove this entry"),
                 ));
-                continue;
+                return;
             }
         };
         if meta.is_dir() {
-            let dir = abs.join(name);
-            if kind == LayoutKind::Supabase
-                && let Some(role) = peer_layout::supabase_side_dir(name)
-            {
-                peer_layout::scan_supabase_side(
-                    &dir,
-                    &path,
-                    role,
-                    &mut groups,
-                    &mut layout.problems,
-                );
-                continue;
-            }
-            let entry = if kind == LayoutKind::Diesel {
-                peer_layout::scan_diesel(&dir, path, name, &mut layout.problems)
-            } else {
-                scan_phased(&dir, path, name, &mut layout.problems)
-            };
-            layout.entries.extend(entry);
+            self.classify_dir(name, path, groups, layout);
         } else if !meta.is_file() {
             layout.problems.push(Problem::new(
                 path,
@@ -101,14 +122,42 @@ pub(crate) fn scan(
         } else if name == SUM_FILE {
             // Not a migration: read by `sumfile`.
         } else if kind == LayoutKind::Shiftlog {
-            classify_file(name, path, &mut groups, &mut layout.problems);
+            classify_file(name, path, groups, &mut layout.problems);
         } else if kind == LayoutKind::Supabase {
-            peer_layout::classify_supabase_file(name, path, &mut groups, &mut layout.problems);
+            peer_layout::classify_supabase_file(name, path, groups, &mut layout.problems);
         } else {
-            peer_layout::classify_peer_file(kind, name, path, &mut groups, &mut layout.problems);
+            peer_layout::classify_peer_file(kind, name, path, groups, &mut layout.problems);
         }
     }
 
+    /// A subdirectory: a phased migration (diesel: a migration), or in the
+    /// Supabase layout one of its side directories (`down/`, `verify/`).
+    fn classify_dir(
+        &self,
+        name: &str,
+        path: PathBuf,
+        groups: &mut BTreeMap<String, Group>,
+        layout: &mut Layout,
+    ) {
+        let dir = self.abs.join(name);
+        if self.kind == LayoutKind::Supabase
+            && let Some(role) = peer_layout::supabase_side_dir(name)
+        {
+            peer_layout::scan_supabase_side(&dir, &path, role, groups, &mut layout.problems);
+            return;
+        }
+        let entry = if self.kind == LayoutKind::Diesel {
+            peer_layout::scan_diesel(&dir, path, name, &mut layout.problems)
+        } else {
+            scan_phased(&dir, path, name, &mut layout.problems)
+        };
+        layout.entries.extend(entry);
+    }
+}
+
+/// Turns each group of files into a simple migration; a group without its
+/// up script is a problem for each of its files.
+fn add_simple_entries(groups: BTreeMap<String, Group>, layout: &mut Layout) {
     for (stem, group) in groups {
         match group.up {
             Some(up) => layout.entries.push(Entry {
@@ -134,7 +183,11 @@ pub(crate) fn scan(
             }
         }
     }
+}
 
+/// Sorts the entries by version (in `order`), then path, and reports every
+/// version used twice.
+fn order_entries(layout: &mut Layout, order: VersionOrder) {
     for entry in &mut layout.entries {
         entry.version.set_order(order);
     }
@@ -156,7 +209,6 @@ pub(crate) fn scan(
             }
         }
     }
-    Ok(layout)
 }
 
 /// The files of one phase of a phased migration directory.

@@ -29,6 +29,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
+use super::definition::Throttle;
 use super::resolve::{Resolved, resolve};
 use crate::conn::connect;
 use crate::error::{Error, db_error_text};
@@ -116,6 +117,29 @@ struct Control {
 }
 
 impl Control {
+    /// The control of a run starting from `state`: paused if the backfill
+    /// is, capped at the ledger's rate (else the definition's).
+    fn for_run(state: &BackfillState, throttle: &Throttle) -> Self {
+        Control {
+            paused: AtomicBool::new(state.status == BackfillStatus::Paused),
+            cancelled: AtomicBool::new(false),
+            stop: AtomicBool::new(false),
+            rows_per_second: AtomicU32::new(
+                state
+                    .rows_per_second
+                    .or(throttle.rows_per_second)
+                    .unwrap_or(0),
+            ),
+            limiter: Mutex::new(None),
+            rows_done: AtomicU64::new(state.rows_done),
+            updated: AtomicU64::new(0),
+            chunks: AtomicU64::new(0),
+            worker_pids: Mutex::new(Vec::new()),
+            watchdog_cancels: AtomicU64::new(0),
+            window: Mutex::new(Default::default()),
+        }
+    }
+
     fn limiter(&self) -> Option<(u32, Arc<DefaultDirectRateLimiter>)> {
         let want = self.rows_per_second.load(Ordering::SeqCst);
         let mut guard = self.limiter.lock().unwrap_or_else(|e| e.into_inner());
@@ -250,6 +274,8 @@ pub async fn read_state(session: &Session, name: &str) -> Result<Option<Backfill
         .cloned())
 }
 
+/// The run, the lease held: records how it begins, walks the slices and
+/// records its completion.
 async fn run_locked(
     session: &Session,
     actor: &str,
@@ -258,100 +284,30 @@ async fn run_locked(
     options: &RunOptions,
     reporter: &dyn Reporter,
 ) -> Result<RunOutcome, Error> {
+    let run = LockedRun {
+        session,
+        actor,
+        lease,
+        r,
+        options,
+        reporter,
+    };
     let name = r.def.name.as_str();
     let client = &session.client;
-    let mut state = read_state(session, name).await?;
-    match state.as_ref().map(|s| s.status) {
-        Some(BackfillStatus::Completed) => return Ok(RunOutcome::AlreadyComplete),
-        Some(BackfillStatus::Failed) => {
-            append_alone(
-                client,
-                session,
-                lease,
-                actor,
-                name,
-                EventKind::BackfillResumed,
-                payload::to_value(&payload::BackfillResumedPayload {
-                    after: Some("failure".into()),
-                }),
-            )
-            .await?;
-            reporter.report(&Progress::BackfillNote {
-                name,
-                note: "resuming after the failure, from the last checkpoint",
-            });
-        }
-        Some(BackfillStatus::Running | BackfillStatus::Paused) => {
-            reporter.report(&Progress::BackfillNote {
-                name,
-                note: "resuming from the last checkpoint",
-            });
-        }
-        None | Some(BackfillStatus::Cancelled) => {
-            let started = start(session, r, options).await?;
-            append_alone(
-                client,
-                session,
-                lease,
-                actor,
-                name,
-                EventKind::BackfillStarted,
-                started,
-            )
-            .await?;
-            reporter.report(&Progress::BackfillNote {
-                name,
-                note: "started",
-            });
-        }
+    let status = read_state(session, name).await?.map(|s| s.status);
+    if status == Some(BackfillStatus::Completed) {
+        return Ok(RunOutcome::AlreadyComplete);
     }
-    if let Some(rps) = options.rows_per_second {
-        append_alone(
-            client,
-            session,
-            lease,
-            actor,
-            name,
-            EventKind::BackfillResized,
-            payload::to_value(&payload::BackfillResizedPayload {
-                rows_per_second: Some(rps),
-            }),
-        )
-        .await?;
-    }
-    state = read_state(session, name).await?;
-    let state = state.ok_or_else(|| Error::LedgerCorrupt {
-        seq: 0,
-        message: format!("backfill {name} has no state after starting"),
-    })?;
-    let control = Arc::new(Control {
-        paused: AtomicBool::new(state.status == BackfillStatus::Paused),
-        cancelled: AtomicBool::new(false),
-        stop: AtomicBool::new(false),
-        rows_per_second: AtomicU32::new(
-            state
-                .rows_per_second
-                .or(r.def.throttle.rows_per_second)
-                .unwrap_or(0),
-        ),
-        limiter: Mutex::new(None),
-        rows_done: AtomicU64::new(state.rows_done),
-        updated: AtomicU64::new(0),
-        chunks: AtomicU64::new(0),
-        worker_pids: Mutex::new(Vec::new()),
-        watchdog_cancels: AtomicU64::new(0),
-        window: Mutex::new(Default::default()),
-    });
+    run.record_start(status).await?;
+    let state = read_state(session, name)
+        .await?
+        .ok_or_else(|| Error::LedgerCorrupt {
+            seq: 0,
+            message: format!("backfill {name} has no state after starting"),
+        })?;
+    let control = Arc::new(Control::for_run(&state, &r.def.throttle));
     let started = Instant::now();
     let rows_before = state.rows_done;
-    let workers = options.workers.max(1) as usize;
-    let pending: Vec<usize> = state
-        .slices
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.finished)
-        .map(|(i, _)| i)
-        .collect();
     let ctx = Ctx {
         session,
         actor,
@@ -362,27 +318,7 @@ async fn run_locked(
         estimate: state.estimate,
         reporter,
     };
-    let poller = poll_control(session, name, control.clone());
-    let watchdog = watchdog(session, r.def.throttle.lock_timeout, control.clone());
-    let work = async {
-        let mut tasks = Vec::new();
-        for w in 0..workers.min(pending.len().max(1)) {
-            let mine: Vec<usize> = pending.iter().copied().skip(w).step_by(workers).collect();
-            let from_state = state.clone();
-            let ctx = &ctx;
-            tasks.push(async move {
-                for slice in mine {
-                    ctx.walk_slice(w, slice, &from_state).await?;
-                }
-                Ok::<(), Error>(())
-            });
-        }
-        let results = futures::future::join_all(tasks).await;
-        control.stop.store(true, Ordering::SeqCst);
-        results.into_iter().collect::<Result<Vec<()>, Error>>()
-    };
-    let (result, (), ()) = tokio::join!(work, poller, watchdog);
-    result?;
+    run.walk_slices(&ctx, &state).await?;
     let reconnected;
     let client = if client.is_closed() {
         reconnected = connect(&session.info).await?;
@@ -398,32 +334,160 @@ async fn run_locked(
     if ctx.interrupted() {
         return Err(Error::Interrupted);
     }
-    let rows = control.rows_done.load(Ordering::SeqCst) - rows_before;
-    let report = RunReport {
-        name: name.to_owned(),
-        rows,
-        updated: control.updated.load(Ordering::SeqCst),
-        chunks: control.chunks.load(Ordering::SeqCst),
-        duration_ms: started.elapsed().as_millis() as u64,
-    };
-    append_alone(
-        client,
-        session,
-        lease,
-        actor,
-        name,
-        EventKind::BackfillCompleted,
-        payload::to_value(&payload::BackfillCompletedPayload {
+    let report = run.complete(client, &control, started, rows_before).await?;
+    Ok(RunOutcome::Completed(report))
+}
+
+/// What the steps of a run share while it holds the backfill's lease.
+struct LockedRun<'a> {
+    session: &'a Session,
+    actor: &'a str,
+    lease: &'a Lease,
+    r: &'a Resolved,
+    options: &'a RunOptions,
+    reporter: &'a dyn Reporter,
+}
+
+impl LockedRun<'_> {
+    /// Appends an event of this backfill in a transaction of its own.
+    async fn append(
+        &self,
+        client: &Client,
+        kind: EventKind,
+        payload: serde_json::Value,
+    ) -> Result<u64, Error> {
+        append_alone(
+            client,
+            self.session,
+            self.lease,
+            self.actor,
+            &self.r.def.name,
+            kind,
+            payload,
+        )
+        .await
+    }
+
+    /// Reports a note about this backfill.
+    fn note(&self, note: &str) {
+        self.reporter.report(&Progress::BackfillNote {
+            name: &self.r.def.name,
+            note,
+        });
+    }
+
+    /// Records how this run begins, given the backfill's status before it
+    /// (never `Completed`): resumed after a failure, resumed, or started
+    /// afresh (capturing the key range); then the rate override, if any.
+    async fn record_start(&self, status: Option<BackfillStatus>) -> Result<(), Error> {
+        let client = &self.session.client;
+        match status {
+            Some(BackfillStatus::Completed) => {}
+            Some(BackfillStatus::Failed) => {
+                let resumed = payload::BackfillResumedPayload {
+                    after: Some("failure".into()),
+                };
+                self.append(
+                    client,
+                    EventKind::BackfillResumed,
+                    payload::to_value(&resumed),
+                )
+                .await?;
+                self.note("resuming after the failure, from the last checkpoint");
+            }
+            Some(BackfillStatus::Running | BackfillStatus::Paused) => {
+                self.note("resuming from the last checkpoint");
+            }
+            None | Some(BackfillStatus::Cancelled) => {
+                let started = start(self.session, self.r, self.options).await?;
+                self.append(client, EventKind::BackfillStarted, started)
+                    .await?;
+                self.note("started");
+            }
+        }
+        if let Some(rps) = self.options.rows_per_second {
+            let resized = payload::BackfillResizedPayload {
+                rows_per_second: Some(rps),
+            };
+            self.append(
+                client,
+                EventKind::BackfillResized,
+                payload::to_value(&resized),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Walks every unfinished slice of `state`, `options.workers` at a
+    /// time, beside the control poller and the watchdog; returns once every
+    /// worker has stopped.
+    async fn walk_slices(&self, ctx: &Ctx<'_>, state: &BackfillState) -> Result<(), Error> {
+        let control = &ctx.control;
+        let workers = self.options.workers.max(1) as usize;
+        let pending: Vec<usize> = state
+            .slices
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.finished)
+            .map(|(i, _)| i)
+            .collect();
+        let poller = poll_control(self.session, &self.r.def.name, control.clone());
+        let watchdog = watchdog(
+            self.session,
+            self.r.def.throttle.lock_timeout,
+            control.clone(),
+        );
+        let work = async {
+            let mut tasks = Vec::new();
+            for w in 0..workers.min(pending.len().max(1)) {
+                let mine: Vec<usize> = pending.iter().copied().skip(w).step_by(workers).collect();
+                let from_state = state.clone();
+                tasks.push(async move {
+                    for slice in mine {
+                        ctx.walk_slice(w, slice, &from_state).await?;
+                    }
+                    Ok::<(), Error>(())
+                });
+            }
+            let results = futures::future::join_all(tasks).await;
+            control.stop.store(true, Ordering::SeqCst);
+            results.into_iter().collect::<Result<Vec<()>, Error>>()
+        };
+        let (result, (), ()) = tokio::join!(work, poller, watchdog);
+        result?;
+        Ok(())
+    }
+
+    /// Records `backfill_completed` and returns the run's totals.
+    async fn complete(
+        &self,
+        client: &Client,
+        control: &Control,
+        started: Instant,
+        rows_before: u64,
+    ) -> Result<RunReport, Error> {
+        let rows = control.rows_done.load(Ordering::SeqCst) - rows_before;
+        let report = RunReport {
+            name: self.r.def.name.clone(),
+            rows,
+            updated: control.updated.load(Ordering::SeqCst),
+            chunks: control.chunks.load(Ordering::SeqCst),
+            duration_ms: started.elapsed().as_millis() as u64,
+        };
+        let completed = payload::BackfillCompletedPayload {
             rows: control.rows_done.load(Ordering::SeqCst),
             duration_ms: report.duration_ms,
-        }),
-    )
-    .await?;
-    reporter.report(&Progress::BackfillNote {
-        name,
-        note: "completed; run `shiftlog backfill verify` to record the completion check",
-    });
-    Ok(RunOutcome::Completed(report))
+        };
+        self.append(
+            client,
+            EventKind::BackfillCompleted,
+            payload::to_value(&completed),
+        )
+        .await?;
+        self.note("completed; run `shiftlog backfill verify` to record the completion check");
+        Ok(report)
+    }
 }
 
 /// Captures the run's upper bound and splits the key range into slices.

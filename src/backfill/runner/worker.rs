@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::ledger::payload;
+use crate::ledger::{LockedHead, Sealed};
 
 pub(super) struct Ctx<'a> {
     pub(super) session: &'a Session,
@@ -174,206 +175,273 @@ impl Ctx<'_> {
         })
     }
 
+    /// Walks slice `slice` of `state` to its end, chunk by chunk, on a
+    /// connection of its own (reopened when lost); returns early when the
+    /// run is cancelled or interrupted.
     pub(super) async fn walk_slice(
         &self,
         worker: usize,
         slice: usize,
         state: &BackfillState,
     ) -> Result<(), Error> {
-        let t = &self.r.def.throttle;
-        let Some(s) = state.slices.get(slice) else {
+        let Some(mut walk) = Walk::start(state, slice, &self.r.def.throttle) else {
             return Ok(());
         };
-        let Some(hi) = s.hi.clone() else {
-            return Ok(());
-        };
-        let mut last = s.done_to.clone().or(s.lo.clone());
         let mut w = self.open_worker(worker).await?;
-        let mut size = u64::from(t.initial_chunk.max(1));
-        let mut throttled: Option<&'static str> = None;
-        let mut failures = 0u32;
-        // Step by key arithmetic once a bounds read shows the keys are dense.
-        let mut stepping = false;
         loop {
             if self.control.cancelled.load(Ordering::SeqCst) || self.interrupted() {
                 return Ok(());
             }
             if self.control.paused.load(Ordering::SeqCst) {
-                self.reporter.report(&Progress::BackfillNote {
-                    name: &self.r.def.name,
-                    note: "paused; waiting for `shiftlog backfill resume`",
-                });
-                while self.control.paused.load(Ordering::SeqCst)
-                    && !self.control.cancelled.load(Ordering::SeqCst)
-                    && !self.interrupted()
-                {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                self.wait_while_paused().await;
                 continue;
             }
-            if let Some(max_lag) = t.max_replica_lag {
-                let lag: f64 = match w.client
-                    .query_one("SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication", &[])
-                    .await
-                {
-                    Ok(row) => row.get(0),
-                    Err(_) => 0.0,
-                };
-                if lag > max_lag.as_secs_f64() {
-                    throttled = Some("replica_lag");
-                    self.progress(size, throttled);
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            }
-            if let Some((rate, limiter)) = self.control.limiter() {
-                size = size.min(u64::from(rate)).max(1);
-                let n = NonZeroU32::new(size as u32).unwrap_or(NonZeroU32::MIN);
-                if limiter.check_n(n).map(|r| r.is_err()).unwrap_or(true) {
-                    throttled = throttled.or(Some("rate_limit"));
-                    let _ = limiter.until_n_ready(n).await;
-                    // A pause or cancel may have arrived while we waited for tokens.
-                    if self.control.paused.load(Ordering::SeqCst)
-                        || self.control.cancelled.load(Ordering::SeqCst)
-                        || self.interrupted()
-                    {
-                        continue;
-                    }
-                }
+            if self.replica_lagging(&w, &mut walk).await || !self.wait_for_tokens(&mut walk).await {
+                continue;
             }
             let t0 = Instant::now();
-            let step = if stepping && self.r.steps_by_key() {
-                last.as_deref().and_then(|a| step_to(a, &hi, size))
-            } else {
-                None
-            };
-            let after = last.as_deref();
-            match self
-                .chunk(&w, slice, after, &hi, size, step, throttled)
-                .await
-            {
+            match self.attempt(&w, &walk).await {
                 Ok(Chunk::Empty) => {
-                    append_alone(
-                        &w.client,
-                        self.session,
-                        self.lease,
-                        self.actor,
-                        &self.r.def.name,
-                        EventKind::BackfillCheckpoint,
-                        payload::to_value(&payload::BackfillCheckpointPayload {
-                            slice,
-                            lo: None,
-                            hi: None,
-                            rows: 0,
-                            updated: 0,
-                            duration_ms: 0,
-                            chunk_size: 0,
-                            finished: true,
-                            throttled: None,
-                        }),
-                    )
-                    .await?;
+                    self.record_empty_slice(&w, slice).await?;
                     return Ok(());
                 }
                 Ok(Chunk::Done {
                     rows,
                     updated: _,
-                    last: new_last,
+                    last,
                     finished,
                     stepped,
                 }) => {
-                    failures = 0;
-                    // Keys covered, for sizing: a stepped chunk covers its span
-                    // (its `rows` are the rows changed).
-                    let covered = match stepped {
-                        Some(Step { span }) => {
-                            // Fewer than half the key values held a row to
-                            // change: go back to reading bounds, which also
-                            // skip gaps in the keys.
-                            stepping = rows.saturating_mul(2) >= span;
-                            span
-                        }
-                        None => {
-                            stepping = rows == size && dense(after, &new_last, rows);
-                            rows
-                        }
-                    };
-                    last = Some(new_last);
-                    self.control.chunks.fetch_add(1, Ordering::SeqCst);
-                    self.progress(size, throttled);
-                    throttled = None;
+                    let covered = self.chunk_done(&mut walk, rows, last, stepped);
                     if finished {
                         return Ok(());
                     }
-                    // Adapt: aim for target_chunk per chunk, grow at most 2x, shrink at most 4x.
-                    let elapsed = t0.elapsed().as_secs_f64().max(0.001);
-                    let ideal = covered.max(1) as f64 * t.target_chunk.as_secs_f64() / elapsed;
-                    size = (ideal.clamp(size as f64 / 4.0, size as f64 * 2.0) as u64)
-                        .clamp(1, u64::from(t.max_chunk));
+                    walk.adapt_size(covered, t0, &self.r.def.throttle);
                 }
-                Err(ChunkError::Retry(reason)) => {
-                    failures += 1;
-                    let reason = if reason == "cancelled"
-                        && self.control.watchdog_cancels.load(Ordering::SeqCst) > 0
-                    {
-                        "lock_waiters"
-                    } else {
-                        reason
-                    };
-                    throttled = Some(reason);
-                    size = (size / 2).max(1);
-                    let backoff = Duration::from_millis(50u64.saturating_mul(1 << failures.min(6)))
-                        .min(Duration::from_secs(5));
-                    self.progress(size, throttled);
-                    tokio::time::sleep(backoff).await;
-                }
+                Err(ChunkError::Retry(reason)) => self.back_off(&mut walk, reason).await,
                 Err(ChunkError::ConnectionLost) => {
-                    self.reporter.report(&Progress::BackfillNote {
-                        name: &self.r.def.name,
-                        note: "connection lost; reconnecting",
-                    });
-                    w = self.reconnect(worker).await?;
-                    let (point, finished) = self.resume_point(&w.client, slice).await?;
+                    let (reopened, finished) = self.reconnect_slice(worker, &mut walk).await?;
+                    w = reopened;
                     if finished {
                         return Ok(());
                     }
-                    last = point;
                 }
-                Err(ChunkError::Fatal(e)) => {
-                    let _ = w.client.batch_execute("ROLLBACK").await;
-                    let (sqlstate, message) = match &e {
-                        Error::Db { source, .. } => (
-                            source.code().map(|c| c.code().to_owned()),
-                            crate::conn::redact(&db_error_text(source)),
-                        ),
-                        other => (None, other.to_string()),
-                    };
-                    let payload = payload::to_value(&payload::BackfillFailedPayload {
-                        slice: Some(slice),
-                        lo: last.clone(),
-                        chunk_size: size,
-                        sqlstate,
-                        error: message.clone(),
-                    });
-                    let _ = append_alone(
-                        &w.client,
-                        self.session,
-                        self.lease,
-                        self.actor,
-                        &self.r.def.name,
-                        EventKind::BackfillFailed,
-                        payload,
-                    )
-                    .await;
-                    self.control.stop.store(true, Ordering::SeqCst);
-                    return Err(Error::BackfillFailed {
-                        name: self.r.def.name.clone(),
-                        path: self.r.def.path.clone(),
-                        after: last.map(|k| k.join(", ")),
-                        message,
-                    });
-                }
+                Err(ChunkError::Fatal(e)) => return Err(self.fail_slice(&w, walk, e).await),
             }
+        }
+    }
+
+    /// Waits for `shiftlog backfill resume` (or a cancel, or an interrupt).
+    async fn wait_while_paused(&self) {
+        self.reporter.report(&Progress::BackfillNote {
+            name: &self.r.def.name,
+            note: "paused; waiting for `shiftlog backfill resume`",
+        });
+        while self.control.paused.load(Ordering::SeqCst)
+            && !self.control.cancelled.load(Ordering::SeqCst)
+            && !self.interrupted()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Whether a standby lags more than `max_replica_lag`; if so, reports
+    /// it and waits a moment before the caller checks again.
+    async fn replica_lagging(&self, w: &Worker, walk: &mut Walk) -> bool {
+        let Some(max_lag) = self.r.def.throttle.max_replica_lag else {
+            return false;
+        };
+        let lag: f64 = match w.client
+            .query_one("SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication", &[])
+            .await
+        {
+            Ok(row) => row.get(0),
+            Err(_) => 0.0,
+        };
+        if lag > max_lag.as_secs_f64() {
+            walk.throttled = Some("replica_lag");
+            self.progress(walk.size, walk.throttled);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            return true;
+        }
+        false
+    }
+
+    /// Takes the next chunk's rows from the rate limiter (capping the chunk
+    /// at the rate), waiting when the bucket is short. False when a pause,
+    /// cancel or interrupt arrived meanwhile: the caller checks again first.
+    async fn wait_for_tokens(&self, walk: &mut Walk) -> bool {
+        let Some((rate, limiter)) = self.control.limiter() else {
+            return true;
+        };
+        walk.size = walk.size.min(u64::from(rate)).max(1);
+        let n = NonZeroU32::new(walk.size as u32).unwrap_or(NonZeroU32::MIN);
+        if limiter.check_n(n).map(|r| r.is_err()).unwrap_or(true) {
+            walk.throttled = walk.throttled.or(Some("rate_limit"));
+            let _ = limiter.until_n_ready(n).await;
+            // A pause or cancel may have arrived while we waited for tokens.
+            if self.control.paused.load(Ordering::SeqCst)
+                || self.control.cancelled.load(Ordering::SeqCst)
+                || self.interrupted()
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Runs the walk's next chunk, stepped by key arithmetic when the walk
+    /// found the keys dense and the backfill allows it.
+    async fn attempt(&self, w: &Worker, walk: &Walk) -> Result<Chunk, ChunkError> {
+        let step = if walk.stepping && self.r.steps_by_key() {
+            walk.last
+                .as_deref()
+                .and_then(|a| step_to(a, &walk.hi, walk.size))
+        } else {
+            None
+        };
+        let after = walk.last.as_deref();
+        self.chunk(
+            w,
+            walk.slice,
+            after,
+            &walk.hi,
+            walk.size,
+            step,
+            walk.throttled,
+        )
+        .await
+    }
+
+    /// Records a slice with no rows left as finished.
+    async fn record_empty_slice(&self, w: &Worker, slice: usize) -> Result<u64, Error> {
+        append_alone(
+            &w.client,
+            self.session,
+            self.lease,
+            self.actor,
+            &self.r.def.name,
+            EventKind::BackfillCheckpoint,
+            payload::to_value(&payload::BackfillCheckpointPayload {
+                slice,
+                lo: None,
+                hi: None,
+                rows: 0,
+                updated: 0,
+                duration_ms: 0,
+                chunk_size: 0,
+                finished: true,
+                throttled: None,
+            }),
+        )
+        .await
+    }
+
+    /// After a committed chunk: decides whether the next one steps by key
+    /// arithmetic, moves the walk past it and reports progress. Returns the
+    /// key values the chunk covered, for sizing the next one.
+    fn chunk_done(
+        &self,
+        walk: &mut Walk,
+        rows: u64,
+        last: Vec<String>,
+        stepped: Option<Step>,
+    ) -> u64 {
+        walk.failures = 0;
+        // Keys covered, for sizing: a stepped chunk covers its span
+        // (its `rows` are the rows changed).
+        let covered = match stepped {
+            Some(Step { span }) => {
+                // Fewer than half the key values held a row to
+                // change: go back to reading bounds, which also
+                // skip gaps in the keys.
+                walk.stepping = rows.saturating_mul(2) >= span;
+                span
+            }
+            None => {
+                walk.stepping = rows == walk.size && dense(walk.last.as_deref(), &last, rows);
+                rows
+            }
+        };
+        walk.last = Some(last);
+        self.control.chunks.fetch_add(1, Ordering::SeqCst);
+        self.progress(walk.size, walk.throttled);
+        walk.throttled = None;
+        covered
+    }
+
+    /// After a retryable error: halves the chunk and waits, longer after
+    /// each failure in a row.
+    async fn back_off(&self, walk: &mut Walk, reason: &'static str) {
+        walk.failures += 1;
+        let reason =
+            if reason == "cancelled" && self.control.watchdog_cancels.load(Ordering::SeqCst) > 0 {
+                "lock_waiters"
+            } else {
+                reason
+            };
+        walk.throttled = Some(reason);
+        walk.size = (walk.size / 2).max(1);
+        let backoff = Duration::from_millis(50u64.saturating_mul(1 << walk.failures.min(6)))
+            .min(Duration::from_secs(5));
+        self.progress(walk.size, walk.throttled);
+        tokio::time::sleep(backoff).await;
+    }
+
+    /// After a lost connection: a new one, and where the ledger says the
+    /// slice stands (true: finished).
+    async fn reconnect_slice(
+        &self,
+        worker: usize,
+        walk: &mut Walk,
+    ) -> Result<(Worker, bool), Error> {
+        self.reporter.report(&Progress::BackfillNote {
+            name: &self.r.def.name,
+            note: "connection lost; reconnecting",
+        });
+        let w = self.reconnect(worker).await?;
+        let (point, finished) = self.resume_point(&w.client, walk.slice).await?;
+        if !finished {
+            walk.last = point;
+        }
+        Ok((w, finished))
+    }
+
+    /// After an error that retrying cannot fix: records `backfill_failed`
+    /// (best effort), stops the other workers and returns the error to
+    /// report.
+    async fn fail_slice(&self, w: &Worker, walk: Walk, e: Error) -> Error {
+        let _ = w.client.batch_execute("ROLLBACK").await;
+        let (sqlstate, message) = match &e {
+            Error::Db { source, .. } => (
+                source.code().map(|c| c.code().to_owned()),
+                crate::conn::redact(&db_error_text(source)),
+            ),
+            other => (None, other.to_string()),
+        };
+        let payload = payload::to_value(&payload::BackfillFailedPayload {
+            slice: Some(walk.slice),
+            lo: walk.last.clone(),
+            chunk_size: walk.size,
+            sqlstate,
+            error: message.clone(),
+        });
+        let _ = append_alone(
+            &w.client,
+            self.session,
+            self.lease,
+            self.actor,
+            &self.r.def.name,
+            EventKind::BackfillFailed,
+            payload,
+        )
+        .await;
+        self.control.stop.store(true, Ordering::SeqCst);
+        Error::BackfillFailed {
+            name: self.r.def.name.clone(),
+            path: self.r.def.path.clone(),
+            after: walk.last.map(|k| k.join(", ")),
+            message,
         }
     }
 
@@ -467,78 +535,34 @@ impl Ctx<'_> {
         size: u64,
         step: Option<(String, u64)>,
         throttled: Option<&str>,
-    ) -> Result<(Chunk, Option<crate::ledger::Sealed>), ChunkError> {
-        let r = self.r;
-        let client = &w.client;
-        let k = r.key.len();
-        let limit = size as i64;
-        let subject = backfill_subject(&r.def.name);
+    ) -> Result<(Chunk, Option<Sealed>), ChunkError> {
+        let subject = backfill_subject(&self.r.def.name);
         if self.lease.is_lost() {
             return Err(ChunkError::Fatal(Error::LeaseLost));
         }
-        let token = Some(self.lease.token());
-        let [bounds_first, bounds_next, update_first, update_next] = &w.statements;
+        let txn = ChunkTxn {
+            w,
+            r: self.r,
+            begin,
+            subject: &subject,
+            token: Some(self.lease.token()),
+        };
         let t0 = Instant::now();
-        let (rows, last, updated, head, stepped) =
-            if let (Some((to, span)), Some(a)) = (&step, after) {
-                // Stepped: the change alone, over (after, to].
-                let to = [to.clone()];
-                let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-                p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-                p.extend(to.iter().map(|v| v as &(dyn ToSql + Sync)));
-                let (begun, updated, head) = futures::join!(
-                    client.batch_execute(begin),
-                    client.execute(update_next, &p),
-                    w.appender.lock(client, &subject, token),
-                );
-                begun.map_err(ChunkError::from_pg)?;
-                let updated = updated.map_err(ChunkError::from_pg)?;
-                let [to] = to;
-                (updated, vec![to], updated, head, Some(Step { span: *span }))
-            } else {
-                // Bounds first (lo(k) after the first chunk, hi(k), limit), then
-                // the change over them.
-                let mut p: Vec<&(dyn ToSql + Sync)> = Vec::new();
-                if let Some(a) = after {
-                    p.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-                }
-                p.extend(hi.iter().map(|v| v as &(dyn ToSql + Sync)));
-                p.push(&limit);
-                let bounds = if after.is_some() {
-                    bounds_next
-                } else {
-                    bounds_first
-                };
-                let (begun, row) =
-                    futures::join!(client.batch_execute(begin), client.query_opt(bounds, &p));
-                begun.map_err(ChunkError::from_pg)?;
-                let Some(row) = row.map_err(ChunkError::from_pg)? else {
-                    return Ok((Chunk::Empty, None));
-                };
-                let first = key_of(&row, 0, k);
-                let last = key_of(&row, k, k);
-                let rows = row.get::<_, i64>(2 * k) as u64;
-                let mut up: Vec<&(dyn ToSql + Sync)> = Vec::new();
-                let update = if r.update_takes_first_key() {
-                    up.extend(first.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    update_next
-                } else if let Some(a) = after {
-                    up.extend(a.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    update_next
-                } else {
-                    up.extend(last.iter().map(|v| v as &(dyn ToSql + Sync)));
-                    update_first
-                };
-                let (updated, head) = futures::join!(
-                    client.execute(update, &up),
-                    w.appender.lock(client, &subject, token),
-                );
-                let updated = updated.map_err(ChunkError::from_pg)?;
-                (rows, last, updated, head, None)
-            };
-        let head = head.map_err(ChunkError::from_error)?;
+        let changed = if let (Some((to, span)), Some(a)) = (&step, after) {
+            txn.stepped(a, to, *span).await?
+        } else {
+            match txn.bounded(after, hi, size).await? {
+                Some(changed) => changed,
+                None => return Ok((Chunk::Empty, None)),
+            }
+        };
+        let Changed {
+            rows,
+            last,
+            updated,
+            head,
+            stepped,
+        } = changed;
         let finished = (stepped.is_none() && rows < size) || last.as_slice() == hi;
         let payload = payload::to_value(&payload::BackfillCheckpointPayload {
             slice,
@@ -551,24 +575,193 @@ impl Ctx<'_> {
             finished,
             throttled: throttled.map(str::to_owned),
         });
-        let sealed = head
-            .seal(EventDraft {
-                kind: EventKind::BackfillCheckpoint,
-                subject,
-                actor: self.actor.to_owned(),
-                payload: canonical_json(&payload),
-            })
-            .map_err(ChunkError::Fatal)?;
-        Ok((
-            Chunk::Done {
-                rows,
-                updated,
-                last,
-                finished,
-                stepped,
-            },
-            Some(sealed),
-        ))
+        let sealed = self.seal_checkpoint(head, subject, &payload)?;
+        let chunk = Chunk::Done {
+            rows,
+            updated,
+            last,
+            finished,
+            stepped,
+        };
+        Ok((chunk, Some(sealed)))
+    }
+
+    /// Seals the chunk's `backfill_checkpoint` event on the locked head.
+    fn seal_checkpoint(
+        &self,
+        head: LockedHead,
+        subject: String,
+        payload: &serde_json::Value,
+    ) -> Result<Sealed, ChunkError> {
+        head.seal(EventDraft {
+            kind: EventKind::BackfillCheckpoint,
+            subject,
+            actor: self.actor.to_owned(),
+            payload: canonical_json(payload),
+        })
+        .map_err(ChunkError::Fatal)
+    }
+}
+
+/// What the statements of one chunk's transaction share.
+struct ChunkTxn<'a> {
+    w: &'a Worker,
+    r: &'a Resolved,
+    /// `BEGIN` with the chunk's `SET LOCAL`s.
+    begin: &'a str,
+    /// The checkpoint's subject.
+    subject: &'a str,
+    /// The lease token the checkpoint is fenced on.
+    token: Option<&'a str>,
+}
+
+/// A chunk's change, made in its open transaction, with the ledger head
+/// locked for its checkpoint.
+struct Changed {
+    /// Rows walked (stepped: rows changed).
+    rows: u64,
+    /// The chunk's last key.
+    last: Vec<String>,
+    /// Rows changed.
+    updated: u64,
+    head: LockedHead,
+    stepped: Option<Step>,
+}
+
+impl ChunkTxn<'_> {
+    /// Locks the ledger head for the checkpoint, fenced on the lease.
+    async fn lock_head(&self) -> Result<LockedHead, Error> {
+        self.w
+            .appender
+            .lock(&self.w.client, self.subject, self.token)
+            .await
+    }
+
+    /// Stepped: the change alone, over `(after, to]`, pipelined with
+    /// `BEGIN` and the head lock.
+    async fn stepped(&self, after: &[String], to: &str, span: u64) -> Result<Changed, ChunkError> {
+        let client = &self.w.client;
+        let update_next = &self.w.statements[3];
+        let to = [to.to_owned()];
+        let p = key_params(&[after, &to]);
+        let (begun, updated, head) = futures::join!(
+            client.batch_execute(self.begin),
+            client.execute(update_next, &p),
+            self.lock_head(),
+        );
+        begun.map_err(ChunkError::from_pg)?;
+        let updated = updated.map_err(ChunkError::from_pg)?;
+        let head = head.map_err(ChunkError::from_error)?;
+        let [to] = to;
+        Ok(Changed {
+            rows: updated,
+            last: vec![to],
+            updated,
+            head,
+            stepped: Some(Step { span }),
+        })
+    }
+
+    /// Bounds first (lo(k) after the first chunk, hi(k), limit), then the
+    /// change over them with the head lock; `None` when no row is left.
+    async fn bounded(
+        &self,
+        after: Option<&[String]>,
+        hi: &[String],
+        size: u64,
+    ) -> Result<Option<Changed>, ChunkError> {
+        let client = &self.w.client;
+        let k = self.r.key.len();
+        let limit = size as i64;
+        let [bounds_first, bounds_next, update_first, update_next] = &self.w.statements;
+        let mut p = key_params(&[after.unwrap_or_default(), hi]);
+        p.push(&limit);
+        let bounds = if after.is_some() {
+            bounds_next
+        } else {
+            bounds_first
+        };
+        let (begun, row) = futures::join!(
+            client.batch_execute(self.begin),
+            client.query_opt(bounds, &p)
+        );
+        begun.map_err(ChunkError::from_pg)?;
+        let Some(row) = row.map_err(ChunkError::from_pg)? else {
+            return Ok(None);
+        };
+        let first = key_of(&row, 0, k);
+        let last = key_of(&row, k, k);
+        let rows = row.get::<_, i64>(2 * k) as u64;
+        let (update, up) = if self.r.update_takes_first_key() {
+            (update_next, key_params(&[&first, &last]))
+        } else if let Some(a) = after {
+            (update_next, key_params(&[a, &last]))
+        } else {
+            (update_first, key_params(&[&last]))
+        };
+        let (updated, head) = futures::join!(client.execute(update, &up), self.lock_head());
+        let updated = updated.map_err(ChunkError::from_pg)?;
+        let head = head.map_err(ChunkError::from_error)?;
+        Ok(Some(Changed {
+            rows,
+            last,
+            updated,
+            head,
+            stepped: None,
+        }))
+    }
+}
+
+/// Keys' values as statement parameters, in order.
+fn key_params<'a>(keys: &[&'a [String]]) -> Vec<&'a (dyn ToSql + Sync)> {
+    keys.iter()
+        .flat_map(|k| k.iter().map(|v| v as &(dyn ToSql + Sync)))
+        .collect()
+}
+
+/// Where one slice's walk stands, and how it sizes its next chunk.
+struct Walk {
+    /// Index of the slice in the run's state.
+    slice: usize,
+    /// The run's upper bound for this slice (inclusive).
+    hi: Vec<String>,
+    /// The last key done (or the slice's lower bound, exclusive).
+    last: Option<Vec<String>>,
+    /// Rows (or, stepped, key values) in the next chunk.
+    size: u64,
+    /// Why the last chunk was slowed, reported with the next progress.
+    throttled: Option<&'static str>,
+    /// Retryable failures in a row.
+    failures: u32,
+    /// Step by key arithmetic once a bounds read shows the keys are dense.
+    stepping: bool,
+}
+
+impl Walk {
+    /// A walk resuming slice `slice` after its last checkpoint; `None` when
+    /// the slice does not exist or has no upper bound (an empty table).
+    fn start(state: &BackfillState, slice: usize, t: &Throttle) -> Option<Walk> {
+        let s = state.slices.get(slice)?;
+        let hi = s.hi.clone()?;
+        Some(Walk {
+            slice,
+            last: s.done_to.clone().or(s.lo.clone()),
+            hi,
+            size: u64::from(t.initial_chunk.max(1)),
+            throttled: None,
+            failures: 0,
+            stepping: false,
+        })
+    }
+
+    /// Sizes the next chunk from how long this one took to cover `covered`
+    /// key values.
+    fn adapt_size(&mut self, covered: u64, t0: Instant, t: &Throttle) {
+        // Adapt: aim for target_chunk per chunk, grow at most 2x, shrink at most 4x.
+        let elapsed = t0.elapsed().as_secs_f64().max(0.001);
+        let ideal = covered.max(1) as f64 * t.target_chunk.as_secs_f64() / elapsed;
+        self.size = (ideal.clamp(self.size as f64 / 4.0, self.size as f64 * 2.0) as u64)
+            .clamp(1, u64::from(t.max_chunk));
     }
 }
 

@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::ident::{QualifiedName, quote_literal};
 use crate::ledger::payload::{ImportedPayload, to_canonical};
 use crate::ledger::{EventDraft, EventKind, LeaseOptions};
-use crate::migration::{Migration, Version};
+use crate::migration::{Migration, MigrationSet, Version};
 use crate::ops::session::Session;
 use crate::project::Project;
 pub use peers::{PeerCheck, Recorded, RecordedState, Tool};
@@ -139,18 +139,7 @@ pub async fn import(
     options: &ImportOptions,
 ) -> Result<ImportReport, Error> {
     let tool = options.tool;
-    let table = match &options.table {
-        Some(t) => QualifiedName::parse(t).map_err(|message| Error::Usage {
-            message: format!("--table: {message}"),
-        })?,
-        None => {
-            let (schema, name) = tool.default_table();
-            QualifiedName {
-                schema: Some(schema.to_owned()),
-                name: name.to_owned(),
-            }
-        }
-    };
+    let table = history_table(options)?;
     let rows = read_history(&session.client, tool, &table).await?;
     let row_count = rows.len();
     let recorded = peers::interpret(tool, rows).map_err(|m| Error::Config {
@@ -158,6 +147,57 @@ pub async fn import(
         line: None,
         message: format!("{table}: {m}"),
     })?;
+    refuse_failed(&table, &recorded)?;
+    let set = &project.migrations;
+    let applied = applied_versions(tool, set, &table, &recorded)?;
+    let (matched, mut discrepancies) = match_files(set, &applied);
+    let newest = applied.iter().map(|(v, _)| v).max().cloned();
+    if let Some(newest) = &newest {
+        discrepancies.extend(never_applied(set, &applied, newest));
+    }
+    let plan = plan_imports(project, matched, &mut discrepancies);
+    let table_text = table.to_string();
+    let mut report = ImportReport {
+        tool: tool.as_str(),
+        table: table_text.clone(),
+        rows: row_count,
+        imported: Vec::new(),
+        already: 0,
+        discrepancies,
+        dry_run: options.dry_run,
+        newest: newest.map(|v| v.to_string()),
+    };
+    if options.dry_run {
+        let (_, state) = session.ledger.presence_and_state(&session.client).await?;
+        let (todo, already) = not_yet_recorded(plan, &state);
+        report.already = already;
+        report.imported = todo.iter().map(|p| p.unit(None)).collect();
+        return Ok(report);
+    }
+    let (imported, already) = record_imports(project, session, options, &table_text, plan).await?;
+    report.imported = imported;
+    report.already = already;
+    Ok(report)
+}
+
+/// The history table: `--table`, else the tool's default.
+fn history_table(options: &ImportOptions) -> Result<QualifiedName, Error> {
+    Ok(match &options.table {
+        Some(t) => QualifiedName::parse(t).map_err(|message| Error::Usage {
+            message: format!("--table: {message}"),
+        })?,
+        None => {
+            let (schema, name) = options.tool.default_table();
+            QualifiedName {
+                schema: Some(schema.to_owned()),
+                name: name.to_owned(),
+            }
+        }
+    })
+}
+
+/// Refuses a history holding a migration that did not finish.
+fn refuse_failed(table: &QualifiedName, recorded: &[Recorded]) -> Result<(), Error> {
     if let Some(failed) = recorded.iter().find_map(|r| match &r.state {
         RecordedState::Failed(why) => Some(format!("version {}: {why}", r.version)),
         _ => None,
@@ -168,7 +208,16 @@ pub async fn import(
             ),
         });
     }
-    let set = &project.migrations;
+    Ok(())
+}
+
+/// Every version the tool applied, with the row that says so.
+fn applied_versions<'r>(
+    tool: Tool,
+    set: &MigrationSet,
+    table: &QualifiedName,
+    recorded: &'r [Recorded],
+) -> Result<Vec<(Version, &'r Recorded)>, Error> {
     let parse = |r: &Recorded| {
         set.parse_version(&r.version).map_err(|e| Error::Config {
             path: None,
@@ -176,7 +225,6 @@ pub async fn import(
             message: format!("{table}: version `{}`: {e}", r.version),
         })
     };
-    // Every version the tool applied, with the row that says so.
     let mut applied: Vec<(Version, &Recorded)> = Vec::new();
     if tool == Tool::GolangMigrate {
         // One row, the current version: every file up to it is applied.
@@ -198,28 +246,52 @@ pub async fn import(
             applied.push((parse(r)?, r));
         }
     }
+    Ok(applied)
+}
+
+/// Each applied version's migration file; a version without one is a
+/// discrepancy.
+fn match_files<'a>(
+    set: &'a MigrationSet,
+    applied: &[(Version, &'a Recorded)],
+) -> (Vec<(&'a Migration, &'a Recorded)>, Vec<Discrepancy>) {
     let mut discrepancies = Vec::new();
-    let mut matched: Vec<(&Migration, &Recorded)> = Vec::new();
-    for (version, r) in &applied {
+    let mut matched = Vec::new();
+    for (version, r) in applied {
         match set.get(version) {
-            Some(m) => matched.push((m, r)),
+            Some(m) => matched.push((m, *r)),
             None => discrepancies.push(Discrepancy::NoFile {
                 version: version.to_string(),
             }),
         }
     }
-    let newest = applied.iter().map(|(v, _)| v).max().cloned();
-    if let Some(newest) = &newest {
-        let done: std::collections::HashSet<&Version> = applied.iter().map(|(v, _)| v).collect();
-        for m in &set.migrations {
-            if m.version < *newest && !done.contains(&m.version) {
-                discrepancies.push(Discrepancy::NeverApplied {
-                    version: m.version.to_string(),
-                    path: m.path.clone(),
-                });
-            }
-        }
-    }
+    (matched, discrepancies)
+}
+
+/// Files older than `newest` that the tool never applied.
+fn never_applied(
+    set: &MigrationSet,
+    applied: &[(Version, &Recorded)],
+    newest: &Version,
+) -> Vec<Discrepancy> {
+    let done: std::collections::HashSet<&Version> = applied.iter().map(|(v, _)| v).collect();
+    set.migrations
+        .iter()
+        .filter(|m| m.version < *newest && !done.contains(&m.version))
+        .map(|m| Discrepancy::NeverApplied {
+            version: m.version.to_string(),
+            path: m.path.clone(),
+        })
+        .collect()
+}
+
+/// What to record for each matched migration (its first phase), noting
+/// files edited since the tool applied them.
+fn plan_imports<'a>(
+    project: &Project,
+    matched: Vec<(&'a Migration, &'a Recorded)>,
+    discrepancies: &mut Vec<Discrepancy>,
+) -> Vec<Planned<'a>> {
     let mut plan = Vec::new();
     for (m, r) in matched {
         let Some((phase, scripts)) = m.phases().next() else {
@@ -240,80 +312,71 @@ pub async fn import(
             file_matches,
         });
     }
-    let table_text = table.to_string();
-    let mut report = ImportReport {
-        tool: tool.as_str(),
-        table: table_text.clone(),
-        rows: row_count,
-        imported: Vec::new(),
-        already: 0,
-        discrepancies,
-        dry_run: options.dry_run,
-        newest: newest.map(|v| v.to_string()),
-    };
-    if options.dry_run {
-        let (_, state) = session.ledger.presence_and_state(&session.client).await?;
-        let (todo, already) = not_yet_recorded(plan, &state);
-        report.already = already;
-        report.imported = todo
-            .into_iter()
-            .map(|p| ImportedUnit {
-                version: p.migration.version.clone(),
-                path: p.scripts.up.path.clone(),
-                file_matches: p.file_matches,
-                seq: None,
-            })
-            .collect();
-        return Ok(report);
-    }
+    plan
+}
+
+/// Records the planned migrations the ledger lacks, under the migrations
+/// lease (then the fingerprint); returns them, and how many the ledger
+/// already had.
+async fn record_imports(
+    project: &Project,
+    session: &Session,
+    options: &ImportOptions,
+    table: &str,
+    plan: Vec<Planned<'_>>,
+) -> Result<(Vec<ImportedUnit>, usize), Error> {
     let actor = session.actor_json_for(project);
-    let (imported, already) =
-        crate::ops::repair::in_lease(session, &actor, options.lease, true, async |token| {
-            // Read again under the lease: another runner may have recorded some.
-            let state = session.ledger.read_projection(&session.client).await?;
-            let (todo, already) = not_yet_recorded(plan, &state);
-            // One statement writes every event: the head locked once, the
-            // events sealed in memory (as `apply --single-transaction`).
-            let client = &session.client;
-            let appender = session.ledger.appender(client).await?;
-            let subjects: Vec<String> = todo
-                .iter()
-                .map(|p| crate::ledger::event::migration_subject(&p.migration.version, p.phase))
-                .collect();
-            let mut batch = appender.lock_batch(client, &subjects, Some(token)).await?;
-            let mut imported = Vec::with_capacity(todo.len());
-            for (p, subject) in todo.into_iter().zip(subjects) {
-                let version = &p.migration.version;
-                let payload = to_canonical(&ImportedPayload {
-                    version: version.clone(),
-                    phase: p.phase,
-                    checksum: p.scripts.up.checksum.clone(),
-                    path: p.scripts.up.path.display().to_string(),
-                    source: tool.as_str().to_owned(),
-                    table: table_text.clone(),
-                    row: p.recorded.row.clone(),
-                    file_matches: p.file_matches,
-                });
-                let sealed = batch.seal(EventDraft {
-                    kind: EventKind::MigrationImported,
-                    subject,
-                    actor: actor.clone(),
-                    payload,
-                })?;
-                imported.push(ImportedUnit {
-                    version: version.clone(),
-                    path: p.scripts.up.path.clone(),
-                    file_matches: p.file_matches,
-                    seq: Some(sealed.event.seq),
-                });
-            }
-            appender.write_batch(client, &batch).await?;
-            Ok((imported, already))
-        })
-        .await?;
-    report.imported = imported;
-    report.already = already;
-    Ok(report)
+    crate::ops::repair::in_lease(session, &actor, options.lease, true, async |token| {
+        // Read again under the lease: another runner may have recorded some.
+        let state = session.ledger.read_projection(&session.client).await?;
+        let (todo, already) = not_yet_recorded(plan, &state);
+        let imported = write_imported(session, &actor, token, options.tool, table, todo).await?;
+        Ok((imported, already))
+    })
+    .await
+}
+
+/// Writes one `migration_imported` event per planned migration, in the
+/// open transaction.
+async fn write_imported(
+    session: &Session,
+    actor: &str,
+    token: &str,
+    tool: Tool,
+    table: &str,
+    todo: Vec<Planned<'_>>,
+) -> Result<Vec<ImportedUnit>, Error> {
+    // One statement writes every event: the head locked once, the
+    // events sealed in memory (as `apply --single-transaction`).
+    let client = &session.client;
+    let appender = session.ledger.appender(client).await?;
+    let subjects: Vec<String> = todo
+        .iter()
+        .map(|p| crate::ledger::event::migration_subject(&p.migration.version, p.phase))
+        .collect();
+    let mut batch = appender.lock_batch(client, &subjects, Some(token)).await?;
+    let mut imported = Vec::with_capacity(todo.len());
+    for (p, subject) in todo.into_iter().zip(subjects) {
+        let payload = to_canonical(&ImportedPayload {
+            version: p.migration.version.clone(),
+            phase: p.phase,
+            checksum: p.scripts.up.checksum.clone(),
+            path: p.scripts.up.path.display().to_string(),
+            source: tool.as_str().to_owned(),
+            table: table.to_owned(),
+            row: p.recorded.row.clone(),
+            file_matches: p.file_matches,
+        });
+        let sealed = batch.seal(EventDraft {
+            kind: EventKind::MigrationImported,
+            subject,
+            actor: actor.to_owned(),
+            payload,
+        })?;
+        imported.push(p.unit(Some(sealed.event.seq)));
+    }
+    appender.write_batch(client, &batch).await?;
+    Ok(imported)
 }
 
 /// One migration to record: its file, the tool's row, and whether they match.
@@ -323,6 +386,18 @@ struct Planned<'a> {
     scripts: &'a crate::migration::PhaseScripts,
     recorded: &'a Recorded,
     file_matches: Option<bool>,
+}
+
+impl Planned<'_> {
+    /// The migration as reported, with its event's sequence number if recorded.
+    fn unit(&self, seq: Option<u64>) -> ImportedUnit {
+        ImportedUnit {
+            version: self.migration.version.clone(),
+            path: self.scripts.up.path.clone(),
+            file_matches: self.file_matches,
+            seq,
+        }
+    }
 }
 
 /// The planned migrations the ledger does not record as applied yet, and

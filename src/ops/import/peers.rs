@@ -183,86 +183,25 @@ pub fn interpret(tool: Tool, rows: Vec<Map<String, Value>>) -> Result<Vec<Record
             return Err(format!("a row without a version: {}", Value::Object(row)));
         };
         let (state, check) = match tool {
-            Tool::Supabase => (
-                RecordedState::Applied,
-                match row.get("statements") {
-                    Some(Value::Array(items)) => PeerCheck::Statements(
-                        items
-                            .iter()
-                            .map(|v| v.as_str().unwrap_or_default().to_owned())
-                            .collect(),
-                    ),
-                    _ => PeerCheck::None,
-                },
-            ),
-            Tool::Sqlx => (
-                if flag(&row, "success") {
-                    RecordedState::Applied
-                } else {
-                    RecordedState::Failed(
-                        "sqlx recorded it as failed (success = false): the migration stopped \
-                         partway; fix the database by hand, then delete that row (or rerun \
-                         `sqlx migrate run` until it succeeds) and import again"
-                            .to_owned(),
-                    )
-                },
-                text(&row, "checksum")
-                    .map(|c| PeerCheck::Sha384(c.trim_start_matches("\\x").to_ascii_lowercase()))
-                    .unwrap_or(PeerCheck::None),
-            ),
+            Tool::Supabase => supabase_row(&row),
+            Tool::Sqlx => sqlx_row(&row),
             Tool::Dbmate | Tool::Diesel => (RecordedState::Applied, PeerCheck::None),
-            Tool::GolangMigrate => (
-                if flag(&row, "dirty") {
-                    RecordedState::Failed(
-                        "golang-migrate marked it dirty: the migration failed partway; fix the \
-                         database by hand, then `migrate force <last good version>` and import \
-                         again"
-                            .to_owned(),
-                    )
-                } else {
-                    RecordedState::Applied
-                },
-                PeerCheck::None,
-            ),
+            Tool::GolangMigrate => golang_migrate_row(&row),
             Tool::Goose => {
                 if version == "0" {
                     // goose's own first row, not a migration.
                     continue;
                 }
-                (
-                    if flag(&row, "is_applied") {
-                        RecordedState::Applied
-                    } else {
-                        RecordedState::RolledBack
-                    },
-                    PeerCheck::None,
-                )
+                goose_row(&row)
             }
-            Tool::Flyway => {
-                let kind = text(&row, "type").unwrap_or_default();
-                if kind.starts_with("UNDO") || kind == "DELETE" {
+            Tool::Flyway => match flyway_row(&row) {
+                Some(meaning) => meaning,
+                None => {
                     // An undo row: the version it undid is no longer applied.
                     out.retain(|r| r.version != version);
                     continue;
                 }
-                (
-                    if flag(&row, "success") {
-                        RecordedState::Applied
-                    } else {
-                        RecordedState::Failed(
-                            "Flyway recorded it as failed (success = false): fix the database \
-                             by hand, then `flyway repair` and import again"
-                                .to_owned(),
-                        )
-                    },
-                    match row.get("checksum").and_then(Value::as_i64) {
-                        Some(c) if kind != "BASELINE" => {
-                            PeerCheck::FlywayCrc32(i32::try_from(c).unwrap_or_default())
-                        }
-                        _ => PeerCheck::None,
-                    },
-                )
-            }
+            },
         };
         // A later row of the same version replaces the earlier (goose).
         out.retain(|r| r.version != version);
@@ -274,6 +213,88 @@ pub fn interpret(tool: Tool, rows: Vec<Map<String, Value>>) -> Result<Vec<Record
         });
     }
     Ok(out)
+}
+
+/// A Supabase CLI row: applied, with the statements it ran.
+fn supabase_row(row: &Map<String, Value>) -> (RecordedState, PeerCheck) {
+    let check = match row.get("statements") {
+        Some(Value::Array(items)) => PeerCheck::Statements(
+            items
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect(),
+        ),
+        _ => PeerCheck::None,
+    };
+    (RecordedState::Applied, check)
+}
+
+/// A sqlx row: applied if `success`, with the file's SHA-384.
+fn sqlx_row(row: &Map<String, Value>) -> (RecordedState, PeerCheck) {
+    let state = if flag(row, "success") {
+        RecordedState::Applied
+    } else {
+        RecordedState::Failed(
+            "sqlx recorded it as failed (success = false): the migration stopped \
+             partway; fix the database by hand, then delete that row (or rerun \
+             `sqlx migrate run` until it succeeds) and import again"
+                .to_owned(),
+        )
+    };
+    let check = text(row, "checksum")
+        .map(|c| PeerCheck::Sha384(c.trim_start_matches("\\x").to_ascii_lowercase()))
+        .unwrap_or(PeerCheck::None);
+    (state, check)
+}
+
+/// golang-migrate's one row: failed if `dirty`.
+fn golang_migrate_row(row: &Map<String, Value>) -> (RecordedState, PeerCheck) {
+    let state = if flag(row, "dirty") {
+        RecordedState::Failed(
+            "golang-migrate marked it dirty: the migration failed partway; fix the \
+             database by hand, then `migrate force <last good version>` and import \
+             again"
+                .to_owned(),
+        )
+    } else {
+        RecordedState::Applied
+    };
+    (state, PeerCheck::None)
+}
+
+/// A goose row: applied, or rolled back.
+fn goose_row(row: &Map<String, Value>) -> (RecordedState, PeerCheck) {
+    let state = if flag(row, "is_applied") {
+        RecordedState::Applied
+    } else {
+        RecordedState::RolledBack
+    };
+    (state, PeerCheck::None)
+}
+
+/// A Flyway row: applied if `success`, with the file's CRC32 (none for a
+/// baseline); `None` for an undo row.
+fn flyway_row(row: &Map<String, Value>) -> Option<(RecordedState, PeerCheck)> {
+    let kind = text(row, "type").unwrap_or_default();
+    if kind.starts_with("UNDO") || kind == "DELETE" {
+        return None;
+    }
+    let state = if flag(row, "success") {
+        RecordedState::Applied
+    } else {
+        RecordedState::Failed(
+            "Flyway recorded it as failed (success = false): fix the database \
+             by hand, then `flyway repair` and import again"
+                .to_owned(),
+        )
+    };
+    let check = match row.get("checksum").and_then(Value::as_i64) {
+        Some(c) if kind != "BASELINE" => {
+            PeerCheck::FlywayCrc32(i32::try_from(c).unwrap_or_default())
+        }
+        _ => PeerCheck::None,
+    };
+    Some((state, check))
 }
 
 /// A column as text: strings as they are, numbers and booleans printed.
