@@ -341,6 +341,7 @@ impl Migrator {
             exec: self.exec.clone(),
             lease: self.lease,
             interrupt: self.interrupt.clone(),
+            fingerprint: Default::default(),
         };
         crate::ops::apply::apply_with_state(&self.project, session, read, &options, reporter).await
     }
@@ -398,6 +399,7 @@ impl Migrator {
             exec: self.exec.clone(),
             lease: self.lease,
             interrupt: self.interrupt.clone(),
+            fingerprint: Default::default(),
         };
         crate::ops::rollback(&self.project, session, &options, reporter).await
     }

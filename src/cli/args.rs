@@ -102,6 +102,9 @@ pub enum Format {
     Human,
     /// One JSON document on stdout; human text goes to stderr.
     Json,
+    /// GitHub Actions annotations (`::error file=…,line=…::…`) for the
+    /// findings of check, then its summary line; human text elsewhere.
+    Github,
 }
 
 /// Commands.
@@ -406,6 +409,15 @@ pub struct CheckArgs {
     /// a database of its own there and drops it afterwards.
     #[arg(long, value_name = "URL", hide_env_values = true)]
     pub scratch_url: Option<String>,
+    /// Replay along the rollback path instead: apply everything, roll
+    /// everything back newest first (comparing the schema at every version
+    /// with the one on the way up), apply everything again.
+    #[arg(long)]
+    pub path: bool,
+    /// Apply the migrations up to this version with one plain apply and
+    /// replay only the newer ones (long histories in CI).
+    #[arg(long, value_name = "VERSION")]
+    pub from: Option<String>,
     /// A migration without a down script is an error, not a warning.
     #[arg(long)]
     pub require_down: bool,

@@ -31,6 +31,8 @@ pub struct ApplyOptions {
     pub exec: ExecSettings,
     /// Lease timing.
     pub lease: LeaseOptions,
+    /// Whether to record the schema's fingerprint at the end.
+    pub fingerprint: crate::ops::fingerprint::FingerprintMode,
     /// Set to stop cleanly after the unit in flight (Ctrl-C).
     pub interrupt: Option<Arc<AtomicBool>>,
 }
@@ -100,6 +102,7 @@ pub async fn apply_with_state(
         session,
         options.lease,
         &options.exec,
+        options.fingerprint,
         reporter,
         async |runner, state| {
             // Re-planned under the lease: another runner may have applied meanwhile.

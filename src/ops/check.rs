@@ -18,7 +18,7 @@ use crate::error::{Error, ExitStatus};
 use crate::lint::{Finding, LintError, docs_path, lint_script_with, lint_set_with};
 use crate::migration::{self, MigrationSet, SumStatus, sumfile};
 use crate::ops::exec::ExecSettings;
-use crate::ops::replay::{self, ReplaySummary, ScratchTarget};
+use crate::ops::replay::{self, ReplayOptions, ReplaySummary, ScratchTarget};
 use crate::project::Project;
 use crate::report::Reporter;
 use crate::sql::TxShape;
@@ -30,8 +30,10 @@ pub use super::finding::{CheckFinding, Severity};
 pub struct CheckOptions {
     /// A unit without a down script is an error, not a warning.
     pub require_down: bool,
-    /// Also replay every migration up, down and up again on a scratch database.
+    /// Also replay the migrations on a scratch database.
     pub scratch: Option<ScratchTarget>,
+    /// How the replay runs (its mode, its start version).
+    pub replay: ReplayOptions,
     /// Timeouts of the replay's migrations.
     pub exec: ExecSettings,
     /// Judge only migrations with files added or changed since this git
@@ -95,7 +97,9 @@ pub async fn check(
     if let Some(target) = &options.scratch {
         match project {
             Some(project) if !report.findings.iter().any(blocks_replay) => {
-                let replayed = replay::replay(&project, target, &options.exec, reporter).await?;
+                let replayed =
+                    replay::replay(&project, target, &options.replay, &options.exec, reporter)
+                        .await?;
                 let advice = judge_advice(root, &project, options, &mut report, replayed.findings);
                 report.findings.extend(advice);
                 report.scratch = Some(replayed.summary);

@@ -34,6 +34,18 @@ pub async fn take(client: &Client, ledger_schema: &str) -> Result<SchemaSnapshot
     schema::snapshot(client, &managed_schemas(ledger_schema)).await
 }
 
+/// Whether an apply or rollback records the schema's fingerprint at its end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FingerprintMode {
+    /// Read the schema (with a spare connection) and record it when it
+    /// changed: what `drift` compares with.
+    #[default]
+    Record,
+    /// Neither read nor record it: for a caller that reads the schema
+    /// itself (`check --scratch`, on a database it throws away).
+    Skip,
+}
+
 /// A second connection opened in the background when a run starts, for the
 /// fingerprint read at its end ([`schema::snapshot_on`]): by then it is
 /// ready, so sharing the read costs no connection set-up on the run's path.

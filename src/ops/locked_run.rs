@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::error::Error;
 use crate::ledger::{Hash, LeaseOptions, LedgerState};
 use crate::ops::exec::{ExecSettings, Runner, Uncommitted};
+use crate::ops::fingerprint::FingerprintMode;
 use crate::ops::session::Session;
 use crate::project::Project;
 use crate::report::{Reporter, UnitOutcome};
@@ -23,20 +24,23 @@ pub(crate) struct Ran<T> {
 
 /// Runs `work` under the migration lease (see the module docs). The work
 /// gets the runner and the ledger state read under the lease. The
-/// fingerprint is recorded and the lease released whatever the work
+/// fingerprint is recorded (unless `fingerprint` says to skip it) and the
+/// lease released whatever the work
 /// returned; its error wins over a failed release.
 pub(crate) async fn locked_run<T>(
     project: &Project,
     session: &Session,
     lease: LeaseOptions,
     exec: &ExecSettings,
+    fingerprint: FingerprintMode,
     reporter: &dyn Reporter,
     work: impl AsyncFnOnce(&Runner<'_>, LedgerState) -> Result<T, Error>,
 ) -> Result<Ran<T>, Error> {
     let actor = session.actor_json_for(project);
     let lease = session.take_lease(lease, &actor).await?;
     // For the fingerprint read after the run (see `fingerprint::Spare`).
-    let spare = crate::ops::fingerprint::Spare::open(session);
+    let spare = (fingerprint == FingerprintMode::Record)
+        .then(|| crate::ops::fingerprint::Spare::open(session));
     let result = async {
         let (state, appender) = futures::future::try_join(
             session.ledger.read_projection(&session.client),
@@ -55,7 +59,9 @@ pub(crate) async fn locked_run<T>(
         work(&runner, state).await
     }
     .await;
-    crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
+    if let Some(spare) = spare {
+        crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
+    }
     // The release and the head read, pipelined: the lease made sure the
     // ledger is installed.
     let (released, head) = futures::join!(

@@ -27,6 +27,8 @@ pub struct RollbackOptions {
     pub exec: ExecSettings,
     /// Lease timing.
     pub lease: LeaseOptions,
+    /// Whether to record the schema's fingerprint at the end.
+    pub fingerprint: crate::ops::fingerprint::FingerprintMode,
     /// Set to stop cleanly after the unit in flight.
     pub interrupt: Option<Arc<AtomicBool>>,
 }
@@ -81,6 +83,7 @@ pub async fn rollback(
         session,
         options.lease,
         &options.exec,
+        options.fingerprint,
         reporter,
         async |runner, state| {
             let units = plan_rollback(&project.migrations, &state, &options.plan)

@@ -48,6 +48,44 @@ impl SchemaDiff {
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
     }
+
+    /// How many objects differ.
+    pub fn len(&self) -> usize {
+        self.added.len() + self.removed.len() + self.changed.len()
+    }
+
+    /// The first difference in reading order (the order of the rendering:
+    /// containers before contents, then by key), alone; and how many more
+    /// there are.
+    pub fn first(&self) -> (SchemaDiff, usize) {
+        let rank = |key: &String| {
+            let (r, k) = kind_rank(kind(key));
+            (r, k.to_owned(), key.clone())
+        };
+        let added = self.added.iter().map(|e| (rank(&e.0), 0usize, e));
+        let best = added
+            .chain(self.removed.iter().map(|e| (rank(&e.0), 1, e)))
+            .min_by(|a, b| a.0.cmp(&b.0))
+            .map(|(r, side, e)| (r, side, Some(e), None));
+        let changed = self
+            .changed
+            .iter()
+            .map(|e| (rank(&e.0), 2usize, None, Some(e)))
+            .min_by(|a, b| a.0.cmp(&b.0));
+        let pick = match (best, changed) {
+            (Some(a), Some(c)) => Some(if c.0 < a.0 { c } else { a }),
+            (a, c) => a.or(c),
+        };
+        let mut first = SchemaDiff::default();
+        match pick {
+            Some((_, 0, Some(e), _)) => first.added.push(e.clone()),
+            Some((_, 1, Some(e), _)) => first.removed.push(e.clone()),
+            Some((_, _, _, Some(e))) => first.changed.push(e.clone()),
+            _ => {}
+        }
+        let rest = self.len() - first.len();
+        (first, rest)
+    }
 }
 
 /// The object kind of a key: its first word (`index public.i` → `index`).

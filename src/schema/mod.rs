@@ -67,6 +67,7 @@ mod advise;
 mod catalog;
 mod diff;
 mod filter;
+mod folded;
 mod security;
 mod snapshot;
 
@@ -74,5 +75,6 @@ pub use advise::{Advice, advise};
 pub use catalog::{snapshot, snapshot_on};
 pub use diff::SchemaDiff;
 pub use filter::SchemaFilter;
+pub use folded::{RunWindow, normalize as normalize_folded};
 pub use security::{key_schema, security_changes};
 pub use snapshot::{DOMAIN_TAG, HASH_PREFIX, SchemaSnapshot};

@@ -37,7 +37,7 @@ fn render(
 ) -> anyhow::Result<()> {
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(report)?),
-        Format::Human => {
+        Format::Human | Format::Github => {
             if let Some(dry) = &report.dry_run {
                 out!("{}", dry.render(&migrator.project().config.ledger_schema));
             } else if report.applied.is_empty() {

@@ -19,7 +19,7 @@ pub async fn exec(global: &GlobalArgs, args: BaselineArgs) -> anyhow::Result<Exi
     let (written, left) = shiftlog::ops::repair::record_baseline_settings(&project, &version)?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
-        Format::Human => {
+        Format::Human | Format::Github => {
             outln!(
                 "recorded {} unit(s) as applied up to {version} (baseline)",
                 report.units.len()

@@ -1,10 +1,11 @@
-//! `shiftlog check [--scratch | --scratch-url URL] [--require-down] [--since GIT_REF]`.
+//! `shiftlog check [--scratch | --scratch-url URL] [--path] [--from VERSION]
+//! [--require-down] [--since GIT_REF]`.
 
 use std::fmt::Write as _;
 
 use shiftlog::ExitStatus;
 use shiftlog::conn::{self, ConnectRequest};
-use shiftlog::ops::replay::{ScratchTarget, UnitVerdict};
+use shiftlog::ops::replay::{ReplayMode, ReplayOptions, ScratchTarget, UnitVerdict};
 use shiftlog::ops::{CheckOptions, CheckReport, Severity};
 
 use crate::cli::args::{CheckArgs, Format, GlobalArgs};
@@ -24,9 +25,29 @@ pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitSt
         None if args.scratch => Some(ScratchTarget::Throwaway),
         None => None,
     };
+    if scratch.is_none() && (args.path || args.from.is_some()) {
+        return Err(shiftlog::Error::Usage {
+            message: "--path and --from shape the scratch replay: add --scratch (or --scratch-url)"
+                .into(),
+        }
+        .into());
+    }
+    let replay = ReplayOptions {
+        mode: if args.path {
+            ReplayMode::Path
+        } else {
+            ReplayMode::PerMigration
+        },
+        from: args
+            .from
+            .as_deref()
+            .map(|v| context::version("--from", v))
+            .transpose()?,
+    };
     let options = CheckOptions {
         require_down: args.require_down,
         scratch,
+        replay,
         exec: context::exec_settings(&args.timeouts, &config)?,
         since: args.since.clone(),
     };
@@ -39,8 +60,40 @@ pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitSt
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human => out!("{}", render(&report)),
+        Format::Github => out!("{}", github(&report)),
     }
     Ok(report.exit_status())
+}
+
+/// One GitHub Actions workflow command per finding (an annotation on the
+/// file and line, the rule as its title), then the summary lines.
+pub fn github(report: &CheckReport) -> String {
+    // Data and property values are escaped as the runner expects.
+    let data = |s: &str| {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let mut out = String::new();
+    for f in &report.findings {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Notice => "notice",
+        };
+        let mut props = format!("file={}", property(&f.path.display().to_string()));
+        if let Some(line) = f.line {
+            let _ = write!(props, ",line={line}");
+            if let Some(column) = f.column {
+                let _ = write!(props, ",col={column}");
+            }
+        }
+        let _ = write!(props, ",title={}", property(&f.rule));
+        let _ = writeln!(out, "::{level} {props}::{}", data(&f.message));
+    }
+    out.push_str(&summary(report));
+    out
 }
 
 /// One `path:line:column: severity[rule]: message` per finding (continuation
@@ -73,6 +126,14 @@ pub fn render(report: &CheckReport) -> String {
             let _ = writeln!(out, "    {line}");
         }
     }
+    out.push_str(&summary(report));
+    out
+}
+
+/// The lines after the findings: what history was exempt, the replay's
+/// tally, and the counts.
+fn summary(report: &CheckReport) -> String {
+    let mut out = String::new();
     if let Some(exempt) = &report.exempt {
         let _ = writeln!(out, "{}", exempt.line("check"));
     }
@@ -83,15 +144,20 @@ pub fn render(report: &CheckReport) -> String {
             (UnitVerdict::Failed, "failed"),
             (UnitVerdict::NoDownScript, "without down script"),
             (UnitVerdict::NotReached, "not reached"),
+            (UnitVerdict::NotReplayed, "applied before --from"),
         ] {
             let n = count(verdict);
             if n > 0 {
                 parts.push(format!("{n} {what}"));
             }
         }
+        let mode = match scratch.mode {
+            ReplayMode::PerMigration => "scratch replay",
+            ReplayMode::Path => "scratch rollback path",
+        };
         let _ = writeln!(
             out,
-            "scratch replay on {}: {} unit(s): {}",
+            "{mode} on {}: {} unit(s): {}",
             scratch.server,
             scratch.units.len(),
             parts.join(", ")

@@ -22,7 +22,7 @@ pub async fn exec(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<ExitSta
     let report = shiftlog::ops::diff_environments((&from_name, &from), (&to_name, &to)).await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
-        Format::Human => out!("{}", render(&report)),
+        Format::Human | Format::Github => out!("{}", render(&report)),
     }
     Ok(if report.same {
         ExitStatus::Success

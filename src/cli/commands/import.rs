@@ -32,7 +32,7 @@ pub async fn exec(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitS
                 "settings_left": left,
             })
         ),
-        Format::Human => {
+        Format::Human | Format::Github => {
             let verb = if report.dry_run {
                 "would import"
             } else {

@@ -166,7 +166,7 @@ async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<ExitSta
     let replay = audit::replay(&session, as_of).await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&replay)?),
-        Format::Human => out!("{}", render_replay(&replay)),
+        Format::Human | Format::Github => out!("{}", render_replay(&replay)),
     }
     Ok(ExitStatus::Success)
 }
@@ -263,7 +263,7 @@ async fn verify(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitSta
             "{}",
             serde_json::json!({ "ok": report.is_ok(), "report": report })
         ),
-        Format::Human => out!("{}", render(&report)),
+        Format::Human | Format::Github => out!("{}", render(&report)),
     }
     Ok(if report.is_ok() {
         ExitStatus::Success
@@ -323,7 +323,7 @@ async fn head(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
             "{}",
             serde_json::json!({ "seq": head.seq, "hash": head.hash.to_hex(), "anchor": head.to_string() })
         ),
-        Format::Human => outln!("{head}"),
+        Format::Human | Format::Github => outln!("{head}"),
     }
     Ok(ExitStatus::Success)
 }

@@ -21,7 +21,7 @@ pub fn exec(global: &GlobalArgs, args: NewArgs) -> anyhow::Result<ExitStatus> {
     .map_err(shiftlog::Error::from)?;
     match global.format {
         Format::Json => outln!("{}", serde_json::json!({ "ok": true, "created": created })),
-        Format::Human => {
+        Format::Human | Format::Github => {
             for p in &created {
                 outln!("created {}", p.display());
             }

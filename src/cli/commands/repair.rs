@@ -34,7 +34,7 @@ pub async fn exec(global: &GlobalArgs, args: RepairArgs) -> anyhow::Result<ExitS
     .await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
-        Format::Human => {
+        Format::Human | Format::Github => {
             for u in &report.units {
                 outln!(
                     "recorded repair of {} ({}) as event {}",

@@ -27,7 +27,7 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
         .await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
-        Format::Human => {
+        Format::Human | Format::Github => {
             if let Some(dry) = &report.dry_run {
                 out!("{}", dry.render(&migrator.project().config.ledger_schema));
             } else if report.reverted.is_empty() {

@@ -14,7 +14,7 @@ pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
         .await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
-        Format::Human => out!("{}", render(&report)),
+        Format::Human | Format::Github => out!("{}", render(&report)),
     }
     Ok(ExitStatus::Success)
 }

@@ -16,7 +16,7 @@ pub fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
             "{}",
             serde_json::json!({ "ok": true, "path": path, "changed": changed, "migrations": project.migrations.len() })
         ),
-        Format::Human => outln!(
+        Format::Human | Format::Github => outln!(
             "{} {} ({} migrations)",
             if changed { "wrote" } else { "unchanged" },
             path.display(),
