@@ -391,14 +391,25 @@ fn a_down_script_that_leaves_a_table_is_one_finding_with_its_diff() {
             .as_array()
             .expect("findings")
             .iter()
-            .filter(|f| f["rule"].as_str().is_some_and(|r| r.starts_with("scratch-")))
+            .filter(|f| {
+                f["rule"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("scratch-"))
+            })
             .collect();
-        assert_eq!(replay.len(), 1, "{mode:?}: one finding for one defect: {doc:#}");
+        assert_eq!(
+            replay.len(),
+            1,
+            "{mode:?}: one finding for one defect: {doc:#}"
+        );
         assert_eq!(replay[0]["path"], "migrations/002_orders.down.sql");
         assert_eq!(replay[0]["rule"], "scratch-revert");
         let message = replay[0]["message"].as_str().unwrap_or_default();
         assert!(message.contains("table public.order_lines"), "{message}");
-        assert_eq!(doc["scratch"]["units"][0]["verdict"], "reversible", "{doc:#}");
+        assert_eq!(
+            doc["scratch"]["units"][0]["verdict"], "reversible",
+            "{doc:#}"
+        );
         assert_eq!(doc["scratch"]["units"][1]["verdict"], "failed", "{doc:#}");
     }
 }

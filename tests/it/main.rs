@@ -3,6 +3,9 @@
 
 mod support;
 
+#[path = "../../benches/support/corpus.rs"]
+mod corpus;
+
 mod adopt;
 mod apply;
 mod audit;
@@ -15,5 +18,6 @@ mod dry_run;
 mod embed;
 mod fingerprint;
 mod lint;
+mod replay_corpus;
 mod scratch;
 mod supabase;
