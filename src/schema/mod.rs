@@ -72,7 +72,7 @@ mod security;
 mod snapshot;
 
 pub use advise::{Advice, advise};
-pub use catalog::{snapshot, snapshot_on};
+pub use catalog::{StatementCache, snapshot, snapshot_cached, snapshot_on};
 pub use diff::SchemaDiff;
 pub use filter::SchemaFilter;
 pub use folded::{RunWindow, normalize as normalize_folded};

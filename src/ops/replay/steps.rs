@@ -18,7 +18,7 @@ use crate::ops::{ApplyOptions, RollbackOptions};
 use crate::plan::{ApplyPlanOptions, PhaseFilter, RollbackPlanOptions, Unit};
 use crate::project::Project;
 use crate::report::Reporter;
-use crate::schema::{RunWindow, SchemaDiff, SchemaSnapshot};
+use crate::schema::{RunWindow, SchemaDiff, SchemaSnapshot, StatementCache};
 
 use super::UnitVerdict;
 use super::scratch::Scratch;
@@ -41,6 +41,8 @@ pub(super) struct Steps<'a> {
     pub rebuilds: u32,
     /// When the replay started, on the server's clock and on ours.
     pub window: Option<(RunWindow, Instant)>,
+    /// The catalog statements prepared on the current session.
+    catalog: StatementCache,
 }
 
 impl<'a> Steps<'a> {
@@ -59,6 +61,7 @@ impl<'a> Steps<'a> {
             verdicts: vec![UnitVerdict::NotReached; units.len()],
             rebuilds: 0,
             window: None,
+            catalog: StatementCache::default(),
         }
     }
 
@@ -66,6 +69,7 @@ impl<'a> Steps<'a> {
     /// started on it if it was not.
     pub async fn fresh(&mut self, scratch: &mut Scratch) -> Result<Session, Error> {
         let session = scratch.fresh(self.project).await?;
+        self.catalog = StatementCache::default();
         if self.window.is_none() {
             let row = session
                 .client
@@ -78,9 +82,13 @@ impl<'a> Steps<'a> {
         Ok(session)
     }
 
-    /// The schema of the replay's database.
+    /// The schema of the replay's database (on the session [`fresh`]
+    /// opened last: the statements are prepared on it).
+    ///
+    /// [`fresh`]: Self::fresh
     pub async fn snapshot(&self, session: &Session) -> Result<SchemaSnapshot, Error> {
-        fingerprint::take(&session.client, session.ledger.schema()).await
+        let filter = fingerprint::managed_schemas(session.ledger.schema());
+        crate::schema::snapshot_cached(&session.client, &self.catalog, &filter).await
     }
 
     /// What changed from `before` to `after`, less the date and time

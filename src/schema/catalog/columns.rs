@@ -12,7 +12,7 @@
 //! relation is opened); a generation expression refers to columns and is
 //! printed with it.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, col, query};
 use crate::Error;
@@ -41,7 +41,7 @@ const SQL: &str = concat!(
     not_extension_member!("pg_class", "c.oid")
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     let mut out = Vec::new();
     for row in query(client, "columns", SQL, schemas).await? {
         let name: String = col(&row, 0)?;

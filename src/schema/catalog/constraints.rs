@@ -4,7 +4,7 @@
 //! and deferrability). NOT NULL is recorded on the column, so the NOT NULL
 //! constraints PostgreSQL 18 catalogues are left out.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -26,6 +26,6 @@ const SQL: &str = concat!(
     not_extension_member!("pg_type", "k.contypid")
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     key_value_rows(client, "constraint", SQL, schemas).await
 }

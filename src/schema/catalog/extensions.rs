@@ -3,7 +3,7 @@
 //! left out of every other kind (an upgrade shows as a version change, not as
 //! hundreds of changed functions).
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -14,6 +14,6 @@ const SQL: &str = "\
     FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace \
     WHERE n.nspname = ANY ($1::text[])";
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     key_value_rows(client, "extension", SQL, schemas).await
 }

@@ -7,7 +7,7 @@
 //! by its parts. The key holds the input argument types, which is what tells
 //! overloads apart.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, col, query};
 use crate::Error;
@@ -30,7 +30,7 @@ const SQL: &str = concat!(
     standalone_routine!()
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     let mut out = Vec::new();
     for row in query(client, "functions", SQL, schemas).await? {
         let kind: String = col(&row, 0)?;

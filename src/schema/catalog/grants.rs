@@ -19,7 +19,7 @@
 //! schema of thousands of tables that never saw a GRANT, this query reads
 //! the catalogs and explodes nothing.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, pairs};
 use crate::Error;
@@ -80,6 +80,6 @@ const SQL: &str = concat!(
      SELECT key, string_agg(how, ', ' ORDER BY how) FROM named GROUP BY key"
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     pairs(client, "grants", SQL, schemas).await
 }

@@ -19,7 +19,7 @@
 //! gives NULL) rather than by a four-array `unnest`, which materializes a
 //! tuplestore per index (66 → 62 ms on 2,000 indexes, cold connections).
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -97,7 +97,7 @@ const SQL: &str = index_sql!("x.indnullsnotdistinct");
 const SQL_BEFORE_15: &str = index_sql!("false");
 
 pub(super) async fn read(
-    client: &Client,
+    client: Client<'_>,
     schemas: &[String],
     server_version: i32,
 ) -> Result<Entries, Error> {

@@ -11,7 +11,7 @@
 
 use futures::future::{BoxFuture, try_join_all};
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::{Client, Row, Statement};
 
 use super::{SchemaFilter, SchemaSnapshot};
 use crate::Error;
@@ -131,6 +131,21 @@ mod views;
 /// Objects read by one query: (key, definition).
 type Entries = Vec<(String, String)>;
 
+/// Statements prepared on one connection for catalog reads, kept by a caller
+/// that reads the same connection's catalogs many times (the scratch
+/// replay): each query is then parsed once, and after a few runs planned
+/// once (PostgreSQL's generic plan), instead of at every read. Use it with
+/// one connection only.
+#[derive(Debug, Default)]
+pub struct StatementCache(std::sync::Mutex<std::collections::HashMap<String, Statement>>);
+
+/// A connection for catalog reads, with its statement cache if it has one.
+#[derive(Clone, Copy)]
+pub(super) struct Reader<'a> {
+    client: &'a Client,
+    cache: Option<&'a StatementCache>,
+}
+
 /// Settings that change how definitions print, fixed for the read. With only
 /// `pg_catalog` on the path every user object prints schema-qualified; `pg_temp`
 /// goes last so a temporary table cannot shadow a catalog.
@@ -196,8 +211,34 @@ pub async fn snapshot_on(
     helper: Option<&Client>,
     schemas: &SchemaFilter,
 ) -> Result<SchemaSnapshot, Error> {
+    read_with(client, helper, None, schemas).await
+}
+
+/// [`snapshot`] with the statements prepared on `client` kept in `cache`.
+pub async fn snapshot_cached(
+    client: &Client,
+    cache: &StatementCache,
+    schemas: &SchemaFilter,
+) -> Result<SchemaSnapshot, Error> {
+    read_with(client, None, Some(cache), schemas).await
+}
+
+async fn read_with(
+    client: &Client,
+    helper: Option<&Client>,
+    cache: Option<&StatementCache>,
+    schemas: &SchemaFilter,
+) -> Result<SchemaSnapshot, Error> {
+    // Prepared statements read the catalogs with one plan each, made once
+    // (from PostgreSQL 12; the condition keeps older servers out).
+    let generic = if cache.is_some() {
+        "SELECT set_config('plan_cache_mode', 'force_generic_plan', true) \
+         WHERE current_setting('server_version_num')::int >= 120000;"
+    } else {
+        ""
+    };
     let started = client
-        .batch_execute(&format!("{BEGIN}{SETTINGS}"))
+        .batch_execute(&format!("{BEGIN}{SETTINGS}{generic}"))
         .await
         .map_err(|e| Error::db("starting the schema catalog read", e));
     let joined = match (&started, helper) {
@@ -205,7 +246,7 @@ pub async fn snapshot_on(
         _ => None,
     };
     let result = match started {
-        Ok(()) => read(client, joined, schemas).await,
+        Ok(()) => read(client, joined, cache, schemas).await,
         Err(e) => Err(e),
     };
     // Read only: rolling back is the same as committing. Also after a failed
@@ -252,8 +293,10 @@ async fn join<'a>(client: &Client, helper: &'a Client) -> Option<&'a Client> {
 async fn read(
     client: &Client,
     helper: Option<&Client>,
+    cache: Option<&StatementCache>,
     filter: &SchemaFilter,
 ) -> Result<SchemaSnapshot, Error> {
+    let reader = Reader { client, cache };
     let (schemas, server_version) = futures::future::try_join(filter.resolve(client), async {
         client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
@@ -269,7 +312,7 @@ async fn read(
         None => {
             let readers = Kind::ALL
                 .iter()
-                .map(|&kind| timed(t, kind, kind.read(client, schemas, server_version)));
+                .map(|&kind| timed(t, kind, kind.read(reader, schemas, server_version)));
             vec![try_join_all(readers).await?]
         }
         // Two: each takes the next query off one list when one of its own
@@ -280,8 +323,17 @@ async fn read(
         Some(helper) => {
             let next = std::sync::atomic::AtomicUsize::new(0);
             let (a, b) = futures::future::try_join(
-                take_turns(client, &next, schemas, server_version, t),
-                take_turns(helper, &next, schemas, server_version, t),
+                take_turns(reader, &next, schemas, server_version, t),
+                take_turns(
+                    Reader {
+                        client: helper,
+                        cache: None,
+                    },
+                    &next,
+                    schemas,
+                    server_version,
+                    t,
+                ),
             )
             .await?;
             vec![a, b]
@@ -369,7 +421,7 @@ impl Kind {
 
     fn read<'a>(
         self,
-        client: &'a Client,
+        client: Reader<'a>,
         schemas: &'a [String],
         server_version: i32,
     ) -> BoxFuture<'a, Result<Entries, Error>> {
@@ -399,7 +451,7 @@ impl Kind {
 /// [`Kind::ALL`] (through `next`, shared with the other connection) each
 /// time one of its own finishes, with two in flight.
 async fn take_turns(
-    client: &Client,
+    client: Reader<'_>,
     next: &std::sync::atomic::AtomicUsize,
     schemas: &[String],
     server_version: i32,
@@ -452,17 +504,34 @@ fn timed<'f>(
     })
 }
 
-/// Runs one catalog query with the schema names as `$1`.
+/// Runs one catalog query with the schema names as `$1` (prepared once
+/// when the reader has a statement cache).
 async fn query(
-    client: &Client,
+    reader: Reader<'_>,
     what: &str,
     sql: &str,
     schemas: &[String],
 ) -> Result<Vec<Row>, Error> {
-    client
-        .query(sql, &[&schemas])
+    let failed = |e| Error::db(format!("reading the schema catalog ({what})"), e);
+    let Some(cache) = reader.cache else {
+        return reader.client.query(sql, &[&schemas]).await.map_err(failed);
+    };
+    let cached = cache.0.lock().ok().and_then(|m| m.get(sql).cloned());
+    let statement = match cached {
+        Some(s) => s,
+        None => {
+            let s = reader.client.prepare(sql).await.map_err(failed)?;
+            if let Ok(mut m) = cache.0.lock() {
+                m.insert(sql.to_owned(), s.clone());
+            }
+            s
+        }
+    };
+    reader
+        .client
+        .query(&statement, &[&schemas])
         .await
-        .map_err(|e| Error::db(format!("reading the schema catalog ({what})"), e))
+        .map_err(failed)
 }
 
 /// Column `idx` of a catalog row.
@@ -473,7 +542,7 @@ fn col<'a, T: FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T, Error> {
 
 /// Runs a query whose rows are exactly (key, definition).
 async fn pairs(
-    client: &Client,
+    client: Reader<'_>,
     what: &str,
     sql: &str,
     schemas: &[String],
@@ -488,7 +557,7 @@ async fn pairs(
 /// Runs a query whose rows are exactly (name, definition) and makes each name
 /// a key: `kind` and a space before it.
 async fn key_value_rows(
-    client: &Client,
+    client: Reader<'_>,
     kind: &str,
     sql: &str,
     schemas: &[String],

@@ -4,7 +4,7 @@
 //! SECURITY DEFINER function runs with. Indexes, constraints and triggers
 //! belong to their table's owner and have no entry.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -36,6 +36,6 @@ const SQL: &str = concat!(
     standalone_type!()
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     key_value_rows(client, "owner", SQL, schemas).await
 }

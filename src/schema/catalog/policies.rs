@@ -4,7 +4,7 @@
 //! Roles are listed by name in sorted order (`polroles` holds OIDs in the
 //! order they were given), `PUBLIC` for the pseudo-role 0.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -28,6 +28,6 @@ const SQL: &str = concat!(
     not_extension_member!("pg_class", "c.oid")
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     key_value_rows(client, "policy", SQL, schemas).await
 }

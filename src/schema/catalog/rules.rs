@@ -1,7 +1,7 @@
 //! `rule s.t.r` entries: rewrite rules (`CREATE RULE`), not the `_RETURN`
 //! rule that implements every view (views are recorded by `views`).
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -20,6 +20,6 @@ const SQL: &str = concat!(
     not_extension_member!("pg_class", "c.oid")
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     key_value_rows(client, "rule", SQL, schemas).await
 }

@@ -9,7 +9,7 @@
 //! plan that took 500 ms instead of 20: per-row index lookups keep this
 //! read's cost proportional to the sequences whatever the statistics say.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, col, query};
 use crate::Error;
@@ -36,7 +36,7 @@ const SQL: &str = concat!(
     not_extension_member!("pg_class", "c.oid")
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     let mut out = Vec::new();
     for row in query(client, "sequences", SQL, schemas).await? {
         let name: String = col(&row, 0)?;

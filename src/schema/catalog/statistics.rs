@@ -1,7 +1,7 @@
 //! `statistics s.x` entries: extended statistics objects (`CREATE STATISTICS`)
 //! — their definition, never the statistics gathered.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -15,6 +15,6 @@ const SQL: &str = concat!(
     not_extension_member!("pg_statistic_ext", "s.oid")
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     key_value_rows(client, "statistics", SQL, schemas).await
 }

@@ -4,7 +4,7 @@
 //! order), range types and base types. Row types of tables, array types and
 //! multirange types come with another object and are not recorded apart.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, key_value_rows};
 use crate::Error;
@@ -55,6 +55,6 @@ const SQL: &str = concat!(
     standalone_type!()
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     key_value_rows(client, "type", SQL, schemas).await
 }

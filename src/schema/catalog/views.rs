@@ -3,7 +3,7 @@
 //! on a first line when there are any, then its query as `pg_get_viewdef`
 //! prints it. Whether a materialized view is populated is data, not schema.
 
-use tokio_postgres::Client;
+use super::Reader as Client;
 
 use super::{Entries, col, query};
 use crate::Error;
@@ -19,7 +19,7 @@ const SQL: &str = concat!(
     not_extension_member!("pg_class", "c.oid")
 );
 
-pub(super) async fn read(client: &Client, schemas: &[String]) -> Result<Entries, Error> {
+pub(super) async fn read(client: Client<'_>, schemas: &[String]) -> Result<Entries, Error> {
     let mut out = Vec::new();
     for row in query(client, "views", SQL, schemas).await? {
         let name: String = col(&row, 0)?;
