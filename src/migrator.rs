@@ -213,12 +213,27 @@ impl Migrator {
 
     /// The `lock_timeout` of every migration transaction (a script's
     /// directive wins). Refused at [`apply`](Self::apply) if zero.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// let migrator = shiftlog::Migrator::from_project(".")?
+    ///     .lock_timeout(Duration::from_secs(2))
+    ///     .lock_retries(10)
+    ///     .lease_wait(Duration::from_secs(60))
+    ///     .actor("billing-service");
+    /// # Ok::<(), shiftlog::Error>(())
+    /// ```
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.exec.lock_timeout = timeout;
         self
     }
 
     /// Retries after a lock timeout.
+    ///
+    /// ```no_run
+    /// let migrator = shiftlog::Migrator::from_project(".")?.lock_retries(0);
+    /// # Ok::<(), shiftlog::Error>(())
+    /// ```
     pub fn lock_retries(mut self, retries: u32) -> Self {
         self.exec.lock_retries = retries;
         self
@@ -226,6 +241,12 @@ impl Migrator {
 
     /// How long to wait for another runner's lease (another instance of
     /// your application starting at the same time) before giving up.
+    ///
+    /// ```no_run
+    /// let migrator = shiftlog::Migrator::from_project(".")?
+    ///     .lease_wait(std::time::Duration::from_secs(30));
+    /// # Ok::<(), shiftlog::Error>(())
+    /// ```
     pub fn lease_wait(mut self, wait: Duration) -> Self {
         self.lease.wait = wait;
         self
@@ -233,6 +254,11 @@ impl Migrator {
 
     /// Who the ledger records as the operator (default: `$USER`, else the
     /// database user).
+    ///
+    /// ```no_run
+    /// let migrator = shiftlog::Migrator::from_project(".")?.actor("deploy-bot");
+    /// # Ok::<(), shiftlog::Error>(())
+    /// ```
     pub fn actor(mut self, name: impl Into<String>) -> Self {
         self.actor = Some(name.into());
         self
@@ -254,17 +280,38 @@ impl Migrator {
     }
 
     /// The migrations, in order.
+    ///
+    /// ```no_run
+    /// let migrator = shiftlog::Migrator::from_project(".")?;
+    /// for m in &migrator.migrations().migrations {
+    ///     println!("{} {}", m.version, m.description);
+    /// }
+    /// # Ok::<(), shiftlog::Error>(())
+    /// ```
     pub fn migrations(&self) -> &MigrationSet {
         &self.project.migrations
     }
 
     /// The loaded project (files and configuration).
+    ///
+    /// ```no_run
+    /// let migrator = shiftlog::Migrator::from_project(".")?;
+    /// println!("ledger in schema {}", migrator.project().config.ledger_schema);
+    /// # Ok::<(), shiftlog::Error>(())
+    /// ```
     pub fn project(&self) -> &Project {
         &self.project
     }
 
     /// Connects to `url` (a `postgres://` URL or a libpq `key=value`
     /// string; the `PG*` variables fill what it leaves out, as in libpq).
+    ///
+    /// ```no_run
+    /// # async fn f() -> shiftlog::Result<()> {
+    /// let migrator = shiftlog::Migrator::from_project(".")?;
+    /// let db = migrator.connect("postgres://app@localhost/app").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn connect(&self, url: &str) -> Result<Session, Error> {
         let var = |k: &str| std::env::var(k).ok();
         let info = PartialConnInfo::parse(url)?
@@ -276,6 +323,16 @@ impl Migrator {
     /// Connects with parameters already resolved (by
     /// [`conn::resolve`](crate::conn::resolve), say, which also reads the
     /// project's `[env.*]` sections as `shiftlog --env` does).
+    ///
+    /// ```no_run
+    /// # async fn f() -> shiftlog::Result<()> {
+    /// use shiftlog::conn::{ConnSource, PartialConnInfo};
+    /// let migrator = shiftlog::Migrator::from_project(".")?;
+    /// let info = PartialConnInfo::parse("host=/run/postgresql dbname=app")?
+    ///     .resolve(ConnSource::Explicit, &|k| std::env::var(k).ok())?;
+    /// let db = migrator.open(&info).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn open(&self, info: &ConnInfo) -> Result<Session, Error> {
         Session::open(
             info,
@@ -288,11 +345,33 @@ impl Migrator {
     /// Applies every pending migration, in order (what `shiftlog apply`
     /// does). Fails with the typed [`Error`]; a migration that failed is
     /// recorded in the ledger as `migration_failed`.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// let report = migrator.apply(db).await?;
+    /// println!("ledger head {}", report.head_seq);
+    /// # Ok(()) }
+    /// ```
     pub async fn apply(&self, session: &Session) -> Result<ApplyReport, Error> {
         self.apply_with(session, &Silent).await
     }
 
     /// [`apply`](Self::apply), reporting progress to `reporter`.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// use shiftlog::report::{Progress, Reporter};
+    /// struct Log;
+    /// impl Reporter for Log {
+    ///     fn report(&self, p: &Progress<'_>) {
+    ///         if let Progress::UnitFinished { version, .. } = p {
+    ///             eprintln!("migrated {version}");
+    ///         }
+    ///     }
+    /// }
+    /// migrator.apply_with(db, &Log).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn apply_with(
         &self,
         session: &Session,
@@ -304,6 +383,14 @@ impl Migrator {
 
     /// An apply with a target, phases, a dry run or one transaction for
     /// all (see [`ApplyRequest`]).
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// let plan = shiftlog::ApplyRequest { dry_run: true, ..Default::default() };
+    /// let report = migrator.apply_request(db, &plan, &shiftlog::report::Silent).await?;
+    /// assert!(report.dry_run.is_some());
+    /// # Ok(()) }
+    /// ```
     pub async fn apply_request(
         &self,
         session: &Session,
@@ -319,6 +406,14 @@ impl Migrator {
     /// [`apply_request`](Self::apply_request) with the ledger already read
     /// on `session` (so that the read can overlap loading the project, as
     /// the CLI does). The sum file is checked before `read` is looked at.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// let read = db.ledger.presence_and_state(&db.client).await;
+    /// let request = shiftlog::ApplyRequest::default();
+    /// migrator.apply_after_read(db, read, &request, &shiftlog::report::Silent).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn apply_after_read(
         &self,
         session: &Session,
@@ -348,12 +443,27 @@ impl Migrator {
 
     /// Every migration and phase with its state (what `shiftlog status`
     /// shows).
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// let status = migrator.status(db).await?;
+    /// let pending = status.units.iter().filter(|u| u.state.as_str() == "pending").count();
+    /// println!("{pending} pending");
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self, session: &Session) -> Result<StatusReport, Error> {
         let read = session.ledger.presence_and_state(&session.client).await;
         self.status_after_read(session, read).await
     }
 
     /// [`status`](Self::status) with the ledger already read on `session`.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// let read = db.ledger.presence_and_state(&db.client).await;
+    /// let status = migrator.status_after_read(db, read).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn status_after_read(
         &self,
         session: &Session,
@@ -364,6 +474,12 @@ impl Migrator {
 
     /// Reverts every applied migration newer than `version` (`"0"`: all of
     /// them), newest first, with their down scripts.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// migrator.rollback_to(db, "20261101090000").await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn rollback_to(
         &self,
         session: &Session,
@@ -381,6 +497,13 @@ impl Migrator {
 
     /// A rollback by target or by count, of some phases, or dry (see
     /// [`RollbackRequest`]), reporting progress to `reporter`.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// let request = shiftlog::RollbackRequest { steps: Some(1), dry_run: true, ..Default::default() };
+    /// migrator.rollback_request(db, &request, &shiftlog::report::Silent).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn rollback_request(
         &self,
         session: &Session,
@@ -408,6 +531,15 @@ impl Migrator {
     /// ledger verify` does). A ledger that does not verify is a report
     /// with problems, not an error; a database without a ledger yet (before
     /// the first apply) verifies with no events.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator, db: &shiftlog::Session) -> shiftlog::Result<()> {
+    /// let report = migrator.verify_ledger(db).await?;
+    /// if !report.is_ok() {
+    ///     eprintln!("{} problem(s) in the ledger", report.problems.len());
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn verify_ledger(&self, session: &Session) -> Result<VerifyReport, Error> {
         if session.ledger.presence(&session.client).await? == crate::ledger::Presence::Absent {
             return Ok(VerifyReport {
