@@ -97,6 +97,9 @@ pub struct ProjectConfig {
     /// Named environments.
     #[serde(default)]
     pub environments: BTreeMap<String, Environment>,
+    /// Named fleets: many databases migrated as one (`apply --fleet NAME`).
+    #[serde(default)]
+    pub fleets: BTreeMap<String, FleetConfig>,
     /// Where the file was read from, if it exists.
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -169,6 +172,28 @@ pub struct Environment {
     pub url: String,
 }
 
+/// One `[fleets.NAME]` table: where the targets come from (any
+/// combination; `${VAR}` is expanded in URLs).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Connection URLs or keyword/value strings.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Names of `[environments.*]`.
+    #[serde(default)]
+    pub envs: Vec<String>,
+    /// A file of targets, relative to the project root: one URL a line,
+    /// optionally after a label and a tab; `#` starts a comment.
+    pub file: Option<PathBuf>,
+    /// The registry database (a URL, or the name of an environment) that
+    /// `query` runs on.
+    pub registry: Option<String>,
+    /// Returns one row per target: a `url` column (text) and optionally a
+    /// `label` column.
+    pub query: Option<String>,
+}
+
 fn default_schema() -> String {
     "shiftlog".to_owned()
 }
@@ -196,6 +221,7 @@ impl Default for ProjectConfig {
             drift: DriftConfig::default(),
             lint: LintConfig::default(),
             environments: BTreeMap::new(),
+            fleets: BTreeMap::new(),
             path: None,
             detected: None,
         }

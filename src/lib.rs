@@ -42,6 +42,7 @@ pub mod demo;
 pub mod duration;
 mod error;
 mod failure;
+pub mod fleet;
 pub mod ident;
 pub mod ledger;
 pub mod lint;

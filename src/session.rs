@@ -54,6 +54,7 @@ impl Session {
             host: host_name(),
             tool: format!("shiftlog/{}", env!("CARGO_PKG_VERSION")),
             git_commit: None,
+            fleet_run: None,
         };
         Ok(Self {
             client,

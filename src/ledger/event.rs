@@ -156,6 +156,20 @@ kinds! {
     BackfillVerified = "backfill_verified",
     /// A backfill stopped on an error.
     BackfillFailed = "backfill_failed",
+    /// A fleet run started (first event of its run log).
+    FleetRunStarted = "fleet_run_started",
+    /// A fleet run began applying to one target.
+    FleetTargetStarted = "fleet_target_started",
+    /// A target of a fleet run reached its version.
+    FleetTargetApplied = "fleet_target_applied",
+    /// A target of a fleet run failed (the rollout stops).
+    FleetTargetFailed = "fleet_target_failed",
+    /// A target of a fleet run failed and is left out of the rest of it.
+    FleetTargetQuarantined = "fleet_target_quarantined",
+    /// A target the fleet run did not start (a canary or too many failures).
+    FleetTargetSkipped = "fleet_target_skipped",
+    /// A fleet run ended (or stopped).
+    FleetRunFinished = "fleet_run_finished",
 }
 
 impl fmt::Display for EventKind {
@@ -288,6 +302,9 @@ pub struct Actor {
     /// Commit of the migrations directory, when it is a git checkout.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub git_commit: Option<String>,
+    /// The fleet run (`apply --fleet`) this event was part of.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub fleet_run: Option<String>,
 }
 
 impl Actor {

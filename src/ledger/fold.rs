@@ -288,7 +288,16 @@ pub fn step(prev: Option<&SubjectState>, event: &Event) -> Result<Option<Subject
         | EventKind::BackfillCompleted
         | EventKind::BackfillVerified
         | EventKind::BackfillFailed => SubjectState::Backfill(s.backfill()?),
-        EventKind::Other(_) => return Ok(prev.cloned()),
+        // A fleet run's events live in its own run log, never in a
+        // database's ledger; they change no database state.
+        EventKind::FleetRunStarted
+        | EventKind::FleetTargetStarted
+        | EventKind::FleetTargetApplied
+        | EventKind::FleetTargetFailed
+        | EventKind::FleetTargetQuarantined
+        | EventKind::FleetTargetSkipped
+        | EventKind::FleetRunFinished
+        | EventKind::Other(_) => return Ok(prev.cloned()),
     }))
 }
 

@@ -41,6 +41,9 @@ pub enum FingerprintMode {
     /// changed: what `drift` compares with.
     #[default]
     Record,
+    /// Read and record it on the run's own connection, without a spare
+    /// one: for many runs at once (a fleet), where connections are counted.
+    RecordAlone,
     /// Neither read nor record it: for a caller that reads the schema
     /// itself (`check --scratch`, on a database it throws away).
     Skip,

@@ -41,6 +41,7 @@ pub(crate) async fn locked_run<T>(
     // For the fingerprint read after the run (see `fingerprint::Spare`).
     let spare = (fingerprint == FingerprintMode::Record)
         .then(|| crate::ops::fingerprint::Spare::open(session));
+    let record = fingerprint != FingerprintMode::Skip;
     let result = async {
         let (state, appender) = futures::future::try_join(
             session.ledger.read_projection(&session.client),
@@ -59,8 +60,8 @@ pub(crate) async fn locked_run<T>(
         work(&runner, state).await
     }
     .await;
-    if let Some(spare) = spare {
-        crate::ops::fingerprint::record_after_run(session, &lease, &actor, Some(spare)).await;
+    if record {
+        crate::ops::fingerprint::record_after_run(session, &lease, &actor, spare).await;
     }
     // The release and the head read, pipelined: the lease made sure the
     // ledger is installed.

@@ -1,0 +1,26 @@
+//! Fleets: one project's migrations across many databases (`[fleets.NAME]`).
+//!
+//! `apply --fleet` connects to every target first (at most `--parallel`
+//! connections per server) and refuses the run, touching nothing, when two
+//! targets are the same database. Then it applies to each target as
+//! `apply` does — its own lease, its own ledger; the events carry the run's
+//! id in their actor — with at most `parallel` targets in flight per server,
+//! the `--canary` targets first. A failure stops the rollout (targets not
+//! started are skipped) unless `--continue-on-error` quarantines the target
+//! and goes on, up to `--max-failures`. A target that cannot be reached is
+//! quarantined: it cannot have changed.
+//!
+//! The run has an id and its own hash-chained log ([`runlog`]); `--resume
+//! RUN_ID` goes on with the targets the log does not show done. A target in
+//! flight when the process died is simply applied again: its own ledger says
+//! what it has, so nothing runs twice.
+//!
+//! `status --fleet` reads every target's ledger and rolls the fleet up.
+
+pub mod runlog;
+mod run;
+pub mod status;
+pub mod targets;
+
+pub use run::{FleetOptions, FleetReport, Outcome, TargetReport, apply};
+pub use targets::{Target, resolve};

@@ -1,0 +1,438 @@
+//! `apply --fleet`: the rollout (see the [module docs](super)).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use super::runlog::{self, RunLog};
+use super::targets::{self, Target};
+use crate::error::Error;
+use crate::ledger::EventKind;
+use crate::ops::ApplyOptions;
+use crate::ops::fingerprint::FingerprintMode;
+use crate::ops::session::Session;
+use crate::project::Project;
+use crate::report::Silent;
+
+/// How a fleet run goes.
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// Targets in flight at once on each server (at least 1).
+    pub parallel: usize,
+    /// Apply to this many targets first, and stop unless all succeed.
+    pub canary: usize,
+    /// Quarantine a failed target and go on with the others.
+    pub continue_on_error: bool,
+    /// Stop the rollout after this many failed targets.
+    pub max_failures: Option<usize>,
+    /// Go on with this earlier run.
+    pub resume: Option<String>,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        Self {
+            parallel: 4,
+            canary: 0,
+            continue_on_error: false,
+            max_failures: None,
+            resume: None,
+        }
+    }
+}
+
+/// What happened to one target.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Migrations applied (`units`: how many; 0 when it was at the head).
+    Applied {
+        /// Units applied.
+        units: usize,
+    },
+    /// What `--dry-run` would apply there.
+    WouldApply {
+        /// `version (phase)` of each unit.
+        units: Vec<String>,
+    },
+    /// The run log of the resumed run shows it done.
+    AlreadyDone,
+    /// It failed; the rollout stopped.
+    Failed {
+        /// Why.
+        error: String,
+    },
+    /// It failed, or could not be reached, and was left out of the rest of
+    /// the run.
+    Quarantined {
+        /// Why.
+        error: String,
+    },
+    /// Not started.
+    Skipped {
+        /// Why.
+        why: String,
+    },
+}
+
+/// One target's line of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    /// Its label.
+    pub target: String,
+    /// Its server (`host:port`).
+    pub server: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// What a fleet run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetReport {
+    /// The fleet.
+    pub fleet: String,
+    /// The run's id (none for a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The run log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+    /// Every target, in the fleet's order.
+    pub targets: Vec<TargetReport>,
+    /// Why the rollout stopped before the end, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+impl FleetReport {
+    /// Targets whose outcome matches.
+    pub fn count(&self, pick: impl Fn(&Outcome) -> bool) -> usize {
+        self.targets.iter().filter(|t| pick(&t.outcome)).count()
+    }
+
+    /// True when every target reached the head (or would, dry).
+    pub fn is_complete(&self) -> bool {
+        self.targets.iter().all(|t| {
+            matches!(
+                t.outcome,
+                Outcome::Applied { .. } | Outcome::AlreadyDone | Outcome::WouldApply { .. }
+            )
+        })
+    }
+}
+
+/// Per-server limits on targets in flight.
+struct Limits(BTreeMap<String, Semaphore>);
+
+impl Limits {
+    fn new(targets: &[Target], parallel: usize) -> Self {
+        Self(
+            targets
+                .iter()
+                .map(|t| (t.server(), Semaphore::new(parallel)))
+                .collect(),
+        )
+    }
+
+    async fn enter(&self, target: &Target) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.0.get(&target.server())?.acquire().await.ok()
+    }
+}
+
+/// Connects to every target (within the limits) and identifies it; refuses
+/// duplicates. Returns the targets that could not be reached, with why.
+async fn preflight(
+    targets: &[Target],
+    limits: &Limits,
+    parallel: usize,
+) -> Result<BTreeMap<usize, String>, Error> {
+    let servers = limits.0.len().max(1);
+    let found: Vec<(usize, Result<String, Error>)> =
+        futures::stream::iter(targets.iter().enumerate())
+            .map(|(i, t)| async move {
+                let _permit = limits.enter(t).await;
+                let id = async {
+                    let client = crate::conn::connect(&t.info).await?;
+                    targets::identity(&client, t).await
+                }
+                .await;
+                (i, id)
+            })
+            .buffer_unordered(parallel * servers)
+            .collect()
+            .await;
+    let mut ids = Vec::new();
+    let mut unreachable = BTreeMap::new();
+    for (i, id) in found {
+        match id {
+            Ok(id) => ids.push((i, id)),
+            Err(e) => {
+                unreachable.insert(i, e.to_string());
+            }
+        }
+    }
+    ids.sort();
+    targets::refuse_duplicates(&ids, targets)?;
+    Ok(unreachable)
+}
+
+/// The shared state of a rollout.
+struct Rollout<'a> {
+    project: &'a Project,
+    apply: &'a ApplyOptions,
+    options: &'a FleetOptions,
+    run: Option<String>,
+    log: Option<Mutex<RunLog>>,
+    stop: AtomicBool,
+    stopped: Mutex<Option<String>>,
+    failures: AtomicUsize,
+    operator: Option<&'a str>,
+    on_done: &'a (dyn Fn(&TargetReport) + Sync),
+}
+
+impl Rollout<'_> {
+    fn record(&self, kind: EventKind, target: &Target, payload: serde_json::Value) -> Result<(), Error> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        let mut payload = payload;
+        payload["target"] = json!(target.label);
+        let mut log = log.lock().map_err(|_| Error::Usage {
+            message: "the fleet run log is unusable after a panic".into(),
+        })?;
+        log.append(kind, &format!("target:{}", target.label), payload)
+    }
+
+    fn halt(&self, why: String) {
+        if !self.stop.swap(true, Ordering::SeqCst)
+            && let Ok(mut s) = self.stopped.lock()
+        {
+            *s = Some(why);
+        }
+    }
+
+    /// Applies to one target (its own lease and ledger), then records and
+    /// reports what happened.
+    async fn one(&self, target: &Target, unreachable: Option<&String>) -> Result<TargetReport, Error> {
+        let report = |outcome| TargetReport {
+            target: target.label.clone(),
+            server: target.server(),
+            outcome,
+        };
+        if let Some(error) = unreachable {
+            self.record(EventKind::FleetTargetQuarantined, target, json!({"error": error}))?;
+            self.failures.fetch_add(1, Ordering::SeqCst);
+            self.check_max_failures();
+            return Ok(report(Outcome::Quarantined { error: error.clone() }));
+        }
+        if self.stop.load(Ordering::SeqCst) {
+            let why = self
+                .stopped
+                .lock()
+                .ok()
+                .and_then(|s| s.clone())
+                .unwrap_or_else(|| "the rollout stopped".into());
+            self.record(EventKind::FleetTargetSkipped, target, json!({"why": why}))?;
+            return Ok(report(Outcome::Skipped { why }));
+        }
+        if !self.apply.dry_run {
+            self.record(EventKind::FleetTargetStarted, target, json!({}))?;
+        }
+        let result = async {
+            let mut session = Session::open(
+                &target.info,
+                &self.project.config.ledger_schema,
+                self.operator,
+            )
+            .await?;
+            session.actor.fleet_run = self.run.clone();
+            crate::ops::apply(self.project, &session, self.apply, &Silent).await
+        }
+        .await;
+        let outcome = match result {
+            Ok(r) if self.apply.dry_run => Outcome::WouldApply {
+                units: r
+                    .dry_run
+                    .map(|d| d.steps.iter().map(|s| format!("{} ({})", s.version, s.phase)).collect())
+                    .unwrap_or_default(),
+            },
+            Ok(r) => {
+                let head = r.applied.last().map(|u| u.version.to_string());
+                self.record(
+                    EventKind::FleetTargetApplied,
+                    target,
+                    json!({"units": r.applied.len(), "version": head}),
+                )?;
+                Outcome::Applied {
+                    units: r.applied.len(),
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                self.failures.fetch_add(1, Ordering::SeqCst);
+                if self.options.continue_on_error {
+                    self.record(EventKind::FleetTargetQuarantined, target, json!({"error": error}))?;
+                    self.check_max_failures();
+                    Outcome::Quarantined { error }
+                } else {
+                    self.record(EventKind::FleetTargetFailed, target, json!({"error": error}))?;
+                    self.halt(format!("{} failed", target.label));
+                    Outcome::Failed { error }
+                }
+            }
+        };
+        Ok(report(outcome))
+    }
+
+    fn check_max_failures(&self) {
+        let failures = self.failures.load(Ordering::SeqCst);
+        if self.options.max_failures.is_some_and(|max| failures >= max) {
+            self.halt(format!("{failures} target(s) failed (--max-failures)"));
+        }
+    }
+
+    /// Runs `batch` within the limits; reports each target as it ends.
+    async fn batch(
+        &self,
+        batch: &[(usize, &Target)],
+        limits: &Limits,
+        unreachable: &BTreeMap<usize, String>,
+    ) -> Result<Vec<(usize, TargetReport)>, Error> {
+        let servers = limits.0.len().max(1);
+        let results: Vec<Result<(usize, TargetReport), Error>> = futures::stream::iter(batch)
+            .map(|&(i, t)| async move {
+                let _permit = limits.enter(t).await;
+                let r = self.one(t, unreachable.get(&i)).await?;
+                (self.on_done)(&r);
+                Ok((i, r))
+            })
+            .buffer_unordered(self.options.parallel * servers)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+}
+
+/// Applies `project` to every target of fleet `fleet` (see the module docs).
+/// Fails (nothing applied anywhere) on bad options or duplicate targets;
+/// what happened to each target is in the report. `on_done` hears of each
+/// target as it ends (for progress).
+#[allow(clippy::too_many_arguments)]
+pub async fn apply(
+    project: &Project,
+    fleet: &str,
+    targets: &[Target],
+    apply: &ApplyOptions,
+    options: &FleetOptions,
+    operator: Option<&str>,
+    on_done: &(dyn Fn(&TargetReport) + Sync),
+) -> Result<FleetReport, Error> {
+    if options.parallel == 0 {
+        return Err(Error::Usage {
+            message: "--parallel 0 would run nothing; give 1 or more targets at once per server"
+                .into(),
+        });
+    }
+    let mut labels = BTreeSet::new();
+    if let Some(t) = targets.iter().find(|t| !labels.insert(t.label.as_str())) {
+        return Err(Error::Usage {
+            message: format!("fleet `{fleet}`: two targets have the label `{}`; labels must differ", t.label),
+        });
+    }
+    project.require_fresh_sum()?;
+    let limits = Limits::new(targets, options.parallel);
+    let unreachable = preflight(targets, &limits, options.parallel).await?;
+    let actor = operator.unwrap_or("fleet");
+    let (run, log, done) = if apply.dry_run {
+        (None, None, BTreeSet::new())
+    } else if let Some(id) = &options.resume {
+        let (log, progress) = RunLog::resume(&project.root, id, actor)?;
+        if progress.fleet != fleet {
+            return Err(Error::Usage {
+                message: format!("run {id} is a run of fleet `{}`, not `{fleet}`", progress.fleet),
+            });
+        }
+        let done: BTreeSet<String> = progress.applied.into_iter().chain(progress.quarantined).collect();
+        (Some(id.clone()), Some(log), done)
+    } else {
+        let id = runlog::new_run_id();
+        let log = RunLog::create(
+            &project.root,
+            &id,
+            fleet,
+            actor,
+            targets.len(),
+            json!({"parallel": options.parallel, "canary": options.canary,
+                   "continue_on_error": options.continue_on_error, "max_failures": options.max_failures}),
+        )?;
+        (Some(id), Some(log), BTreeSet::new())
+    };
+    let log_path = log.as_ref().map(|l| l.path().display().to_string());
+    let mut per_target = ApplyOptions {
+        fingerprint: FingerprintMode::RecordAlone,
+        ..apply.clone()
+    };
+    per_target.interrupt = apply.interrupt.clone();
+    let rollout = Rollout {
+        project,
+        apply: &per_target,
+        options,
+        run: run.clone(),
+        log: log.map(Mutex::new),
+        stop: AtomicBool::new(false),
+        stopped: Mutex::new(None),
+        failures: AtomicUsize::new(0),
+        operator,
+        on_done,
+    };
+    let mut reports: Vec<Option<TargetReport>> = vec![None; targets.len()];
+    let todo: Vec<(usize, &Target)> = targets
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| {
+            let already = done.contains(&t.label);
+            if already {
+                reports[*i] = Some(TargetReport {
+                    target: t.label.clone(),
+                    server: t.server(),
+                    outcome: Outcome::AlreadyDone,
+                });
+            }
+            !already
+        })
+        .collect();
+    let canary = options.canary.min(todo.len());
+    let (first, rest) = todo.split_at(canary);
+    for (i, r) in rollout.batch(first, &limits, &unreachable).await? {
+        reports[i] = Some(r);
+    }
+    if canary > 0 && first.iter().any(|(i, _)| !matches!(reports[*i].as_ref().map(|r| &r.outcome), Some(Outcome::Applied { .. } | Outcome::WouldApply { .. }))) {
+        rollout.halt(format!("a canary target failed (--canary {canary})"));
+    }
+    for (i, r) in rollout.batch(rest, &limits, &unreachable).await? {
+        reports[i] = Some(r);
+    }
+    let stopped = rollout.stopped.lock().ok().and_then(|s| s.clone());
+    if let Some(log) = &rollout.log
+        && let Ok(mut log) = log.lock()
+    {
+        log.append(
+            EventKind::FleetRunFinished,
+            &format!("fleet:{fleet}"),
+            json!({"stopped": stopped, "failures": rollout.failures.load(Ordering::SeqCst)}),
+        )?;
+    }
+    Ok(FleetReport {
+        fleet: fleet.to_owned(),
+        run,
+        log: log_path,
+        targets: reports.into_iter().flatten().collect(),
+        stopped,
+    })
+}
