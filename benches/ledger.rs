@@ -222,6 +222,7 @@ async fn setup(server: &ScratchServer, project: &Path, url: &str, events: u64) -
         host: "worker-3.prod.example.net".into(),
         tool: "shiftlog/0.1.0".into(),
         git_commit: Some("3f2c9a1e8b7d6c5f4e3d2c1b0a9f8e7d6c5b4a39".into()),
+        fleet_run: None,
     }
     .to_canonical();
 

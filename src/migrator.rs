@@ -30,6 +30,8 @@ use std::time::Duration;
 use crate::config::ProjectConfig;
 use crate::conn::{ConnInfo, ConnSource, PartialConnInfo};
 use crate::error::Error;
+use crate::fleet::status::FleetStatus;
+use crate::fleet::{FleetOptions, FleetReport, Target, TargetReport};
 use crate::ledger::verify::VerifyReport;
 use crate::ledger::{LeaseOptions, LedgerState, Presence};
 use crate::migration::{MigrationSet, Version};
@@ -422,7 +424,13 @@ impl Migrator {
         reporter: &dyn Reporter,
     ) -> Result<ApplyReport, Error> {
         self.check_settings()?;
-        let options = ApplyOptions {
+        let options = self.apply_options(request);
+        crate::ops::apply::apply_with_state(&self.project, session, read, &options, reporter).await
+    }
+
+    /// What `request` means with this migrator's settings.
+    fn apply_options(&self, request: &ApplyRequest) -> ApplyOptions {
+        ApplyOptions {
             plan: ApplyPlanOptions {
                 to: request
                     .to
@@ -437,8 +445,77 @@ impl Migrator {
             lease: self.lease,
             interrupt: self.interrupt.clone(),
             fingerprint: Default::default(),
-        };
-        crate::ops::apply::apply_with_state(&self.project, session, read, &options, reporter).await
+        }
+    }
+
+    /// The targets of `[fleets.NAME]` in shiftlog.toml, `${VAR}` taken from
+    /// the process environment (a registry query is run here).
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator) -> shiftlog::Result<()> {
+    /// let targets = migrator.fleet_targets("tenants").await?;
+    /// println!("{} targets", targets.len());
+    /// # Ok(()) }
+    /// ```
+    pub async fn fleet_targets(&self, fleet: &str) -> Result<Vec<Target>, Error> {
+        let var = |name: &str| std::env::var(name).ok();
+        crate::fleet::resolve(&self.project.config, &self.project.root, fleet, &var).await
+    }
+
+    /// Applies `request` to every target of a fleet: canary first, at most
+    /// `options.parallel` targets in flight per server, each with its own
+    /// lease and ledger, the run audited in its own log (see
+    /// [`crate::fleet`]). `on_done` hears of each target as it ends.
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator) -> shiftlog::Result<()> {
+    /// use shiftlog::fleet::FleetOptions;
+    /// let targets = migrator.fleet_targets("tenants").await?;
+    /// let options = FleetOptions { parallel: 8, canary: 2, ..FleetOptions::default() };
+    /// let request = shiftlog::ApplyRequest::default();
+    /// let report = migrator.apply_fleet("tenants", &targets, &request, &options, &|_| {}).await?;
+    /// assert!(report.is_complete(), "stopped: {:?}", report.stopped);
+    /// # Ok(()) }
+    /// ```
+    pub async fn apply_fleet(
+        &self,
+        fleet: &str,
+        targets: &[Target],
+        request: &ApplyRequest,
+        options: &FleetOptions,
+        on_done: &(dyn Fn(&TargetReport) + Sync),
+    ) -> Result<FleetReport, Error> {
+        self.check_settings()?;
+        let apply = self.apply_options(request);
+        crate::fleet::apply(
+            &self.project,
+            fleet,
+            targets,
+            &apply,
+            options,
+            self.actor.as_deref(),
+            on_done,
+        )
+        .await
+    }
+
+    /// Every target's ledger read, `parallel` at a time per server, and
+    /// rolled up (what `shiftlog status --fleet` shows).
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator) -> shiftlog::Result<()> {
+    /// let targets = migrator.fleet_targets("tenants").await?;
+    /// let status = migrator.fleet_status("tenants", &targets, 4).await?;
+    /// println!("{} behind, {} failed", status.behind, status.failed);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fleet_status(
+        &self,
+        fleet: &str,
+        targets: &[Target],
+        parallel: usize,
+    ) -> Result<FleetStatus, Error> {
+        crate::fleet::status::status(&self.project, fleet, targets, parallel).await
     }
 
     /// Every migration and phase with its state (what `shiftlog status`

@@ -115,7 +115,8 @@ pub enum Command {
     /// Rewrite migrations/shiftlog.sum from the files (after a reviewed change or merge).
     Sum,
     /// Show every migration and phase: pending, applied, failed, modified, missing, out of order.
-    Status,
+    /// With --fleet: one roll-up of every target (exit 3 when any is behind, failed or unreachable).
+    Status(StatusArgs),
     /// Apply pending migrations in order, each with its ledger event.
     Apply(ApplyArgs),
     /// Run down scripts of applied migrations, most recent first.
@@ -148,6 +149,17 @@ pub enum Command {
     /// Start a throwaway PostgreSQL, run the sample project against it, show
     /// what happened, and stop it.
     Demo(DemoArgs),
+}
+
+impl Command {
+    /// The fleet named by `--fleet`, for the commands that take it.
+    pub fn fleet(&self) -> Option<&str> {
+        match self {
+            Self::Apply(a) => a.fleet.fleet.as_deref(),
+            Self::Status(a) => a.fleet.fleet.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// `demo` flags.
@@ -199,7 +211,47 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub single_transaction: bool,
     #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// With --fleet: apply to these targets first (a count, or labels separated
+    /// by commas) and stop unless all succeed.
+    #[arg(long, value_name = "N|LABELS", requires = "fleet", help_heading = FLEET)]
+    pub canary: Option<String>,
+    /// With --fleet: a target that fails is quarantined (recorded, left out of the
+    /// rest of the run) and the rollout goes on.
+    #[arg(long, requires = "fleet", help_heading = FLEET)]
+    pub continue_on_error: bool,
+    /// With --fleet: stop the rollout after this many failed targets.
+    #[arg(long, value_name = "F", requires = "fleet", help_heading = FLEET)]
+    pub max_failures: Option<usize>,
+    /// With --fleet: go on with this stopped or crashed run (its id) — the
+    /// targets its run log does not show done.
+    #[arg(long, value_name = "RUN_ID", requires = "fleet", help_heading = FLEET)]
+    pub resume: Option<String>,
+    #[command(flatten)]
     pub timeouts: TimeoutArgs,
+}
+
+const FLEET: &str = "Fleet options";
+
+/// `--fleet` and what goes with it everywhere.
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Work on every target of [fleets.NAME] in shiftlog.toml instead of one database.
+    #[arg(long, value_name = "NAME", help_heading = FLEET)]
+    pub fleet: Option<String>,
+    /// With --fleet: targets worked on at once on each server.
+    #[arg(long, value_name = "K", default_value_t = 4, requires = "fleet", help_heading = FLEET)]
+    pub parallel: usize,
+    /// With --fleet: a line per target, not only the roll-up.
+    #[arg(long, requires = "fleet", help_heading = FLEET)]
+    pub targets: bool,
+}
+
+/// `status` flags.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 /// `--phase` of apply and rollback.

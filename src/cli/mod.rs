@@ -71,7 +71,7 @@ pub fn main() -> ExitCode {
     let parallel = matches!(
         cli.command,
         Command::Ledger(_) | Command::Backfill(_) | Command::Demo(_)
-    );
+    ) || cli.command.fleet().is_some();
     let mut builder = if parallel {
         tokio::runtime::Builder::new_multi_thread()
     } else {
@@ -103,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::New(args) => commands::new::exec(&cli.global, args),
         Command::Sum => commands::sum::exec(&cli.global),
-        Command::Status => commands::status::exec(&cli.global).await,
+        Command::Status(args) => commands::status::exec(&cli.global, args).await,
         Command::Apply(args) => commands::apply::exec(&cli.global, args).await,
         Command::Rollback(args) => commands::rollback::exec(&cli.global, args).await,
         Command::Repair(args) => commands::repair::exec(&cli.global, args).await,

@@ -17,10 +17,10 @@
 //!
 //! `status --fleet` reads every target's ledger and rolls the fleet up.
 
-pub mod runlog;
 mod run;
+pub mod runlog;
 pub mod status;
 pub mod targets;
 
-pub use run::{FleetOptions, FleetReport, Outcome, TargetReport, apply};
+pub use run::{Canary, FleetOptions, FleetReport, Outcome, TargetReport, apply};
 pub use targets::{Target, resolve};

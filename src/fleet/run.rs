@@ -24,8 +24,8 @@ use crate::report::Silent;
 pub struct FleetOptions {
     /// Targets in flight at once on each server (at least 1).
     pub parallel: usize,
-    /// Apply to this many targets first, and stop unless all succeed.
-    pub canary: usize,
+    /// The targets applied to first; the rollout stops unless all succeed.
+    pub canary: Canary,
     /// Quarantine a failed target and go on with the others.
     pub continue_on_error: bool,
     /// Stop the rollout after this many failed targets.
@@ -38,10 +38,72 @@ impl Default for FleetOptions {
     fn default() -> Self {
         Self {
             parallel: 4,
-            canary: 0,
+            canary: Canary::None,
             continue_on_error: false,
             max_failures: None,
             resume: None,
+        }
+    }
+}
+
+/// Targets (with their place in the fleet) run together.
+type Wave<'t> = Vec<(usize, &'t Target)>;
+
+/// Which targets go first (`--canary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Canary {
+    /// No canary: every target in one wave.
+    None,
+    /// The first N targets in the fleet's order.
+    Count(usize),
+    /// These targets, by label.
+    Labels(Vec<String>),
+}
+
+impl Canary {
+    /// `3` (a count) or `tenant-a,tenant-b` (labels).
+    pub fn parse(text: &str) -> Self {
+        match text.trim().parse::<usize>() {
+            Ok(0) => Self::None,
+            Ok(n) => Self::Count(n),
+            Err(_) => Self::Labels(
+                text.split(',')
+                    .map(|l| l.trim().to_owned())
+                    .filter(|l| !l.is_empty())
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Splits `todo` into the canary wave and the rest; an unknown label is
+    /// an error.
+    fn split<'t>(
+        &self,
+        fleet: &str,
+        todo: Vec<(usize, &'t Target)>,
+    ) -> Result<(Wave<'t>, Wave<'t>), Error> {
+        match self {
+            Self::None => Ok((Vec::new(), todo)),
+            Self::Count(n) => {
+                let mut todo = todo;
+                let rest = todo.split_off((*n).min(todo.len()));
+                Ok((todo, rest))
+            }
+            Self::Labels(labels) => {
+                let known: BTreeSet<&str> = todo.iter().map(|(_, t)| t.label.as_str()).collect();
+                if let Some(l) = labels.iter().find(|l| !known.contains(l.as_str())) {
+                    return Err(Error::Usage {
+                        message: format!(
+                            "--canary: fleet `{fleet}` has no target `{l}` left to apply (labels: \
+                             `shiftlog status --fleet {fleet} --targets`)"
+                        ),
+                    });
+                }
+                Ok(todo
+                    .into_iter()
+                    .partition(|(_, t)| labels.contains(&t.label)))
+            }
         }
     }
 }
@@ -108,6 +170,8 @@ pub struct FleetReport {
     /// Why the rollout stopped before the end, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// True when it stopped because it was interrupted (Ctrl-C, SIGTERM).
+    pub interrupted: bool,
 }
 
 impl FleetReport {
@@ -186,6 +250,10 @@ async fn preflight(
 struct Rollout<'a> {
     project: &'a Project,
     apply: &'a ApplyOptions,
+    /// For the targets a resumed run had in flight when it stopped: the
+    /// stopped process's lease on them lapses after its TTL, so they wait
+    /// that long for it.
+    in_flight: (BTreeSet<String>, ApplyOptions),
     options: &'a FleetOptions,
     run: Option<String>,
     log: Option<Mutex<RunLog>>,
@@ -197,7 +265,12 @@ struct Rollout<'a> {
 }
 
 impl Rollout<'_> {
-    fn record(&self, kind: EventKind, target: &Target, payload: serde_json::Value) -> Result<(), Error> {
+    fn record(
+        &self,
+        kind: EventKind,
+        target: &Target,
+        payload: serde_json::Value,
+    ) -> Result<(), Error> {
         let Some(log) = &self.log else {
             return Ok(());
         };
@@ -219,17 +292,35 @@ impl Rollout<'_> {
 
     /// Applies to one target (its own lease and ledger), then records and
     /// reports what happened.
-    async fn one(&self, target: &Target, unreachable: Option<&String>) -> Result<TargetReport, Error> {
+    async fn one(
+        &self,
+        target: &Target,
+        unreachable: Option<&String>,
+    ) -> Result<TargetReport, Error> {
         let report = |outcome| TargetReport {
             target: target.label.clone(),
             server: target.server(),
             outcome,
         };
         if let Some(error) = unreachable {
-            self.record(EventKind::FleetTargetQuarantined, target, json!({"error": error}))?;
+            self.record(
+                EventKind::FleetTargetQuarantined,
+                target,
+                json!({"error": error}),
+            )?;
             self.failures.fetch_add(1, Ordering::SeqCst);
             self.check_max_failures();
-            return Ok(report(Outcome::Quarantined { error: error.clone() }));
+            return Ok(report(Outcome::Quarantined {
+                error: error.clone(),
+            }));
+        }
+        if self
+            .apply
+            .interrupt
+            .as_ref()
+            .is_some_and(|i| i.load(Ordering::SeqCst))
+        {
+            self.halt("interrupted".into());
         }
         if self.stop.load(Ordering::SeqCst) {
             let why = self
@@ -252,14 +343,24 @@ impl Rollout<'_> {
             )
             .await?;
             session.actor.fleet_run = self.run.clone();
-            crate::ops::apply(self.project, &session, self.apply, &Silent).await
+            let apply = if self.in_flight.0.contains(&target.label) {
+                &self.in_flight.1
+            } else {
+                self.apply
+            };
+            crate::ops::apply(self.project, &session, apply, &Silent).await
         }
         .await;
         let outcome = match result {
             Ok(r) if self.apply.dry_run => Outcome::WouldApply {
                 units: r
                     .dry_run
-                    .map(|d| d.steps.iter().map(|s| format!("{} ({})", s.version, s.phase)).collect())
+                    .map(|d| {
+                        d.steps
+                            .iter()
+                            .map(|s| format!("{} ({})", s.version, s.phase))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             },
             Ok(r) => {
@@ -277,11 +378,19 @@ impl Rollout<'_> {
                 let error = e.to_string();
                 self.failures.fetch_add(1, Ordering::SeqCst);
                 if self.options.continue_on_error {
-                    self.record(EventKind::FleetTargetQuarantined, target, json!({"error": error}))?;
+                    self.record(
+                        EventKind::FleetTargetQuarantined,
+                        target,
+                        json!({"error": error}),
+                    )?;
                     self.check_max_failures();
                     Outcome::Quarantined { error }
                 } else {
-                    self.record(EventKind::FleetTargetFailed, target, json!({"error": error}))?;
+                    self.record(
+                        EventKind::FleetTargetFailed,
+                        target,
+                        json!({"error": error}),
+                    )?;
                     self.halt(format!("{} failed", target.label));
                     Outcome::Failed { error }
                 }
@@ -342,24 +451,36 @@ pub async fn apply(
     let mut labels = BTreeSet::new();
     if let Some(t) = targets.iter().find(|t| !labels.insert(t.label.as_str())) {
         return Err(Error::Usage {
-            message: format!("fleet `{fleet}`: two targets have the label `{}`; labels must differ", t.label),
+            message: format!(
+                "fleet `{fleet}`: two targets have the label `{}`; labels must differ",
+                t.label
+            ),
         });
     }
     project.require_fresh_sum()?;
     let limits = Limits::new(targets, options.parallel);
-    let unreachable = preflight(targets, &limits, options.parallel).await?;
     let actor = operator.unwrap_or("fleet");
-    let (run, log, done) = if apply.dry_run {
-        (None, None, BTreeSet::new())
-    } else if let Some(id) = &options.resume {
-        let (log, progress) = RunLog::resume(&project.root, id, actor)?;
-        if progress.fleet != fleet {
-            return Err(Error::Usage {
-                message: format!("run {id} is a run of fleet `{}`, not `{fleet}`", progress.fleet),
-            });
+    // A resumed run's log is read (and checked) before anything connects.
+    let resumed = match (&options.resume, apply.dry_run) {
+        (Some(id), false) => {
+            let (log, progress) = RunLog::resume(&project.root, id, actor)?;
+            if progress.fleet != fleet {
+                return Err(Error::Usage {
+                    message: format!(
+                        "run {id} is a run of fleet `{}`, not `{fleet}`",
+                        progress.fleet
+                    ),
+                });
+            }
+            Some((id.clone(), log, progress))
         }
-        let done: BTreeSet<String> = progress.applied.into_iter().chain(progress.quarantined).collect();
-        (Some(id.clone()), Some(log), done)
+        _ => None,
+    };
+    let unreachable = preflight(targets, &limits, options.parallel).await?;
+    let (run, log, done) = if apply.dry_run {
+        (None, None, runlog::Progress::default())
+    } else if let Some((id, log, progress)) = resumed {
+        (Some(id), Some(log), progress)
     } else {
         let id = runlog::new_run_id();
         let log = RunLog::create(
@@ -371,17 +492,28 @@ pub async fn apply(
             json!({"parallel": options.parallel, "canary": options.canary,
                    "continue_on_error": options.continue_on_error, "max_failures": options.max_failures}),
         )?;
-        (Some(id), Some(log), BTreeSet::new())
+        (Some(id), Some(log), runlog::Progress::default())
     };
+    let applied: BTreeSet<&str> = done.applied.iter().map(String::as_str).collect();
+    let quarantined: BTreeMap<&str, &str> = done
+        .quarantined
+        .iter()
+        .map(|(t, e)| (t.as_str(), e.as_str()))
+        .collect();
     let log_path = log.as_ref().map(|l| l.path().display().to_string());
-    let mut per_target = ApplyOptions {
+    let per_target = ApplyOptions {
         fingerprint: FingerprintMode::RecordAlone,
         ..apply.clone()
     };
-    per_target.interrupt = apply.interrupt.clone();
+    let mut after_crash = per_target.clone();
+    after_crash.lease.wait = after_crash
+        .lease
+        .wait
+        .max(after_crash.lease.ttl + std::time::Duration::from_secs(5));
     let rollout = Rollout {
         project,
         apply: &per_target,
+        in_flight: (done.in_flight.clone(), after_crash),
         options,
         run: run.clone(),
         log: log.map(Mutex::new),
@@ -396,26 +528,43 @@ pub async fn apply(
         .iter()
         .enumerate()
         .filter(|(i, t)| {
-            let already = done.contains(&t.label);
-            if already {
-                reports[*i] = Some(TargetReport {
-                    target: t.label.clone(),
-                    server: t.server(),
-                    outcome: Outcome::AlreadyDone,
-                });
-            }
-            !already
+            let outcome = if applied.contains(t.label.as_str()) {
+                Outcome::AlreadyDone
+            } else if let Some(error) = quarantined.get(t.label.as_str()) {
+                Outcome::Quarantined {
+                    error: format!("quarantined earlier in this run: {error}"),
+                }
+            } else {
+                return true;
+            };
+            reports[*i] = Some(TargetReport {
+                target: t.label.clone(),
+                server: t.server(),
+                outcome,
+            });
+            false
         })
         .collect();
-    let canary = options.canary.min(todo.len());
-    let (first, rest) = todo.split_at(canary);
-    for (i, r) in rollout.batch(first, &limits, &unreachable).await? {
+    let (first, rest) = options.canary.split(fleet, todo)?;
+    for (i, r) in rollout.batch(&first, &limits, &unreachable).await? {
         reports[i] = Some(r);
     }
-    if canary > 0 && first.iter().any(|(i, _)| !matches!(reports[*i].as_ref().map(|r| &r.outcome), Some(Outcome::Applied { .. } | Outcome::WouldApply { .. }))) {
-        rollout.halt(format!("a canary target failed (--canary {canary})"));
+    let canary_ok = |i: &usize| {
+        matches!(
+            reports[*i].as_ref().map(|r| &r.outcome),
+            Some(Outcome::Applied { .. } | Outcome::WouldApply { .. })
+        )
+    };
+    if let Some((i, _)) = first.iter().find(|(i, _)| !canary_ok(i)) {
+        rollout.stop.store(true, Ordering::SeqCst);
+        if let Ok(mut stopped) = rollout.stopped.lock() {
+            *stopped = Some(format!(
+                "canary target {} did not succeed; the other targets were not touched",
+                targets[*i].label
+            ));
+        }
     }
-    for (i, r) in rollout.batch(rest, &limits, &unreachable).await? {
+    for (i, r) in rollout.batch(&rest, &limits, &unreachable).await? {
         reports[i] = Some(r);
     }
     let stopped = rollout.stopped.lock().ok().and_then(|s| s.clone());
@@ -433,6 +582,7 @@ pub async fn apply(
         run,
         log: log_path,
         targets: reports.into_iter().flatten().collect(),
+        interrupted: stopped.as_deref() == Some("interrupted"),
         stopped,
     })
 }

@@ -39,13 +39,23 @@ pub struct Progress {
     /// Labels of the targets that reached the version.
     pub applied: Vec<String>,
     /// Labels of the quarantined targets.
-    pub quarantined: Vec<String>,
+    pub quarantined: Vec<(String, String)>,
+    /// Targets started but not finished when the run stopped: the stopped
+    /// process may still hold their lease.
+    pub in_flight: std::collections::BTreeSet<String>,
 }
 
 impl RunLog {
     /// Starts the log of a new run of fleet `fleet` (its first event says
     /// what it was asked to do).
-    pub fn create(root: &Path, run: &str, fleet: &str, actor: &str, targets: usize, options: serde_json::Value) -> Result<Self, Error> {
+    pub fn create(
+        root: &Path,
+        run: &str,
+        fleet: &str,
+        actor: &str,
+        targets: usize,
+        options: serde_json::Value,
+    ) -> Result<Self, Error> {
         let dir = dir(root);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
             path: dir.clone(),
@@ -80,10 +90,20 @@ impl RunLog {
     /// says of each target.
     pub fn resume(root: &Path, run: &str, actor: &str) -> Result<(Self, Progress), Error> {
         let path = dir(root).join(format!("{run}.jsonl"));
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Usage {
+                    message: format!(
+                        "--resume {run}: there is no such run ({} does not exist); the runs \
+                         are the files in {}",
+                        path.display(),
+                        dir(root).display()
+                    ),
+                });
+            }
+            Err(source) => return Err(Error::Io { path, source }),
+        };
         let mut seq = 0;
         let mut head = Hash::GENESIS;
         let mut progress = Progress::default();
@@ -92,15 +112,15 @@ impl RunLog {
             if !line.ends_with('\n') {
                 break; // torn by a kill: never acted upon
             }
-            let exported: ExportedEvent = serde_json::from_str(line.trim_end()).map_err(|e| {
-                Error::Usage {
+            let exported: ExportedEvent =
+                serde_json::from_str(line.trim_end()).map_err(|e| Error::Usage {
                     message: format!("{}: event {}: {e}", path.display(), seq + 1),
-                }
-            })?;
+                })?;
             let event = exported.to_event().map_err(|message| Error::Usage {
                 message: format!("{}: {message}", path.display()),
             })?;
-            if event.seq != seq + 1 || event.prev_hash != head || event.compute_hash() != event.hash {
+            if event.seq != seq + 1 || event.prev_hash != head || event.compute_hash() != event.hash
+            {
                 return Err(Error::Usage {
                     message: format!(
                         "{}: event {} breaks the hash chain; the run log was edited — start a new run",
@@ -118,8 +138,21 @@ impl RunLog {
                 EventKind::FleetRunStarted => {
                     progress.fleet = payload["fleet"].as_str().unwrap_or_default().to_owned();
                 }
-                EventKind::FleetTargetApplied => progress.applied.push(target),
-                EventKind::FleetTargetQuarantined => progress.quarantined.push(target),
+                EventKind::FleetTargetStarted => {
+                    progress.in_flight.insert(target);
+                }
+                EventKind::FleetTargetApplied => {
+                    progress.in_flight.remove(&target);
+                    progress.applied.push(target);
+                }
+                EventKind::FleetTargetFailed => {
+                    progress.in_flight.remove(&target);
+                }
+                EventKind::FleetTargetQuarantined => {
+                    let error = payload["error"].as_str().unwrap_or_default().to_owned();
+                    progress.in_flight.remove(&target);
+                    progress.quarantined.push((target, error));
+                }
                 _ => {}
             }
         }
@@ -154,12 +187,25 @@ impl RunLog {
     }
 
     /// Seals and writes one event, flushed to disk before returning.
-    pub fn append(&mut self, kind: EventKind, subject: &str, payload: serde_json::Value) -> Result<(), Error> {
+    pub fn append(
+        &mut self,
+        kind: EventKind,
+        subject: &str,
+        payload: serde_json::Value,
+    ) -> Result<(), Error> {
         let at = truncate_to_micros(OffsetDateTime::now_utc());
         let seq = self.seq + 1;
         let payload = crate::ledger::event::canonical_json(&payload);
         let at_us = crate::ledger::event::unix_micros(at);
-        let hash = hash_fields(&self.head, seq, at_us, kind.as_str(), subject, &self.actor, &payload);
+        let hash = hash_fields(
+            &self.head,
+            seq,
+            at_us,
+            kind.as_str(),
+            subject,
+            &self.actor,
+            &payload,
+        );
         let event = crate::ledger::Event {
             seq,
             at,
@@ -170,9 +216,10 @@ impl RunLog {
             prev_hash: self.head,
             hash,
         };
-        let mut line = serde_json::to_string(&ExportedEvent::from(&event)).map_err(|e| Error::Usage {
-            message: format!("encoding a run log event: {e}"),
-        })?;
+        let mut line =
+            serde_json::to_string(&ExportedEvent::from(&event)).map_err(|e| Error::Usage {
+                message: format!("encoding a run log event: {e}"),
+            })?;
         line.push('\n');
         let io = |source| Error::Io {
             path: self.path.clone(),
@@ -190,9 +237,10 @@ impl RunLog {
 /// (`20261204T213000Z-7f3a`).
 pub fn new_run_id() -> String {
     let now = OffsetDateTime::now_utc();
-    let suffix = blake3::hash(format!("{}{}", now.unix_timestamp_nanos(), std::process::id()).as_bytes())
-        .to_hex()[..4]
-        .to_owned();
+    let suffix =
+        blake3::hash(format!("{}{}", now.unix_timestamp_nanos(), std::process::id()).as_bytes())
+            .to_hex()[..4]
+            .to_owned();
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{suffix}",
         now.year(),

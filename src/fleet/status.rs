@@ -119,7 +119,11 @@ pub async fn status(
     })
 }
 
-async fn one(project: &Project, target: &Target, sum: &crate::migration::SumStatus) -> TargetStatus {
+async fn one(
+    project: &Project,
+    target: &Target,
+    sum: &crate::migration::SumStatus,
+) -> TargetStatus {
     let mut row = TargetStatus {
         target: target.label.clone(),
         server: target.server(),

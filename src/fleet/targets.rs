@@ -46,7 +46,10 @@ pub fn fleet_config<'c>(config: &'c ProjectConfig, name: &str) -> Result<&'c Fle
                      or registry + query to shiftlog.toml"
                 )
             } else {
-                format!("fleet `{name}` is not defined (known: {})", known.join(", "))
+                format!(
+                    "fleet `{name}` is not defined (known: {})",
+                    known.join(", ")
+                )
             },
         )
     })
@@ -65,7 +68,8 @@ pub async fn resolve(
     let mut targets = Vec::new();
     for (i, url) in fleet.targets.iter().enumerate() {
         let where_ = format!("fleet `{name}`, targets[{i}]");
-        let url = expand_vars(url, var).map_err(|m| config_error(config, format!("{where_}: {m}")))?;
+        let url =
+            expand_vars(url, var).map_err(|m| config_error(config, format!("{where_}: {m}")))?;
         targets.push(target(None, &url, &where_, var)?);
     }
     for env in &fleet.envs {
@@ -151,12 +155,23 @@ async fn from_registry(
     let url = if config.environments.contains_key(registry) {
         config.environment_url(registry, var)?
     } else {
-        expand_vars(registry, var).map_err(|m| config_error(config, format!("fleet `{name}` registry: {m}")))?
+        expand_vars(registry, var)
+            .map_err(|m| config_error(config, format!("fleet `{name}` registry: {m}")))?
     };
     let info = target(None, &url, &format!("fleet `{name}` registry"), var)?.info;
     let client = connect(&info).await?;
     let rows = client.query(query, &[]).await.map_err(|e| {
-        Error::db(format!("fleet `{name}`: the registry query on {}", info.target()), e)
+        let why = e
+            .as_db_error()
+            .map_or_else(|| e.to_string(), |d| d.message().to_owned());
+        config_error(
+            config,
+            format!(
+                "fleet `{name}`: the registry query failed on {}: {why}; fix `query` in \
+                 [fleets.{name}]",
+                info.target()
+            ),
+        )
     })?;
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
@@ -180,7 +195,10 @@ async fn from_registry(
             row.try_get::<_, Option<String>>(i).map_err(|e| {
                 config_error(
                     config,
-                    format!("fleet `{name}`: registry row {}: column {i} is not text: {e}", n + 1),
+                    format!(
+                        "fleet `{name}`: registry row {}: column {i} is not text: {e}",
+                        n + 1
+                    ),
                 )
             })
         };
@@ -188,7 +206,10 @@ async fn from_registry(
         let where_ = format!(
             "fleet `{name}`: registry row {}{}",
             n + 1,
-            label.as_deref().map(|l| format!(" ({l})")).unwrap_or_default()
+            label
+                .as_deref()
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default()
         );
         let Some(url) = text(url_col)?.filter(|u| !u.trim().is_empty()) else {
             return Err(config_error(config, format!("{where_} has no url")));
@@ -202,7 +223,10 @@ async fn from_registry(
 /// system identifier (or, where the role may not read it, the server's
 /// address and data directory are not visible either, so `host:port`) and
 /// the database's OID.
-pub(crate) async fn identity(client: &tokio_postgres::Client, target: &Target) -> Result<String, Error> {
+pub(crate) async fn identity(
+    client: &tokio_postgres::Client,
+    target: &Target,
+) -> Result<String, Error> {
     let row = client
         .query_one(
             "SELECT (SELECT oid::text FROM pg_database WHERE datname = current_database()), \
@@ -213,7 +237,8 @@ pub(crate) async fn identity(client: &tokio_postgres::Client, target: &Target) -
     match row {
         Ok(row) => Ok(format!(
             "{}/{}",
-            row.get::<_, Option<String>>(1).unwrap_or_else(|| target.server()),
+            row.get::<_, Option<String>>(1)
+                .unwrap_or_else(|| target.server()),
             row.get::<_, Option<String>>(0).unwrap_or_default()
         )),
         Err(_) => {
@@ -230,7 +255,10 @@ pub(crate) async fn identity(client: &tokio_postgres::Client, target: &Target) -
 }
 
 /// Refuses two targets that are the same database (by [`identity`]).
-pub(crate) fn refuse_duplicates(identities: &[(usize, String)], targets: &[Target]) -> Result<(), Error> {
+pub(crate) fn refuse_duplicates(
+    identities: &[(usize, String)],
+    targets: &[Target],
+) -> Result<(), Error> {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, id) in identities {
         if let Some(first) = seen.insert(id, *i) {

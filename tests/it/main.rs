@@ -17,6 +17,7 @@ mod drift;
 mod dry_run;
 mod embed;
 mod fingerprint;
+mod fleet;
 mod lint;
 mod replay_corpus;
 mod scratch;

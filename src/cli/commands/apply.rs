@@ -6,6 +6,9 @@ use crate::cli::args::{ApplyArgs, Format, GlobalArgs};
 use crate::cli::context::{self, StderrReporter};
 
 pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
+    if let Some(fleet) = args.fleet.fleet.clone() {
+        return super::fleet::apply(global, args, &fleet).await;
+    }
     let loading = context::start_project(global)?;
     // Flag errors are reported after a problem in the files, as before
     // (the files are read on another thread meanwhile).
@@ -55,7 +58,7 @@ fn render(
     Ok(())
 }
 
-fn request(args: &ApplyArgs) -> shiftlog::Result<ApplyRequest> {
+pub fn request(args: &ApplyArgs) -> shiftlog::Result<ApplyRequest> {
     Ok(ApplyRequest {
         to: args
             .to

@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod check;
 pub mod diff;
 pub mod drift;
+pub mod fleet;
 pub mod import;
 pub mod ledger;
 pub mod lint;

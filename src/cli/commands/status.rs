@@ -3,10 +3,13 @@
 use shiftlog::ExitStatus;
 use shiftlog::ops::status::StatusReport;
 
-use crate::cli::args::{Format, GlobalArgs};
+use crate::cli::args::{Format, GlobalArgs, StatusArgs};
 use crate::cli::context;
 
-pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub async fn exec(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+    if let Some(fleet) = args.fleet.fleet.clone() {
+        return super::fleet::status(global, args, &fleet).await;
+    }
     let loading = context::start_project(global)?;
     let (project, session, read) = context::project_session_state(global, loading).await?;
     let report = shiftlog::Migrator::from_loaded(project)

@@ -1,0 +1,260 @@
+//! `apply --fleet` and `status --fleet`: flags → [`shiftlog::Migrator`]'s
+//! fleet methods → progress and rendering.
+
+use std::io::IsTerminal as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shiftlog::ExitStatus;
+use shiftlog::fleet::status::FleetStatus;
+use shiftlog::fleet::{Canary, FleetOptions, FleetReport, Outcome, TargetReport};
+
+use crate::cli::args::{ApplyArgs, FleetArgs, Format, GlobalArgs, StatusArgs};
+use crate::cli::context;
+
+/// `--fleet` names its own databases: a single target as well is a mistake.
+fn refuse_single_target(global: &GlobalArgs) -> shiftlog::Result<()> {
+    if global.database_url.is_some() || global.env.is_some() {
+        return Err(shiftlog::Error::Usage {
+            message: "--fleet works on the fleet's own targets: leave out --database-url and --env"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+fn parallel(args: &FleetArgs) -> shiftlog::Result<usize> {
+    if args.parallel == 0 {
+        return Err(shiftlog::Error::Usage {
+            message:
+                "--parallel 0 would work on nothing; give 1 or more targets at once per server"
+                    .into(),
+        });
+    }
+    Ok(args.parallel)
+}
+
+pub async fn apply(
+    global: &GlobalArgs,
+    args: ApplyArgs,
+    fleet: &str,
+) -> anyhow::Result<ExitStatus> {
+    refuse_single_target(global)?;
+    let request = super::apply::request(&args)?;
+    let flags = context::RunFlags::parse(global, &args.timeouts)?;
+    let options = FleetOptions {
+        parallel: parallel(&args.fleet)?,
+        canary: args.canary.as_deref().map_or(Canary::None, Canary::parse),
+        continue_on_error: args.continue_on_error,
+        max_failures: args.max_failures,
+        resume: args.resume.clone(),
+    };
+    if options.max_failures == Some(0) {
+        return Err(shiftlog::Error::Usage {
+            message: "--max-failures 0 would stop before the first target; give 1 or more".into(),
+        }
+        .into());
+    }
+    let migrator = flags.migrator(context::project(global)?);
+    let targets = migrator.fleet_targets(fleet).await?;
+    let progress = FleetProgress::new(global, fleet, targets.len());
+    let report = migrator
+        .apply_fleet(fleet, &targets, &request, &options, &|r| progress.done(r))
+        .await;
+    progress.finish();
+    let report = report?;
+    match global.format {
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human | Format::Github => out!("{}", render_apply(&report, args.fleet.targets)),
+    }
+    Ok(if report.interrupted {
+        ExitStatus::Interrupted
+    } else if report.is_complete() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failed
+    })
+}
+
+pub async fn status(
+    global: &GlobalArgs,
+    args: StatusArgs,
+    fleet: &str,
+) -> anyhow::Result<ExitStatus> {
+    refuse_single_target(global)?;
+    let parallel = parallel(&args.fleet)?;
+    let migrator = shiftlog::Migrator::from_loaded(context::project(global)?);
+    let targets = migrator.fleet_targets(fleet).await?;
+    let status = migrator.fleet_status(fleet, &targets, parallel).await?;
+    match global.format {
+        Format::Json => outln!("{}", serde_json::to_string(&status)?),
+        Format::Human | Format::Github => out!("{}", render_status(&status, args.fleet.targets)),
+    }
+    Ok(if status.is_ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::CheckFailed
+    })
+}
+
+/// A bar on a terminal (targets done, failed, ETA), a JSON line per target
+/// on stderr otherwise; nothing with --quiet.
+struct FleetProgress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+    total: usize,
+    done: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+impl FleetProgress {
+    fn new(global: &GlobalArgs, fleet: &str, total: usize) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!global.quiet && terminal).then(|| {
+            let bar = ProgressBar::with_draw_target(
+                Some(total as u64),
+                ProgressDrawTarget::stderr_with_hz(8),
+            );
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} targets  {msg}  ETA {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("fleet {fleet}"));
+            bar.set_message("0 failed");
+            bar
+        });
+        Self {
+            bar,
+            lines: !global.quiet && !terminal,
+            total,
+            done: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        }
+    }
+
+    fn done(&self, report: &TargetReport) {
+        let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        let bad = matches!(
+            report.outcome,
+            Outcome::Failed { .. } | Outcome::Quarantined { .. }
+        );
+        let failed = self.failed.fetch_add(usize::from(bad), Ordering::SeqCst) + usize::from(bad);
+        if let Some(bar) = &self.bar {
+            if let Outcome::Failed { error } | Outcome::Quarantined { error } = &report.outcome {
+                bar.println(format!("  {} ({}): {error}", report.target, report.server));
+            }
+            bar.set_message(format!("{failed} failed"));
+            bar.inc(1);
+        } else if self.lines {
+            let mut line = serde_json::to_value(report).unwrap_or_default();
+            line["done"] = done.into();
+            line["total"] = self.total.into();
+            line["failed"] = failed.into();
+            errln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Applied { units: 0 } => "at the head".into(),
+        Outcome::Applied { units } => format!("applied {units} unit(s)"),
+        Outcome::WouldApply { units } if units.is_empty() => "nothing to apply".into(),
+        Outcome::WouldApply { units } => format!("would apply {}", units.join(", ")),
+        Outcome::AlreadyDone => "done in the resumed run".into(),
+        Outcome::Failed { error } => format!("FAILED: {error}"),
+        Outcome::Quarantined { error } => format!("QUARANTINED: {error}"),
+        Outcome::Skipped { why } => format!("skipped: {why}"),
+    }
+}
+
+fn render_apply(report: &FleetReport, rows: bool) -> String {
+    let mut out = String::new();
+    let bad = |o: &Outcome| {
+        matches!(
+            o,
+            Outcome::Failed { .. } | Outcome::Quarantined { .. } | Outcome::Skipped { .. }
+        )
+    };
+    for t in &report.targets {
+        if rows || bad(&t.outcome) {
+            out.push_str(&format!(
+                "{:<24} {:<22} {}\n",
+                t.target,
+                t.server,
+                outcome_text(&t.outcome)
+            ));
+        }
+    }
+    let count = |f: fn(&Outcome) -> bool| report.count(f);
+    out.push_str(&format!(
+        "fleet {}: {} target(s): {} applied, {} at the head, {} failed, {} quarantined, {} skipped{}\n",
+        report.fleet,
+        report.targets.len(),
+        count(|o| matches!(o, Outcome::Applied { units } if *units > 0)),
+        count(|o| matches!(o, Outcome::Applied { units: 0 } | Outcome::AlreadyDone)),
+        count(|o| matches!(o, Outcome::Failed { .. })),
+        count(|o| matches!(o, Outcome::Quarantined { .. })),
+        count(|o| matches!(o, Outcome::Skipped { .. })),
+        match count(|o| matches!(o, Outcome::WouldApply { .. })) {
+            0 => String::new(),
+            n => format!(", {n} dry run"),
+        },
+    ));
+    if let Some(why) = &report.stopped {
+        out.push_str(&format!("stopped: {why}\n"));
+    }
+    if let (Some(run), Some(log)) = (&report.run, &report.log) {
+        out.push_str(&format!("run {run} (log {log})\n"));
+        if !report.is_complete() {
+            out.push_str(&format!(
+                "to go on with the targets not done: shiftlog apply --fleet {} --resume {run}\n",
+                report.fleet
+            ));
+        }
+    }
+    out
+}
+
+fn render_status(status: &FleetStatus, rows: bool) -> String {
+    let mut out = String::new();
+    for t in &status.targets {
+        if rows || t.needs_attention() {
+            let state = match (&t.error, t.failed, t.pending) {
+                (Some(e), _, _) => format!("UNREACHABLE: {e}"),
+                (None, f, _) if f > 0 => format!("{f} FAILED"),
+                (None, 0, 0) => "at the head".into(),
+                (None, _, p) => format!("{p} pending"),
+            };
+            out.push_str(&format!(
+                "{:<24} {:<22} {:<16} {state}\n",
+                t.target,
+                t.server,
+                t.version.as_deref().unwrap_or("-"),
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "fleet {}: {} target(s), head {}\n",
+        status.fleet,
+        status.targets.len(),
+        status.head.as_deref().unwrap_or("-")
+    ));
+    for (version, n) in status.versions.iter().rev() {
+        out.push_str(&format!("  {n:>6} at {version}\n"));
+    }
+    out.push_str(&format!(
+        "  {} behind, {} failed, {} unreachable\n",
+        status.behind, status.failed, status.unreachable
+    ));
+    out
+}
