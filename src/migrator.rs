@@ -30,6 +30,7 @@ use std::time::Duration;
 use crate::config::ProjectConfig;
 use crate::conn::{ConnInfo, ConnSource, PartialConnInfo};
 use crate::error::Error;
+use crate::fleet::checks::FleetCheck;
 use crate::fleet::status::FleetStatus;
 use crate::fleet::{FleetOptions, FleetReport, Target, TargetReport};
 use crate::ledger::verify::VerifyReport;
@@ -516,6 +517,44 @@ impl Migrator {
         parallel: usize,
     ) -> Result<FleetStatus, Error> {
         crate::fleet::status::status(&self.project, fleet, targets, parallel).await
+    }
+
+    /// `drift` on every target of a fleet, rolled up (what `shiftlog drift
+    /// --fleet` shows).
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator) -> shiftlog::Result<()> {
+    /// let targets = migrator.fleet_targets("tenants").await?;
+    /// let drift = migrator.fleet_drift("tenants", &targets, 4).await?;
+    /// println!("{} drifted", drift.found);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fleet_drift(
+        &self,
+        fleet: &str,
+        targets: &[Target],
+        parallel: usize,
+    ) -> Result<FleetCheck, Error> {
+        crate::fleet::checks::drift(&self.project, fleet, targets, parallel).await
+    }
+
+    /// Every target's ledger verified, rolled up (what `shiftlog ledger
+    /// verify --fleet` shows).
+    ///
+    /// ```no_run
+    /// # async fn f(migrator: &shiftlog::Migrator) -> shiftlog::Result<()> {
+    /// let targets = migrator.fleet_targets("tenants").await?;
+    /// let verified = migrator.fleet_verify("tenants", &targets, 4).await?;
+    /// assert!(verified.is_ok(), "{} ledger(s) do not verify", verified.found);
+    /// # Ok(()) }
+    /// ```
+    pub async fn fleet_verify(
+        &self,
+        fleet: &str,
+        targets: &[Target],
+        parallel: usize,
+    ) -> Result<FleetCheck, Error> {
+        crate::fleet::checks::verify(&self.project, fleet, targets, parallel).await
     }
 
     /// Every migration and phase with its state (what `shiftlog status`

@@ -142,7 +142,7 @@ pub enum Command {
     Lint(LintArgs),
     /// Compare the live schema with the fingerprint recorded after the last
     /// apply or rollback. Exit 3 with the differences when someone changed it by hand.
-    Drift,
+    Drift(DriftArgs),
     /// Compare two environments: migrations applied in one and not the other,
     /// and their schemas. Exit 3 when they differ.
     Diff(DiffArgs),
@@ -157,6 +157,8 @@ impl Command {
         match self {
             Self::Apply(a) => a.fleet.fleet.as_deref(),
             Self::Status(a) => a.fleet.fleet.as_deref(),
+            Self::Drift(a) => a.fleet.fleet.as_deref(),
+            Self::Ledger(LedgerCommand::Verify(a)) => a.fleet.fleet.as_deref(),
             _ => None,
         }
     }
@@ -245,6 +247,13 @@ pub struct FleetArgs {
     /// With --fleet: a line per target, not only the roll-up.
     #[arg(long, requires = "fleet", help_heading = FLEET)]
     pub targets: bool,
+}
+
+/// `drift` flags.
+#[derive(Debug, Args)]
+pub struct DriftArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 /// `status` flags.
@@ -394,11 +403,13 @@ pub struct ExportArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// An anchor from `shiftlog ledger head`, e.g. 1234:9f86d0…
-    #[arg(long, value_name = "SEQ:HASH")]
+    #[arg(long, value_name = "SEQ:HASH", conflicts_with = "fleet")]
     pub anchor: Option<String>,
-    /// Verify an export (from `ledger export`) offline, without a database.
-    #[arg(long, value_name = "EXPORT")]
+    /// Verify an export (from `ledger export`, or a fleet run log) offline, without a database.
+    #[arg(long, value_name = "EXPORT", conflicts_with = "fleet")]
     pub file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 /// `backfill` subcommands.
@@ -431,8 +442,10 @@ pub struct BackfillName {
 /// An optional backfill name.
 #[derive(Debug, Args)]
 pub struct BackfillNameOpt {
-    /// The backfill; all when omitted.
+    /// The backfill; all when omitted (one is required with --fleet).
     pub name: Option<String>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 /// `backfill run` flags.
@@ -446,6 +459,10 @@ pub struct BackfillRunArgs {
     /// Cap on rows per second (also changes the rate of a run in another process). 0 removes the cap.
     #[arg(long, value_name = "N")]
     pub rows_per_second: Option<u32>,
+    /// Run it on every target of [fleets.NAME], each with the same throttle;
+    /// --parallel caps the targets busy at once over the whole fleet.
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 }
 
 /// `check` flags.

@@ -113,7 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Ledger(cmd) => commands::ledger::exec(&cli.global, cmd).await,
         Command::Check(args) => commands::check::exec(&cli.global, args).await,
         Command::Lint(args) => commands::lint::exec(&cli.global, args),
-        Command::Drift => commands::drift::exec(&cli.global).await,
+        Command::Drift(args) => commands::drift::exec(&cli.global, args).await,
         Command::Diff(args) => commands::diff::exec(&cli.global, args).await,
         Command::Demo(args) => demo::exec(&cli.global, args).await,
     }

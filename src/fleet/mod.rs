@@ -15,8 +15,14 @@
 //! flight when the process died is simply applied again: its own ledger says
 //! what it has, so nothing runs twice.
 //!
-//! `status --fleet` reads every target's ledger and rolls the fleet up.
+//! `status --fleet`, `drift --fleet` and `ledger verify --fleet` read every
+//! target (at most `--parallel` at once per server) and roll the fleet up.
+//! `backfill run --fleet` runs one backfill on every target, at most
+//! `--parallel` targets busy at once over the fleet ([`backfill`]).
 
+pub mod backfill;
+pub mod checks;
+mod each;
 mod run;
 pub mod runlog;
 pub mod status;

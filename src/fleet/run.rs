@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::Semaphore;
 
+use super::each::{Limits, check_parallel};
 use super::runlog::{self, RunLog};
 use super::targets::{self, Target};
 use crate::error::Error;
@@ -191,24 +191,6 @@ impl FleetReport {
     }
 }
 
-/// Per-server limits on targets in flight.
-struct Limits(BTreeMap<String, Semaphore>);
-
-impl Limits {
-    fn new(targets: &[Target], parallel: usize) -> Self {
-        Self(
-            targets
-                .iter()
-                .map(|t| (t.server(), Semaphore::new(parallel)))
-                .collect(),
-        )
-    }
-
-    async fn enter(&self, target: &Target) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.0.get(&target.server())?.acquire().await.ok()
-    }
-}
-
 /// Connects to every target (within the limits) and identifies it; refuses
 /// duplicates. Returns the targets that could not be reached, with why.
 async fn preflight(
@@ -216,7 +198,7 @@ async fn preflight(
     limits: &Limits,
     parallel: usize,
 ) -> Result<BTreeMap<usize, String>, Error> {
-    let servers = limits.0.len().max(1);
+    let servers = limits.servers();
     let found: Vec<(usize, Result<String, Error>)> =
         futures::stream::iter(targets.iter().enumerate())
             .map(|(i, t)| async move {
@@ -413,7 +395,7 @@ impl Rollout<'_> {
         limits: &Limits,
         unreachable: &BTreeMap<usize, String>,
     ) -> Result<Vec<(usize, TargetReport)>, Error> {
-        let servers = limits.0.len().max(1);
+        let servers = limits.servers();
         let results: Vec<Result<(usize, TargetReport), Error>> = futures::stream::iter(batch)
             .map(|&(i, t)| async move {
                 let _permit = limits.enter(t).await;
@@ -442,12 +424,7 @@ pub async fn apply(
     operator: Option<&str>,
     on_done: &(dyn Fn(&TargetReport) + Sync),
 ) -> Result<FleetReport, Error> {
-    if options.parallel == 0 {
-        return Err(Error::Usage {
-            message: "--parallel 0 would run nothing; give 1 or more targets at once per server"
-                .into(),
-        });
-    }
+    check_parallel(options.parallel)?;
     let mut labels = BTreeSet::new();
     if let Some(t) = targets.iter().find(|t| !labels.insert(t.label.as_str())) {
         return Err(Error::Usage {

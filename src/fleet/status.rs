@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
 use serde::Serialize;
 
+use super::each::{check_parallel, each};
 use super::targets::Target;
 use crate::error::Error;
 use crate::ops::session::Session;
@@ -71,33 +71,9 @@ pub async fn status(
     targets: &[Target],
     parallel: usize,
 ) -> Result<FleetStatus, Error> {
-    if parallel == 0 {
-        return Err(Error::Usage {
-            message: "--parallel 0 would read nothing; give 1 or more".into(),
-        });
-    }
-    let servers: BTreeMap<String, tokio::sync::Semaphore> = targets
-        .iter()
-        .map(|t| (t.server(), tokio::sync::Semaphore::new(parallel)))
-        .collect();
+    check_parallel(parallel)?;
     let sum = project.sum_status()?;
-    let mut rows: Vec<(usize, TargetStatus)> = futures::stream::iter(targets.iter().enumerate())
-        .map(|(i, t)| {
-            let servers = &servers;
-            let sum = &sum;
-            async move {
-                let _permit = match servers.get(&t.server()) {
-                    Some(s) => s.acquire().await.ok(),
-                    None => None,
-                };
-                (i, one(project, t, sum).await)
-            }
-        })
-        .buffer_unordered(parallel * servers.len().max(1))
-        .collect()
-        .await;
-    rows.sort_by_key(|(i, _)| *i);
-    let targets: Vec<TargetStatus> = rows.into_iter().map(|(_, r)| r).collect();
+    let targets: Vec<TargetStatus> = each(targets, parallel, |t| one(project, t, &sum)).await;
     let mut versions = BTreeMap::new();
     for t in targets.iter().filter(|t| t.error.is_none()) {
         *versions

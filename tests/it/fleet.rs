@@ -560,3 +560,136 @@ async fn a_dry_run_changes_nothing() {
         );
     }
 }
+
+/// `drift --fleet` and `ledger verify --fleet` name the target changed by
+/// hand and the one whose ledger was rewritten.
+#[tokio::test(flavor = "multi_thread")]
+async fn drift_and_verify_roll_up_over_the_fleet() {
+    let dbs = fleet_dbs("check", 6).await;
+    let p = project(&dbs);
+    assert_eq!(fleet(&p, &["apply", "--fleet", "tenants"]).code, 0);
+    let out = fleet(&p, &["drift", "--fleet", "tenants"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let out = fleet(&p, &["ledger", "verify", "--fleet", "tenants"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("6 clean"), "{out:?}");
+
+    support::connect_url(&dbs[2].url)
+        .await
+        .batch_execute("ALTER TABLE accounts ADD COLUMN nickname text")
+        .await
+        .unwrap();
+    support::connect_url(&dbs[4].url)
+        .await
+        .batch_execute(
+            "ALTER TABLE shiftlog.events DISABLE TRIGGER ALL;
+             UPDATE shiftlog.events SET actor = actor || ' ' WHERE seq = 2;
+             ALTER TABLE shiftlog.events ENABLE TRIGGER ALL;",
+        )
+        .await
+        .unwrap();
+
+    let out = fleet(&p, &["--format", "json", "drift", "--fleet", "tenants"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let drift = json(&out);
+    assert_eq!(drift["found"], 1, "{drift}");
+    let drifted: Vec<&serde_json::Value> = drift["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["verdict"] == "found")
+        .collect();
+    assert_eq!(drifted[0]["target"], "t002", "{drift}");
+    assert!(
+        drifted[0]["report"]["drifted"].as_bool().unwrap(),
+        "{drift}"
+    );
+
+    let out = fleet(&p, &["ledger", "verify", "--fleet", "tenants"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stdout.contains("t004"), "{out:?}");
+    assert!(out.stdout.contains("hash mismatch"), "{out:?}");
+    assert!(out.stdout.contains("5 clean, 1 do not verify"), "{out:?}");
+}
+
+/// One backfill over the fleet: each target walks its own rows (the rows
+/// differ per tenant), a target whose backfill fails does not stop the
+/// others, and the roll-up counts every state.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backfill_runs_on_every_target() {
+    let dbs = fleet_dbs("bf", 6).await;
+    let p = project(&dbs);
+    p.write(
+        "backfills/fill_email.toml",
+        "table = \"accounts\"\n\
+         sql = \"UPDATE accounts SET email = name || '@example.com' WHERE id BETWEEN :lo AND :hi AND email IS NULL\"\n\
+         verify = \"SELECT count(*) FROM accounts WHERE email IS NULL\"\n\
+         [throttle]\nrows_per_second = 100000\ninitial_chunk = 500\n",
+    );
+    p.sum();
+    assert_eq!(fleet(&p, &["apply", "--fleet", "tenants"]).code, 0);
+    for (i, d) in dbs.iter().enumerate() {
+        let rows = 1000 * (i as i64 + 1);
+        support::connect_url(&d.url)
+            .await
+            .batch_execute(&format!(
+                "INSERT INTO accounts (id, name) SELECT g, 'user' || g FROM generate_series(1, {rows}) g; ANALYZE accounts"
+            ))
+            .await
+            .unwrap();
+    }
+    // One tenant's rows break the backfill: a CHECK that its UPDATE violates.
+    support::connect_url(&dbs[3].url)
+        .await
+        .batch_execute("ALTER TABLE accounts ADD CONSTRAINT no_mail CHECK (email IS NULL) NOT VALID")
+        .await
+        .unwrap();
+
+    let out = fleet(&p, &["status", "--fleet", "tenants"]);
+    assert_eq!(out.code, 0, "drift from the CHECK is not status's business: {out:?}");
+    let out = fleet(&p, &["backfill", "status", "fill_email", "--fleet", "tenants"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("6 not-started"), "{out:?}");
+
+    let out = fleet(
+        &p,
+        &["--format", "json", "backfill", "run", "fill_email", "--fleet", "tenants", "--parallel", "2"],
+    );
+    assert_eq!(out.code, 1, "{out:?}");
+    let report = json(&out);
+    for (i, t) in report["targets"].as_array().unwrap().iter().enumerate() {
+        if i == 3 {
+            assert_eq!(t["outcome"], "failed", "{t}");
+            assert!(t["error"].as_str().unwrap().contains("no_mail"), "{t}");
+        } else {
+            assert_eq!(t["outcome"], "completed", "{t}");
+            assert_eq!(t["updated"], 1000 * (i as u64 + 1), "{t}");
+        }
+    }
+    for (i, d) in dbs.iter().enumerate() {
+        let left: i64 = support::connect_url(&d.url)
+            .await
+            .query_one("SELECT count(*) FROM accounts WHERE email IS NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left == 0, i != 3, "{}: {left} rows left", d.label);
+    }
+
+    let out = fleet(&p, &["--format", "json", "backfill", "status", "fill_email", "--fleet", "tenants"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    let status = json(&out);
+    assert_eq!(status["states"]["completed"], 5, "{status}");
+    assert_eq!(status["states"]["failed"], 1, "{status}");
+
+    // Fixed, the failed target resumes; the others are already complete.
+    support::connect_url(&dbs[3].url)
+        .await
+        .batch_execute("ALTER TABLE accounts DROP CONSTRAINT no_mail")
+        .await
+        .unwrap();
+    let out = fleet(&p, &["backfill", "run", "fill_email", "--fleet", "tenants"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("1 completed"), "{out:?}");
+    assert!(out.stdout.contains("5 already complete"), "{out:?}");
+}

@@ -15,6 +15,15 @@ use crate::cli::context;
 
 pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<ExitStatus> {
     let project = context::project(global)?;
+    match &cmd {
+        BackfillCommand::Run(args) if args.fleet.fleet.is_some() => {
+            return super::fleet::backfill_run(global, project, args).await;
+        }
+        BackfillCommand::Status(args) if args.fleet.fleet.is_some() => {
+            return super::fleet::backfill_status(global, project, args).await;
+        }
+        _ => {}
+    }
     let session = context::session(global, &project.config).await?;
     let json = global.format == Format::Json;
     match cmd {
@@ -93,19 +102,28 @@ pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<E
     }
 }
 
+/// `backfill run`'s flags as run options.
+pub fn run_options(
+    global: &GlobalArgs,
+    project: &shiftlog::project::Project,
+    args: &BackfillRunArgs,
+) -> shiftlog::Result<RunOptions> {
+    Ok(RunOptions {
+        workers: args.workers,
+        rows_per_second: args.rows_per_second,
+        lease: context::lease(global, &project.config)?,
+        interrupt: Some(context::interrupt_flag(global.quiet)),
+        ..RunOptions::default()
+    })
+}
+
 async fn run(
     global: &GlobalArgs,
     project: &shiftlog::project::Project,
     session: &shiftlog::ops::Session,
     args: BackfillRunArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let options = RunOptions {
-        workers: args.workers,
-        rows_per_second: args.rows_per_second,
-        lease: context::lease(global, &project.config)?,
-        interrupt: Some(context::interrupt_flag(global.quiet)),
-        ..RunOptions::default()
-    };
+    let options = run_options(global, project, &args)?;
     let json = global.format == Format::Json;
     let reporter = BackfillReporter::new(json, global.quiet);
     let outcome = shiftlog::backfill::run(project, session, &args.name, &options, &reporter).await;

@@ -5,10 +5,13 @@ use std::fmt::Write as _;
 use shiftlog::ExitStatus;
 use shiftlog::ops::DriftReport;
 
-use crate::cli::args::{Format, GlobalArgs};
+use crate::cli::args::{DriftArgs, Format, GlobalArgs};
 use crate::cli::context;
 
-pub async fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
+pub async fn exec(global: &GlobalArgs, args: DriftArgs) -> anyhow::Result<ExitStatus> {
+    if let Some(fleet) = args.fleet.fleet.clone() {
+        return super::fleet::check(global, &args.fleet, &fleet, super::fleet::Check::Drift).await;
+    }
     let config = context::project_config(global)?;
     let session = context::session(global, &config).await?;
     let report = shiftlog::ops::drift(&session, &config).await?;

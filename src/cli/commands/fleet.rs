@@ -5,11 +5,18 @@ use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+
 use shiftlog::ExitStatus;
+use shiftlog::fleet::backfill::BackfillOutcome;
+use shiftlog::fleet::checks::{FleetCheck, Verdict};
 use shiftlog::fleet::status::FleetStatus;
 use shiftlog::fleet::{Canary, FleetOptions, FleetReport, Outcome, TargetReport};
+use shiftlog::project::Project;
 
-use crate::cli::args::{ApplyArgs, FleetArgs, Format, GlobalArgs, StatusArgs};
+use crate::cli::args::{
+    ApplyArgs, BackfillNameOpt, BackfillRunArgs, FleetArgs, Format, GlobalArgs, StatusArgs,
+};
 use crate::cli::context;
 
 /// `--fleet` names its own databases: a single target as well is a mistake.
@@ -59,7 +66,7 @@ pub async fn apply(
     let targets = migrator.fleet_targets(fleet).await?;
     let progress = FleetProgress::new(global, fleet, targets.len());
     let report = migrator
-        .apply_fleet(fleet, &targets, &request, &options, &|r| progress.done(r))
+        .apply_fleet(fleet, &targets, &request, &options, &|r| progress.target(r))
         .await;
     progress.finish();
     let report = report?;
@@ -95,6 +102,213 @@ pub async fn status(
     } else {
         ExitStatus::CheckFailed
     })
+}
+
+pub async fn backfill_run(
+    global: &GlobalArgs,
+    project: Project,
+    args: &BackfillRunArgs,
+) -> anyhow::Result<ExitStatus> {
+    refuse_single_target(global)?;
+    let fleet = args.fleet.fleet.as_deref().unwrap_or_default();
+    let parallel = parallel(&args.fleet)?;
+    let options = super::backfill::run_options(global, &project, args)?;
+    let targets = targets(&project, fleet).await?;
+    let progress = FleetProgress::new(global, fleet, targets.len());
+    let report = shiftlog::fleet::backfill::run(
+        &project,
+        fleet,
+        &targets,
+        &args.name,
+        &options,
+        parallel,
+        &|t| {
+            let error = match &t.outcome {
+                BackfillOutcome::Failed { error } => Some(error.as_str()),
+                _ => None,
+            };
+            let line = serde_json::to_value(t).unwrap_or_default();
+            progress.done(&t.target, &t.server, error, line);
+        },
+    )
+    .await;
+    progress.finish();
+    let report = report?;
+    match global.format {
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human | Format::Github => {
+            let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+            for t in &report.targets {
+                let (word, show) = match &t.outcome {
+                    BackfillOutcome::Completed { rows, updated, .. } => (
+                        ("completed"),
+                        format!("completed: {rows} rows walked, {updated} updated"),
+                    ),
+                    BackfillOutcome::AlreadyComplete => ("already complete", String::new()),
+                    BackfillOutcome::RunningElsewhere => {
+                        ("running elsewhere", "another process runs it".into())
+                    }
+                    BackfillOutcome::Failed { error } => ("failed", format!("FAILED: {error}")),
+                    BackfillOutcome::Skipped { why } => ("skipped", format!("skipped: {why}")),
+                };
+                *count.entry(word).or_default() += 1;
+                let bad = matches!(
+                    t.outcome,
+                    BackfillOutcome::Failed { .. } | BackfillOutcome::Skipped { .. }
+                );
+                if (args.fleet.targets || bad) && !show.is_empty() {
+                    outln!("{:<24} {:<22} {show}", t.target, t.server);
+                }
+            }
+            let counts: Vec<String> = count.iter().map(|(w, n)| format!("{n} {w}")).collect();
+            outln!(
+                "fleet {fleet}, backfill {}: {} target(s): {}",
+                report.name,
+                report.targets.len(),
+                counts.join(", ")
+            );
+        }
+    }
+    Ok(if report.interrupted {
+        ExitStatus::Interrupted
+    } else if report.is_complete() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failed
+    })
+}
+
+pub async fn backfill_status(
+    global: &GlobalArgs,
+    project: Project,
+    args: &BackfillNameOpt,
+) -> anyhow::Result<ExitStatus> {
+    refuse_single_target(global)?;
+    let fleet = args.fleet.fleet.as_deref().unwrap_or_default();
+    let Some(name) = &args.name else {
+        return Err(shiftlog::Error::Usage {
+            message: "backfill status --fleet needs the backfill's name".into(),
+        }
+        .into());
+    };
+    let parallel = parallel(&args.fleet)?;
+    let targets = targets(&project, fleet).await?;
+    let status =
+        shiftlog::fleet::backfill::status(&project, fleet, &targets, name, parallel).await?;
+    match global.format {
+        Format::Json => outln!("{}", serde_json::to_string(&status)?),
+        Format::Human | Format::Github => {
+            for t in &status.targets {
+                let bad = t.state == "failed" || t.state == "error";
+                if args.fleet.targets || bad {
+                    outln!(
+                        "{:<24} {:<22} {:<12} {:>12} rows{}",
+                        t.target,
+                        t.server,
+                        t.state,
+                        t.rows_done,
+                        t.error
+                            .as_deref()
+                            .map(|e| format!("  {e}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+            let states: Vec<String> = status
+                .states
+                .iter()
+                .map(|(s, n)| format!("{n} {s}"))
+                .collect();
+            let estimate = if status.estimate > 0 {
+                format!(" of about {}", status.estimate)
+            } else {
+                String::new()
+            };
+            outln!(
+                "fleet {fleet}, backfill {name}: {} target(s): {}; {} rows walked{estimate}",
+                status.targets.len(),
+                states.join(", "),
+                status.rows_done,
+            );
+        }
+    }
+    Ok(if status.is_ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::CheckFailed
+    })
+}
+
+/// The fleet's targets, `${VAR}` from the environment.
+async fn targets(project: &Project, fleet: &str) -> shiftlog::Result<Vec<shiftlog::fleet::Target>> {
+    let var = |name: &str| std::env::var(name).ok();
+    shiftlog::fleet::resolve(&project.config, &project.root, fleet, &var).await
+}
+
+/// The roll-up checks.
+pub enum Check {
+    /// `drift --fleet`.
+    Drift,
+    /// `ledger verify --fleet`.
+    Verify,
+}
+
+pub async fn check(
+    global: &GlobalArgs,
+    args: &FleetArgs,
+    fleet: &str,
+    check: Check,
+) -> anyhow::Result<ExitStatus> {
+    refuse_single_target(global)?;
+    let parallel = parallel(args)?;
+    let migrator = shiftlog::Migrator::from_loaded(context::project(global)?);
+    let targets = migrator.fleet_targets(fleet).await?;
+    let report = match check {
+        Check::Drift => migrator.fleet_drift(fleet, &targets, parallel).await?,
+        Check::Verify => migrator.fleet_verify(fleet, &targets, parallel).await?,
+    };
+    match global.format {
+        Format::Json => outln!("{}", serde_json::to_string(&report)?),
+        Format::Human | Format::Github => out!("{}", render_check(&report, args.targets)),
+    }
+    Ok(if report.is_ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::CheckFailed
+    })
+}
+
+fn render_check(report: &FleetCheck, rows: bool) -> String {
+    let mut out = String::new();
+    for t in &report.targets {
+        if rows || t.verdict != Verdict::Ok {
+            let mark = match t.verdict {
+                Verdict::Ok => "ok",
+                Verdict::Found if report.check == "drift" => "DRIFTED",
+                Verdict::Found => "FAILED",
+                Verdict::Error => "ERROR",
+            };
+            out.push_str(&format!(
+                "{:<24} {:<22} {mark:<8} {}\n",
+                t.target, t.server, t.detail
+            ));
+        }
+    }
+    let found = if report.check == "drift" {
+        "drifted"
+    } else {
+        "do not verify"
+    };
+    out.push_str(&format!(
+        "fleet {} ({}): {} target(s): {} clean, {} {found}, {} could not be checked\n",
+        report.fleet,
+        report.check,
+        report.targets.len(),
+        report.ok,
+        report.found,
+        report.errors
+    ));
+    out
 }
 
 /// A bar on a terminal (targets done, failed, ETA), a JSON line per target
@@ -135,26 +349,33 @@ impl FleetProgress {
         }
     }
 
-    fn done(&self, report: &TargetReport) {
+    /// One target ended: `error` when it failed; `line` is its JSON.
+    fn done(&self, target: &str, server: &str, error: Option<&str>, line: serde_json::Value) {
         let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        let bad = matches!(
-            report.outcome,
-            Outcome::Failed { .. } | Outcome::Quarantined { .. }
-        );
-        let failed = self.failed.fetch_add(usize::from(bad), Ordering::SeqCst) + usize::from(bad);
+        let bad = usize::from(error.is_some());
+        let failed = self.failed.fetch_add(bad, Ordering::SeqCst) + bad;
         if let Some(bar) = &self.bar {
-            if let Outcome::Failed { error } | Outcome::Quarantined { error } = &report.outcome {
-                bar.println(format!("  {} ({}): {error}", report.target, report.server));
+            if let Some(error) = error {
+                bar.println(format!("  {target} ({server}): {error}"));
             }
             bar.set_message(format!("{failed} failed"));
             bar.inc(1);
         } else if self.lines {
-            let mut line = serde_json::to_value(report).unwrap_or_default();
+            let mut line = line;
             line["done"] = done.into();
             line["total"] = self.total.into();
             line["failed"] = failed.into();
             errln!("{line}");
         }
+    }
+
+    fn target(&self, report: &TargetReport) {
+        let error = match &report.outcome {
+            Outcome::Failed { error } | Outcome::Quarantined { error } => Some(error.as_str()),
+            _ => None,
+        };
+        let line = serde_json::to_value(report).unwrap_or_default();
+        self.done(&report.target, &report.server, error, line);
     }
 
     fn finish(&self) {

@@ -242,6 +242,9 @@ async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitSta
 }
 
 async fn verify(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
+    if let Some(fleet) = args.fleet.fleet.clone() {
+        return super::fleet::check(global, &args.fleet, &fleet, super::fleet::Check::Verify).await;
+    }
     let anchor = args
         .anchor
         .as_deref()
