@@ -3,7 +3,7 @@
 //! `.shiftlog/fleet/<run id>.jsonl` under the project. The events are
 //! sealed exactly as a database ledger's (same encoding, same blake3 chain),
 //! so `shiftlog ledger verify --file` verifies a run log too. Each line is
-//! written and flushed to disk before the run goes on: a killed run loses at
+//! written with one write(2) before the run goes on: a killed run loses at
 //! most the line being written, and `--resume` reads what is there.
 
 use std::io::Write as _;
@@ -225,8 +225,12 @@ impl RunLog {
             path: self.path.clone(),
             source,
         };
+        // One write(2) per line, not fsync'd: a killed process loses
+        // nothing (the line is in the kernel's cache); after an operating
+        // system crash the last lines may be gone, and `--resume` then
+        // applies those targets again, where their own ledgers show them
+        // at the head — nothing runs twice.
         self.file.write_all(line.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
         self.seq = seq;
         self.head = hash;
         Ok(())

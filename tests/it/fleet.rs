@@ -641,19 +641,37 @@ async fn a_backfill_runs_on_every_target() {
     // One tenant's rows break the backfill: a CHECK that its UPDATE violates.
     support::connect_url(&dbs[3].url)
         .await
-        .batch_execute("ALTER TABLE accounts ADD CONSTRAINT no_mail CHECK (email IS NULL) NOT VALID")
+        .batch_execute(
+            "ALTER TABLE accounts ADD CONSTRAINT no_mail CHECK (email IS NULL) NOT VALID",
+        )
         .await
         .unwrap();
 
     let out = fleet(&p, &["status", "--fleet", "tenants"]);
-    assert_eq!(out.code, 0, "drift from the CHECK is not status's business: {out:?}");
-    let out = fleet(&p, &["backfill", "status", "fill_email", "--fleet", "tenants"]);
+    assert_eq!(
+        out.code, 0,
+        "drift from the CHECK is not status's business: {out:?}"
+    );
+    let out = fleet(
+        &p,
+        &["backfill", "status", "fill_email", "--fleet", "tenants"],
+    );
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("6 not-started"), "{out:?}");
 
     let out = fleet(
         &p,
-        &["--format", "json", "backfill", "run", "fill_email", "--fleet", "tenants", "--parallel", "2"],
+        &[
+            "--format",
+            "json",
+            "backfill",
+            "run",
+            "fill_email",
+            "--fleet",
+            "tenants",
+            "--parallel",
+            "2",
+        ],
     );
     assert_eq!(out.code, 1, "{out:?}");
     let report = json(&out);
@@ -676,7 +694,18 @@ async fn a_backfill_runs_on_every_target() {
         assert_eq!(left == 0, i != 3, "{}: {left} rows left", d.label);
     }
 
-    let out = fleet(&p, &["--format", "json", "backfill", "status", "fill_email", "--fleet", "tenants"]);
+    let out = fleet(
+        &p,
+        &[
+            "--format",
+            "json",
+            "backfill",
+            "status",
+            "fill_email",
+            "--fleet",
+            "tenants",
+        ],
+    );
     assert_eq!(out.code, 3, "{out:?}");
     let status = json(&out);
     assert_eq!(status["states"]["completed"], 5, "{status}");
