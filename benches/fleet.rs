@@ -210,7 +210,7 @@ fn main() {
             .map(|b| {
                 format!(
                     "{:.1}×",
-                    b.as_secs_f64() / median(times).unwrap().as_secs_f64()
+                    b.as_secs_f64() / median(times).expect("a time").as_secs_f64()
                 )
             })
             .unwrap_or_else(|| "-".into());

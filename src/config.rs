@@ -192,6 +192,10 @@ pub struct FleetConfig {
     /// Returns one row per target: a `url` column (text) and optionally a
     /// `label` column.
     pub query: Option<String>,
+    /// The schema of the run-log ledger in the registry database (default
+    /// `shiftlog_fleet`). Without a registry, run logs are files under
+    /// `.shiftlog/fleet/`.
+    pub run_log_schema: Option<String>,
 }
 
 fn default_schema() -> String {

@@ -488,6 +488,17 @@ impl Migrator {
     ) -> Result<FleetReport, Error> {
         self.check_settings()?;
         let apply = self.apply_options(request);
+        let mut options = options.clone();
+        if options.run_log.is_none() {
+            let var = |name: &str| std::env::var(name).ok();
+            options.run_log = Some(crate::fleet::runlog::RunLogPlace::for_fleet(
+                &self.project.config,
+                &self.project.root,
+                fleet,
+                &var,
+            )?);
+        }
+        let options = &options;
         crate::fleet::apply(
             &self.project,
             fleet,

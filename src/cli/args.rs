@@ -410,6 +410,10 @@ pub struct VerifyArgs {
     pub file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub fleet: FleetArgs,
+    /// With --fleet: verify the fleet's run-log ledger in its registry
+    /// database instead of the targets' ledgers.
+    #[arg(long, requires = "fleet", help_heading = FLEET)]
+    pub run_log: bool,
 }
 
 /// `backfill` subcommands.

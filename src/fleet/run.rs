@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::each::{Limits, check_parallel};
-use super::runlog::{self, RunLog};
+use super::runlog::{self, RunLog, RunLogPlace};
 use super::targets::{self, Target};
 use crate::error::Error;
 use crate::ledger::EventKind;
@@ -32,6 +32,8 @@ pub struct FleetOptions {
     pub max_failures: Option<usize>,
     /// Go on with this earlier run.
     pub resume: Option<String>,
+    /// Where the run log goes (default: files under the project).
+    pub run_log: Option<RunLogPlace>,
 }
 
 impl Default for FleetOptions {
@@ -42,6 +44,7 @@ impl Default for FleetOptions {
             continue_on_error: false,
             max_failures: None,
             resume: None,
+            run_log: None,
         }
     }
 }
@@ -162,7 +165,7 @@ pub struct FleetReport {
     /// The run's id (none for a dry run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
-    /// The run log.
+    /// Where the run log is (a file, or the registry's ledger).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
     /// Every target, in the fleet's order.
@@ -238,7 +241,7 @@ struct Rollout<'a> {
     in_flight: (BTreeSet<String>, ApplyOptions),
     options: &'a FleetOptions,
     run: Option<String>,
-    log: Option<Mutex<RunLog>>,
+    log: Option<tokio::sync::Mutex<RunLog>>,
     stop: AtomicBool,
     stopped: Mutex<Option<String>>,
     failures: AtomicUsize,
@@ -247,21 +250,21 @@ struct Rollout<'a> {
 }
 
 impl Rollout<'_> {
-    fn record(
+    async fn record(
         &self,
         kind: EventKind,
         target: &Target,
         payload: serde_json::Value,
     ) -> Result<(), Error> {
-        let Some(log) = &self.log else {
-            return Ok(());
-        };
-        let mut payload = payload;
-        payload["target"] = json!(target.label);
-        let mut log = log.lock().map_err(|_| Error::Usage {
-            message: "the fleet run log is unusable after a panic".into(),
-        })?;
-        log.append(kind, &format!("target:{}", target.label), payload)
+        match &self.log {
+            Some(log) => {
+                log.lock()
+                    .await
+                    .append(kind, Some(&target.label), payload)
+                    .await
+            }
+            None => Ok(()),
+        }
     }
 
     fn halt(&self, why: String) {
@@ -289,7 +292,8 @@ impl Rollout<'_> {
                 EventKind::FleetTargetQuarantined,
                 target,
                 json!({"error": error}),
-            )?;
+            )
+            .await?;
             self.failures.fetch_add(1, Ordering::SeqCst);
             self.check_max_failures();
             return Ok(report(Outcome::Quarantined {
@@ -311,11 +315,13 @@ impl Rollout<'_> {
                 .ok()
                 .and_then(|s| s.clone())
                 .unwrap_or_else(|| "the rollout stopped".into());
-            self.record(EventKind::FleetTargetSkipped, target, json!({"why": why}))?;
+            self.record(EventKind::FleetTargetSkipped, target, json!({"why": why}))
+                .await?;
             return Ok(report(Outcome::Skipped { why }));
         }
         if !self.apply.dry_run {
-            self.record(EventKind::FleetTargetStarted, target, json!({}))?;
+            self.record(EventKind::FleetTargetStarted, target, json!({}))
+                .await?;
         }
         let result = async {
             let mut session = Session::open(
@@ -351,7 +357,8 @@ impl Rollout<'_> {
                     EventKind::FleetTargetApplied,
                     target,
                     json!({"units": r.applied.len(), "version": head}),
-                )?;
+                )
+                .await?;
                 Outcome::Applied {
                     units: r.applied.len(),
                 }
@@ -364,7 +371,8 @@ impl Rollout<'_> {
                         EventKind::FleetTargetQuarantined,
                         target,
                         json!({"error": error}),
-                    )?;
+                    )
+                    .await?;
                     self.check_max_failures();
                     Outcome::Quarantined { error }
                 } else {
@@ -372,7 +380,8 @@ impl Rollout<'_> {
                         EventKind::FleetTargetFailed,
                         target,
                         json!({"error": error}),
-                    )?;
+                    )
+                    .await?;
                     self.halt(format!("{} failed", target.label));
                     Outcome::Failed { error }
                 }
@@ -436,11 +445,25 @@ pub async fn apply(
     }
     project.require_fresh_sum()?;
     let limits = Limits::new(targets, options.parallel);
-    let actor = operator.unwrap_or("fleet");
-    // A resumed run's log is read (and checked) before anything connects.
+    let place = options
+        .run_log
+        .clone()
+        .unwrap_or_else(|| RunLogPlace::File(project.root.clone()));
+    let actor = crate::ledger::Actor {
+        db_user: String::new(),
+        operator: operator
+            .map(str::to_owned)
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "fleet".into()),
+        host: crate::session::host_name(),
+        tool: format!("shiftlog/{}", env!("CARGO_PKG_VERSION")),
+        git_commit: None,
+        fleet_run: None,
+    };
+    // A resumed run's log is read (and checked) before anything else.
     let resumed = match (&options.resume, apply.dry_run) {
         (Some(id), false) => {
-            let (log, progress) = RunLog::resume(&project.root, id, actor)?;
+            let (log, progress) = RunLog::resume(&place, id, &actor).await?;
             if progress.fleet != fleet {
                 return Err(Error::Usage {
                     message: format!(
@@ -461,14 +484,15 @@ pub async fn apply(
     } else {
         let id = runlog::new_run_id();
         let log = RunLog::create(
-            &project.root,
+            &place,
             &id,
             fleet,
-            actor,
+            &actor,
             targets.len(),
             json!({"parallel": options.parallel, "canary": options.canary,
                    "continue_on_error": options.continue_on_error, "max_failures": options.max_failures}),
-        )?;
+        )
+        .await?;
         (Some(id), Some(log), runlog::Progress::default())
     };
     let applied: BTreeSet<&str> = done.applied.iter().map(String::as_str).collect();
@@ -477,7 +501,7 @@ pub async fn apply(
         .iter()
         .map(|(t, e)| (t.as_str(), e.as_str()))
         .collect();
-    let log_path = log.as_ref().map(|l| l.path().display().to_string());
+    let log_place = log.as_ref().map(|l| l.place().to_owned());
     let per_target = ApplyOptions {
         fingerprint: FingerprintMode::RecordAlone,
         ..apply.clone()
@@ -493,7 +517,7 @@ pub async fn apply(
         in_flight: (done.in_flight.clone(), after_crash),
         options,
         run: run.clone(),
-        log: log.map(Mutex::new),
+        log: log.map(tokio::sync::Mutex::new),
         stop: AtomicBool::new(false),
         stopped: Mutex::new(None),
         failures: AtomicUsize::new(0),
@@ -545,19 +569,20 @@ pub async fn apply(
         reports[i] = Some(r);
     }
     let stopped = rollout.stopped.lock().ok().and_then(|s| s.clone());
-    if let Some(log) = &rollout.log
-        && let Ok(mut log) = log.lock()
-    {
-        log.append(
-            EventKind::FleetRunFinished,
-            &format!("fleet:{fleet}"),
-            json!({"stopped": stopped, "failures": rollout.failures.load(Ordering::SeqCst)}),
-        )?;
+    if let Some(log) = &rollout.log {
+        log.lock()
+            .await
+            .append(
+                EventKind::FleetRunFinished,
+                None,
+                json!({"stopped": stopped, "failures": rollout.failures.load(Ordering::SeqCst)}),
+            )
+            .await?;
     }
     Ok(FleetReport {
         fleet: fleet.to_owned(),
         run,
-        log: log_path,
+        log: log_place,
         targets: reports.into_iter().flatten().collect(),
         interrupted: stopped.as_deref() == Some("interrupted"),
         stopped,

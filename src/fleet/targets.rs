@@ -145,6 +145,23 @@ fn from_file(path: &Path, var: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Ta
     Ok(out)
 }
 
+/// The connection parameters of fleet `name`'s registry database (a URL,
+/// or the name of an environment).
+pub(crate) fn registry_info(
+    config: &ProjectConfig,
+    name: &str,
+    registry: &str,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConnInfo, Error> {
+    let url = if config.environments.contains_key(registry) {
+        config.environment_url(registry, var)?
+    } else {
+        expand_vars(registry, var)
+            .map_err(|m| config_error(config, format!("fleet `{name}` registry: {m}")))?
+    };
+    Ok(target(None, &url, &format!("fleet `{name}` registry"), var)?.info)
+}
+
 async fn from_registry(
     config: &ProjectConfig,
     name: &str,
@@ -152,13 +169,7 @@ async fn from_registry(
     query: &str,
     var: &(dyn Fn(&str) -> Option<String> + Sync),
 ) -> Result<Vec<Target>, Error> {
-    let url = if config.environments.contains_key(registry) {
-        config.environment_url(registry, var)?
-    } else {
-        expand_vars(registry, var)
-            .map_err(|m| config_error(config, format!("fleet `{name}` registry: {m}")))?
-    };
-    let info = target(None, &url, &format!("fleet `{name}` registry"), var)?.info;
+    let info = registry_info(config, name, registry, var)?;
     let client = connect(&info).await?;
     let rows = client.query(query, &[]).await.map_err(|e| {
         let why = e

@@ -459,10 +459,45 @@ async fn targets_come_from_a_registry_query() {
         "shiftlog.toml",
         &config("SELECT id AS label, dsn AS url FROM tenants WHERE active ORDER BY id"),
     );
-    let out = run(&["apply", "--fleet", "tenants"]);
+    let out = run(&["--format", "json", "apply", "--fleet", "tenants"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("3 applied"), "{out:?}");
+    let report = json(&out);
+    assert_eq!(report["targets"].as_array().unwrap().len(), 3, "{report}");
     assert!(!out.stdout.contains(&registry.url), "{out:?}");
+
+    // The run log is a ledger in the registry (no file), and it verifies.
+    assert!(!p.path().join(".shiftlog/fleet").exists());
+    let run_id = report["run"].as_str().unwrap();
+    let events = shiftlog::ledger::Ledger::new("shiftlog_fleet")
+        .read_events(&client, 1, None)
+        .await
+        .expect("run-log ledger");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "fleet_target_applied")
+            .count(),
+        3,
+        "{kinds:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .skip(1)
+            .all(|e| e.subject.starts_with(&format!("run:{run_id}"))),
+        "{kinds:?}"
+    );
+    let out = run(&["ledger", "verify", "--fleet", "tenants", "--run-log"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    // Resuming the finished run finds every target done.
+    let out = run(&[
+        "--format", "json", "apply", "--fleet", "tenants", "--resume", run_id,
+    ]);
+    assert_eq!(out.code, 0, "{out:?}");
+    for t in json(&out)["targets"].as_array().unwrap() {
+        assert_eq!(t["outcome"], "already_done", "{t}");
+    }
 }
 
 /// Bad input: a clear error, exit 2, nothing applied anywhere.

@@ -55,6 +55,7 @@ pub async fn apply(
         continue_on_error: args.continue_on_error,
         max_failures: args.max_failures,
         resume: args.resume.clone(),
+        run_log: None,
     };
     if options.max_failures == Some(0) {
         return Err(shiftlog::Error::Usage {

@@ -242,9 +242,40 @@ async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitSta
 }
 
 async fn verify(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
-    if let Some(fleet) = args.fleet.fleet.clone() {
-        return super::fleet::check(global, &args.fleet, &fleet, super::fleet::Check::Verify).await;
+    let report = match (args.fleet.fleet.clone(), args.run_log) {
+        (Some(fleet), false) => {
+            return super::fleet::check(global, &args.fleet, &fleet, super::fleet::Check::Verify)
+                .await;
+        }
+        (Some(fleet), true) => {
+            let project = context::project(global)?;
+            let var = |name: &str| std::env::var(name).ok();
+            let place = shiftlog::fleet::runlog::RunLogPlace::for_fleet(
+                &project.config,
+                &project.root,
+                &fleet,
+                &var,
+            )?;
+            shiftlog::fleet::runlog::verify(&place).await?
+        }
+        (None, _) => verify_one(global, &args).await?,
+    };
+    match global.format {
+        Format::Json => outln!(
+            "{}",
+            serde_json::json!({ "ok": report.is_ok(), "report": report })
+        ),
+        Format::Human | Format::Github => out!("{}", render(&report)),
     }
+    Ok(if report.is_ok() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::CheckFailed
+    })
+}
+
+/// `ledger verify` of one database or export.
+async fn verify_one(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<VerifyReport> {
     let anchor = args
         .anchor
         .as_deref()
@@ -261,18 +292,7 @@ async fn verify(global: &GlobalArgs, args: VerifyArgs) -> anyhow::Result<ExitSta
             audit::verify(&session, anchor).await?
         }
     };
-    match global.format {
-        Format::Json => outln!(
-            "{}",
-            serde_json::json!({ "ok": report.is_ok(), "report": report })
-        ),
-        Format::Human | Format::Github => out!("{}", render(&report)),
-    }
-    Ok(if report.is_ok() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::CheckFailed
-    })
+    Ok(report)
 }
 
 /// Human rendering of a verification.
