@@ -1,7 +1,8 @@
 //! Fleet benchmark: `apply --fleet` over many databases on three servers
 //! against a sequential per-database loop of the fastest peer CLI.
 //!
-//! `cargo bench --bench fleet` starts three throwaway servers (fsync off),
+//! `cargo bench --bench fleet` starts three throwaway servers (fsync on, as
+//! the peer harness runs its servers),
 //! creates `DBS` databases (1,000) spread evenly over them, writes 20 small
 //! migrations (the peer benchmark's: a table, an index, ten rows) and times,
 //! interleaved over `REPS` rounds (2), each on freshly emptied databases:
@@ -46,7 +47,9 @@ fn main() {
 
     let servers: Vec<ScratchServer> = (0..3)
         .map(|_| {
+            // fsync on, as the peer harness runs its servers.
             ScratchServer::start(&ScratchOptions {
+                fsync: true,
                 settings: vec![("max_connections".into(), "200".into())],
                 ..ScratchOptions::default()
             })

@@ -470,9 +470,9 @@ impl Migrator {
     ///
     /// ```no_run
     /// # async fn f(migrator: &shiftlog::Migrator) -> shiftlog::Result<()> {
-    /// use shiftlog::fleet::FleetOptions;
+    /// use shiftlog::fleet::{Canary, FleetOptions};
     /// let targets = migrator.fleet_targets("tenants").await?;
-    /// let options = FleetOptions { parallel: 8, canary: 2, ..FleetOptions::default() };
+    /// let options = FleetOptions { parallel: 8, canary: Canary::Count(2), ..FleetOptions::default() };
     /// let request = shiftlog::ApplyRequest::default();
     /// let report = migrator.apply_fleet("tenants", &targets, &request, &options, &|_| {}).await?;
     /// assert!(report.is_complete(), "stopped: {:?}", report.stopped);
