@@ -669,13 +669,7 @@ impl Migrator {
     /// ```
     pub async fn verify_ledger(&self, session: &Session) -> Result<VerifyReport, Error> {
         if session.ledger.presence(&session.client).await? == crate::ledger::Presence::Absent {
-            return Ok(VerifyReport {
-                events: 0,
-                last_seq: 0,
-                last_hash: None,
-                problems: Vec::new(),
-                anchor_checked: false,
-            });
+            return Ok(VerifyReport::default());
         }
         crate::ops::audit::verify(session, None).await
     }

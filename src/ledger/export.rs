@@ -77,8 +77,17 @@ impl ExportedEvent {
 
 /// `2026-11-01T09:00:00.123456Z`.
 pub fn format_time(t: OffsetDateTime) -> String {
+    let mut out = String::with_capacity(27);
+    write_time(&mut out, t);
+    out
+}
+
+/// [`format_time`] into `out` (appended).
+pub fn write_time(out: &mut String, t: OffsetDateTime) {
+    use std::fmt::Write as _;
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
+    let _ = write!(
+        out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         t.year(),
         u8::from(t.month()),
@@ -87,5 +96,5 @@ pub fn format_time(t: OffsetDateTime) -> String {
         t.minute(),
         t.second(),
         t.microsecond()
-    )
+    );
 }

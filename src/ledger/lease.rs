@@ -233,7 +233,7 @@ async fn try_take(
                 "previous_holder": row.holder,
                 "previous_host": row.host,
                 "previous_pid": row.pid,
-                "previous_expires_at": row.expires_at.map(|t| t.to_string()),
+                "previous_expires_at": row.expires_at.map(crate::ledger::export::format_time),
             }));
             ledger
                 .append(

@@ -107,6 +107,27 @@ pub enum VerifyProblem {
         /// Why.
         message: String,
     },
+    /// An exported line's `at` is not the time its `at_us` (which the hash
+    /// covers) says: the line was edited.
+    TimeMismatch {
+        /// Sequence number.
+        seq: u64,
+        /// The line's `at`.
+        at: String,
+        /// What `at_us` says.
+        at_us_says: String,
+    },
+    /// An append-only trigger of the events table is missing or would not
+    /// fire: nothing stops history from being rewritten (the chain shows
+    /// only what was rewritten *before* this check).
+    GuardDown {
+        /// The events table.
+        table: String,
+        /// The trigger.
+        trigger: String,
+        /// `missing`, `disabled` or `replica`.
+        state: String,
+    },
 }
 
 impl VerifyProblem {
@@ -117,7 +138,9 @@ impl VerifyProblem {
             | Self::ChainBroken { seq }
             | Self::BadGenesis { seq }
             | Self::AnchorMismatch { seq, .. }
-            | Self::FoldError { seq, .. } => Some(*seq),
+            | Self::FoldError { seq, .. }
+            | Self::TimeMismatch { seq, .. } => Some(*seq),
+            Self::GuardDown { .. } => None,
             Self::Gap { expected, .. } => Some(*expected),
             Self::HeadMismatch { last_seq, .. } => Some(*last_seq),
             Self::ProjectionMismatch { seq, .. } => *seq,
@@ -145,6 +168,13 @@ impl fmt::Display for VerifyProblem {
                 f,
                 "event {expected}: missing — the sequence jumps from {} to {found}",
                 expected.saturating_sub(1)
+            ),
+            Self::BadGenesis { seq } if *seq > 1 => write!(
+                f,
+                "event {seq}: the events do not start at a genesis event (seq 1 with a zero prev_hash): the events before it were deleted — or, for an incremental export (ledger export --since {}), verify it with --anchor {}:HASH, the hash of event {} from the export or ledger head before it",
+                seq - 1,
+                seq - 1,
+                seq - 1
             ),
             Self::BadGenesis { seq } => write!(
                 f,
@@ -182,6 +212,30 @@ impl fmt::Display for VerifyProblem {
             Self::FoldError { seq, message } => {
                 write!(f, "event {seq}: cannot be folded: {message}")
             }
+            Self::TimeMismatch {
+                seq,
+                at,
+                at_us_says,
+            } => write!(
+                f,
+                "event {seq}: time mismatch — its at is {at} but its hashed at_us says {at_us_says}: the line was edited"
+            ),
+            Self::GuardDown {
+                table,
+                trigger,
+                state,
+            } => {
+                let fix = match state.as_str() {
+                    "missing" => format!(
+                        "recreate it as docs/ledger.md shows (CREATE TRIGGER {trigger} … ON {table} … EXECUTE FUNCTION …refuse_change())"
+                    ),
+                    _ => format!("ALTER TABLE {table} ENABLE TRIGGER {trigger}"),
+                };
+                write!(
+                    f,
+                    "the append-only guard is down: trigger {trigger} on {table} is {state}, so nothing stops history from being rewritten from now on (the chain proves only what was rewritten before this check); fix: {fix}"
+                )
+            }
         }
     }
 }
@@ -191,6 +245,12 @@ impl fmt::Display for VerifyProblem {
 pub struct VerifyReport {
     /// Events checked.
     pub events: u64,
+    /// Set when the events checked start after this anchored event (an
+    /// incremental export chained from `--anchor`): the chain is checked from
+    /// the anchor on; the fold, which needs every event from the genesis, is
+    /// not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starts_after: Option<u64>,
     /// Last sequence number seen.
     pub last_seq: u64,
     /// Its hash (hex).
@@ -212,6 +272,9 @@ impl VerifyReport {
 #[derive(Debug)]
 pub struct Verifier {
     anchor: Option<Anchor>,
+    /// The events may start after the anchor (an incremental export); never
+    /// for a database, whose ledger starts at its genesis.
+    after_anchor: bool,
     anchor_seen: bool,
     prev: Option<(u64, Hash)>,
     fold: Option<LedgerState>,
@@ -226,6 +289,7 @@ impl Verifier {
     pub fn new(anchor: Option<Anchor>, fold: bool) -> Self {
         Self {
             anchor,
+            after_anchor: false,
             anchor_seen: false,
             prev: None,
             fold: fold.then(LedgerState::default),
@@ -234,6 +298,14 @@ impl Verifier {
                 ..VerifyReport::default()
             },
         }
+    }
+
+    /// Lets the events start right after the anchored event, chained from
+    /// its hash (an incremental export, `ledger export --since N`): the
+    /// fold, which needs every event from the genesis, is then skipped.
+    pub fn after_anchor(mut self) -> Self {
+        self.after_anchor = true;
+        self
     }
 
     fn problem(&mut self, p: VerifyProblem) {
@@ -254,6 +326,27 @@ impl Verifier {
             });
         }
         match self.prev {
+            // An incremental export (`ledger export --since N`) starts
+            // after the anchored event N: it chains from the anchor's hash.
+            // The fold needs every event from the genesis, so it is skipped.
+            None if self.after_anchor
+                && e.seq > 1
+                && self.anchor.is_some_and(|a| a.seq + 1 == e.seq) =>
+            {
+                self.anchor_seen = true;
+                self.fold = None;
+                self.report.starts_after = Some(e.seq - 1);
+                if let Some(a) = self.anchor
+                    && a.hash != e.prev_hash
+                {
+                    // The export does not continue the anchored history.
+                    self.problem(VerifyProblem::AnchorMismatch {
+                        seq: a.seq,
+                        expected: a.hash.to_hex(),
+                        found: e.prev_hash.to_hex(),
+                    });
+                }
+            }
             None => {
                 if e.seq != 1 || e.prev_hash != Hash::GENESIS {
                     self.problem(VerifyProblem::BadGenesis { seq: e.seq });

@@ -57,6 +57,13 @@ pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyR
     })
     .await?;
     let (mut report, fold) = verifier.finish();
+    for down in ledger.guard_down(client).await? {
+        report.problems.push(VerifyProblem::GuardDown {
+            table: format!("{}.events", crate::ident::quote_ident(ledger.schema())),
+            trigger: down.trigger,
+            state: down.state.to_owned(),
+        });
+    }
     if head_seq != report.last_seq {
         report.problems.push(VerifyProblem::HeadMismatch {
             head_seq,
@@ -85,9 +92,15 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
     })?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
     // This thread reads and parses; a helper hashes and folds.
-    let mut verifier = ThreadedVerifier::new(Verifier::new(anchor, true));
+    let mut verifier = ThreadedVerifier::new(Verifier::new(anchor, true).after_anchor());
     let mut buf = Vec::with_capacity(4096);
     let mut actors = plain::Repeated::default();
+    // `at` is for people and not hashed: it must say what the hashed
+    // `at_us` says, or a reader of `at` (`log --since`, `replay --as-of` on
+    // the file) would be misled by an edit no hash catches.
+    let mut at = String::with_capacity(32);
+    let mut at_us_says = String::with_capacity(32);
+    let mut time_mismatches = Vec::new();
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -117,15 +130,31 @@ pub fn verify_file(path: &Path, anchor: Option<Anchor>) -> Result<VerifyReport, 
             message,
         };
         let slot = verifier.next_slot();
-        if plain::parse(line, slot, &mut actors).is_none() {
+        if plain::parse(line, slot, &mut actors, &mut at).is_none() {
             // Not the plain form: the export format's own rules and messages.
             let exported: ExportedEvent = serde_json::from_str(line)
                 .map_err(|e| bad(format!("not an exported ledger event: {e}")))?;
             *slot = exported.to_event().map_err(bad)?;
+            at.clone_from(&exported.at);
+        }
+        at_us_says.clear();
+        crate::ledger::export::write_time(&mut at_us_says, slot.at);
+        if at != at_us_says {
+            time_mismatches.push(VerifyProblem::TimeMismatch {
+                seq: slot.seq,
+                at: at.clone(),
+                at_us_says: at_us_says.clone(),
+            });
         }
         verifier.commit();
     }
-    Ok(verifier.finish().0)
+    let mut report = verifier.finish().0;
+    if !time_mismatches.is_empty() {
+        report.problems.extend(time_mismatches);
+        // In the order of the events, as the other problems are.
+        report.problems.sort_by_key(|p| p.seq().unwrap_or(0));
+    }
+    Ok(report)
 }
 
 mod plain {
@@ -142,12 +171,17 @@ mod plain {
 
     /// Parses `line` into `e`; `None` (with `e` partly overwritten) when the
     /// line is not in the plain form.
-    pub(super) fn parse(line: &str, e: &mut Event, actors: &mut Repeated) -> Option<()> {
+    pub(super) fn parse(
+        line: &str,
+        e: &mut Event,
+        actors: &mut Repeated,
+        at: &mut String,
+    ) -> Option<()> {
         let mut p = Cursor { s: line, i: 0 };
         p.lit("{\"seq\":")?;
         let seq = u64::try_from(p.int()?).ok()?;
         p.lit(",\"at\":")?;
-        p.string(None)?;
+        p.string(Some(at))?;
         p.lit(",\"at_us\":")?;
         let at_us = i64::try_from(p.int()?).ok()?;
         p.lit(",\"kind\":")?;
@@ -424,7 +458,12 @@ mod plain {
                     let line = serde_json::to_string(&x).expect("json");
                     let mut got = blank();
                     assert_eq!(
-                        parse(&line, &mut got, &mut Repeated::default()),
+                        parse(
+                            &line,
+                            &mut got,
+                            &mut Repeated::default(),
+                            &mut String::new()
+                        ),
                         Some(()),
                         "{line}"
                     );
@@ -454,7 +493,11 @@ mod plain {
             lines.push(lines[0].clone());
             for (line, e) in &lines {
                 let mut got = blank();
-                assert_eq!(parse(line, &mut got, &mut actors), Some(()), "{line}");
+                assert_eq!(
+                    parse(line, &mut got, &mut actors, &mut String::new()),
+                    Some(()),
+                    "{line}"
+                );
                 assert_eq!(&got, e);
             }
         }
@@ -504,18 +547,33 @@ mod plain {
                 assert!(line.contains(from), "{from}");
                 let edited = line.replacen(from, to, 1);
                 assert_eq!(
-                    parse(&edited, &mut blank(), &mut Repeated::default()),
+                    parse(
+                        &edited,
+                        &mut blank(),
+                        &mut Repeated::default(),
+                        &mut String::new()
+                    ),
                     None,
                     "{edited}"
                 );
             }
             assert_eq!(
-                parse(&format!("{line} x"), &mut blank(), &mut Repeated::default()),
+                parse(
+                    &format!("{line} x"),
+                    &mut blank(),
+                    &mut Repeated::default(),
+                    &mut String::new()
+                ),
                 None
             );
             let mut got = blank();
             assert_eq!(
-                parse(&format!("{line} \r\n"), &mut got, &mut Repeated::default()),
+                parse(
+                    &format!("{line} \r\n"),
+                    &mut got,
+                    &mut Repeated::default(),
+                    &mut String::new()
+                ),
                 Some(())
             );
             assert_eq!(Some(got), slow(&line));

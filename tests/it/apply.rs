@@ -655,10 +655,17 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
         1,
         "applied exactly once"
     );
-    assert_eq!(
-        events_of(&client, "lease_taken_over").await.len(),
-        1,
-        "the dead runner's lease was taken over"
+    let takeovers = events_of(&client, "lease_taken_over").await;
+    assert_eq!(takeovers.len(), 1, "the dead runner's lease was taken over");
+    // Times in payloads are written as everywhere in the ledger: RFC 3339,
+    // microseconds, UTC.
+    let expires = takeovers[0].payload_json()["previous_expires_at"]
+        .as_str()
+        .expect("a time")
+        .to_owned();
+    assert!(
+        expires.len() == 27 && expires.ends_with('Z') && expires.as_bytes()[10] == b'T',
+        "{expires}"
     );
     support::assert_ledger_verifies(&db).await;
 }

@@ -460,3 +460,148 @@ async fn an_export_that_cannot_be_written_names_its_file() {
         "{out:?}"
     );
 }
+
+/// An export whose `at` (not hashed) was edited no longer verifies.
+#[tokio::test]
+async fn an_export_with_a_forged_time_is_caught() {
+    let (db, p) = applied_db("forged_at").await;
+    let file = p.path().join("ledger.jsonl");
+    p.ok(
+        &db,
+        &["ledger", "export", "--output", file.to_str().unwrap()],
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut line: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
+    line["at"] = "2020-01-01T00:00:00.000000Z".into();
+    lines[2] = serde_json::to_string(&line).unwrap();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out =
+        support::run(
+            p.cmd(None)
+                .args(["ledger", "verify", "--file", file.to_str().unwrap()]),
+        );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stdout.contains("event 3: time mismatch"), "{out:?}");
+}
+
+/// `ledger export --since N` verifies against the anchor of event N, month
+/// by month; without it, or with another hash, it does not.
+#[tokio::test]
+async fn an_incremental_export_verifies_from_its_anchor() {
+    let (db, p) = applied_db("incremental").await;
+    let first = p.path().join("first.jsonl");
+    p.ok(
+        &db,
+        &["ledger", "export", "--output", first.to_str().unwrap()],
+    );
+    let anchor = head(&db).await;
+    p.ok(&db, &["rollback"]);
+    p.ok(&db, &["apply"]);
+    let next = p.path().join("next.jsonl");
+    let since = anchor.seq.to_string();
+    p.ok(
+        &db,
+        &[
+            "ledger",
+            "export",
+            "--since",
+            &since,
+            "--output",
+            next.to_str().unwrap(),
+        ],
+    );
+    let verify_next = |anchor: &str| {
+        support::run(p.cmd(None).args([
+            "ledger",
+            "verify",
+            "--file",
+            next.to_str().unwrap(),
+            "--anchor",
+            anchor,
+        ]))
+    };
+    let out = verify_next(&anchor.to_string());
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains(&format!(
+            "chain intact from the anchor (event {})",
+            anchor.seq
+        )),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("was not checked"), "{out:?}");
+
+    let wrong = format!("{}:{}", anchor.seq, "ab".repeat(32));
+    let out = verify_next(&wrong);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(out.stdout.contains("anchor mismatch"), "{out:?}");
+
+    let out =
+        support::run(
+            p.cmd(None)
+                .args(["ledger", "verify", "--file", next.to_str().unwrap()]),
+        );
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(&format!("--anchor {}:HASH", anchor.seq)),
+        "{out:?}"
+    );
+}
+
+/// `ledger verify` reports an append-only guard that is disabled or gone.
+#[tokio::test]
+async fn a_disabled_guard_is_a_finding() {
+    let (db, p) = applied_db("guard").await;
+    let client = db.client().await;
+    client
+        .batch_execute("ALTER TABLE shiftlog.events DISABLE TRIGGER events_append_only")
+        .await
+        .unwrap();
+    let out = p.run(&db, &["ledger", "verify"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(r#"trigger events_append_only on "shiftlog".events is disabled"#),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout
+            .contains(r#"ALTER TABLE "shiftlog".events ENABLE TRIGGER events_append_only"#),
+        "{out:?}"
+    );
+    client
+        .batch_execute(
+            "ALTER TABLE shiftlog.events ENABLE TRIGGER events_append_only;
+             DROP TRIGGER events_no_truncate ON shiftlog.events",
+        )
+        .await
+        .unwrap();
+    let out = p.run(&db, &["ledger", "verify"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.stdout
+            .contains(r#"events_no_truncate on "shiftlog".events is missing"#),
+        "{out:?}"
+    );
+    assert!(!out.stdout.contains("events_append_only"), "{out:?}");
+}
+
+/// A database's ledger starts at its genesis: deleting its first events is
+/// caught even with an anchor that the rest of the chain continues from.
+#[tokio::test]
+async fn deleting_the_first_events_is_caught_even_with_an_anchor() {
+    let (db, _p) = applied_db("first_deleted").await;
+    let client = db.client().await;
+    let events = support::events(&client).await;
+    let anchor = Anchor {
+        seq: events[1].seq,
+        hash: events[1].hash,
+    };
+    tamper(&client, "DELETE FROM shiftlog.events WHERE seq <= 2").await;
+    let report = verify(&db, Some(anchor)).await;
+    let (seq, text) = first_problem(&report);
+    assert_eq!(seq, 3, "{text}");
+    assert!(text.contains("do not start at a genesis event"), "{text}");
+}

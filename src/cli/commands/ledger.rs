@@ -299,8 +299,12 @@ async fn verify_one(global: &GlobalArgs, args: &VerifyArgs) -> anyhow::Result<Ve
 pub fn render(report: &VerifyReport) -> String {
     let mut out = String::new();
     if report.is_ok() {
+        let from = match report.starts_after {
+            Some(n) => format!("the anchor (event {n})"),
+            None => "the genesis".into(),
+        };
         out.push_str(&format!(
-            "ledger verified: {} event(s), chain intact from the genesis to {}:{}{}\n",
+            "ledger verified: {} event(s), chain intact from {from} to {}:{}{}\n",
             report.events,
             report.last_seq,
             report.last_hash.as_deref().unwrap_or(""),
@@ -310,20 +314,25 @@ pub fn render(report: &VerifyReport) -> String {
                 ""
             }
         ));
+        if let Some(n) = report.starts_after {
+            out.push_str(&format!(
+                "(the events start after event {n}: the state fold, which needs every event from the genesis, was not checked)\n"
+            ));
+        }
     } else {
         for p in &report.problems {
             out.push_str(&format!("{p}\n"));
         }
         out.push_str(&format!(
-            "ledger verification FAILED: {} problem(s) in {} event(s); the first is at event {}\n",
+            "ledger verification FAILED: {} problem(s) in {} event(s){}\n",
             report.problems.len(),
             report.events,
             report
                 .problems
-                .first()
-                .and_then(|p| p.seq())
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "?".into())
+                .iter()
+                .find_map(|p| p.seq())
+                .map(|s| format!("; the first is at event {s}"))
+                .unwrap_or_default()
         ));
     }
     out
