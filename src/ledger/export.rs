@@ -98,3 +98,37 @@ pub fn write_time(out: &mut String, t: OffsetDateTime) {
         t.microsecond()
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `docs/ledger-vectors.jsonl`: one real event of every kind, generated
+    /// by the integration test `vectors` (which also keeps their payload
+    /// fields current). Each must hash to its stored hash, and its `at` must
+    /// be the time its `at_us` says.
+    #[test]
+    fn published_vectors_hold() {
+        let text = include_str!("../../docs/ledger-vectors.jsonl");
+        let mut kinds = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            let exported: ExportedEvent = serde_json::from_str(line).expect("an export line");
+            let event = exported.to_event().expect("an event");
+            assert_eq!(event.compute_hash(), event.hash, "{line}");
+            assert_eq!(format_time(event.at), exported.at, "{line}");
+            assert!(
+                !matches!(event.kind, EventKind::Other(_)),
+                "unknown kind: {line}"
+            );
+            serde_json::from_str::<serde_json::Value>(&event.payload).expect("payload JSON");
+            serde_json::from_str::<serde_json::Value>(&event.actor).expect("actor JSON");
+            kinds.insert(exported.kind.clone());
+        }
+        for kind in EventKind::ALL {
+            assert!(
+                kinds.contains(kind.as_str()) || kind.as_str() == "tag",
+                "no vector of {kind}"
+            );
+        }
+    }
+}

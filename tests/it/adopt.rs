@@ -154,7 +154,7 @@ const SQLX_TABLE: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
 
 /// A sqlx project (reversible pairs, one kebab-case name, one wrapped in
 /// BEGIN/COMMIT) applied as sqlx would, with its history.
-async fn sqlx_project(db: &TestDb) -> Project {
+pub(crate) async fn sqlx_project(db: &TestDb) -> Project {
     let p = Project::new();
     let files = [
         ("20240101000000_create_users", USERS, "DROP TABLE users;\n"),

@@ -22,3 +22,4 @@ mod lint;
 mod replay_corpus;
 mod scratch;
 mod supabase;
+mod vectors;
