@@ -88,13 +88,16 @@ async fn real_events() -> Vec<ExportedEvent> {
     holder
         .batch_execute("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE")
         .await
-        .unwrap();
+        .expect("a set-up step of the vectors run");
     fails(
         &p,
         &db,
         &["apply", "--lock-timeout", "100ms", "--lock-retries", "1"],
     );
-    holder.batch_execute("ROLLBACK").await.unwrap();
+    holder
+        .batch_execute("ROLLBACK")
+        .await
+        .expect("a set-up step of the vectors run");
     ok(&p, &db, &["repair", "003", "--resolve-failure"]);
     ok(&p, &db, &["apply"]);
 
@@ -118,7 +121,7 @@ async fn real_events() -> Vec<ExportedEvent> {
                  pid = 4242, expires_at = now() - interval '1 minute'",
         )
         .await
-        .unwrap();
+        .expect("a set-up step of the vectors run");
     ok(&p, &db, &["apply"]);
 
     // Backfills: started, checkpoint, resized, completed, verified; and
@@ -156,7 +159,7 @@ async fn real_events() -> Vec<ExportedEvent> {
         .await
         .batch_execute("CREATE TABLE t (id int)")
         .await
-        .unwrap();
+        .expect("a set-up step of the vectors run");
     p.write(
         "shiftlog.toml",
         &format!("[fleets.v]\ntargets = [\"{}\", \"{}\"]\n", a.url, b.url),
@@ -167,15 +170,20 @@ async fn real_events() -> Vec<ExportedEvent> {
         fleet(&["apply", "--fleet", "v", "--continue-on-error"]).code,
         1
     );
-    for log in std::fs::read_dir(p.path().join(".shiftlog/fleet")).unwrap() {
-        let text = std::fs::read_to_string(log.unwrap().path()).unwrap();
-        events.extend(text.lines().map(|l| serde_json::from_str(l).unwrap()));
+    for log in std::fs::read_dir(p.path().join(".shiftlog/fleet")).expect("readable") {
+        let text = std::fs::read_to_string(log.expect("readable").path())
+            .expect("a set-up step of the vectors run");
+        events.extend(
+            text.lines()
+                .map(|l| serde_json::from_str(l).expect("readable")),
+        );
     }
     events
 }
 
 fn payload_keys(e: &ExportedEvent) -> BTreeSet<String> {
-    let payload: serde_json::Value = serde_json::from_str(&e.payload).unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_str(&e.payload).expect("a set-up step of the vectors run");
     payload
         .as_object()
         .map(|o| o.keys().cloned().collect())
@@ -210,15 +218,16 @@ async fn published_vectors_cover_every_kind_with_the_fields_written_today() {
     if std::env::var_os("SHIFTLOG_WRITE_VECTORS").is_some() {
         let lines: String = written
             .iter()
-            .map(|k| serde_json::to_string(&first[*k]).unwrap() + "\n")
+            .map(|k| serde_json::to_string(&first[*k]).expect("readable") + "\n")
             .collect();
-        std::fs::write(Path::new(VECTORS), lines).unwrap();
+        std::fs::write(Path::new(VECTORS), lines).expect("a set-up step of the vectors run");
     }
     let published = std::fs::read_to_string(VECTORS).unwrap_or_default();
     let published: BTreeMap<String, ExportedEvent> = published
         .lines()
         .map(|l| {
-            let e: ExportedEvent = serde_json::from_str(l).unwrap();
+            let e: ExportedEvent =
+                serde_json::from_str(l).expect("a set-up step of the vectors run");
             (e.kind.clone(), e)
         })
         .collect();
