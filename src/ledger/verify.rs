@@ -93,6 +93,16 @@ pub enum VerifyProblem {
         /// Last event's sequence number.
         last_seq: u64,
     },
+    /// The head row names the last event but not its hash: the head was
+    /// edited (an anchor taken from `ledger head` would be wrong).
+    HeadHashMismatch {
+        /// The last event's sequence number.
+        seq: u64,
+        /// The head row's hash.
+        head_hash: String,
+        /// The last event's hash.
+        last_hash: String,
+    },
     /// A projection row differs from the fold of the events.
     ProjectionMismatch {
         /// The subject.
@@ -143,6 +153,7 @@ impl VerifyProblem {
             Self::GuardDown { .. } => None,
             Self::Gap { expected, .. } => Some(*expected),
             Self::HeadMismatch { last_seq, .. } => Some(*last_seq),
+            Self::HeadHashMismatch { seq, .. } => Some(*seq),
             Self::ProjectionMismatch { seq, .. } => *seq,
         }
     }
@@ -204,6 +215,14 @@ impl fmt::Display for VerifyProblem {
                     "event {last_seq}: the head row says {head_seq} but the last event is {last_seq}"
                 )
             }
+            Self::HeadHashMismatch {
+                seq,
+                head_hash,
+                last_hash,
+            } => write!(
+                f,
+                "event {seq}: the head row's hash {head_hash} is not the last event's hash {last_hash}: the head row was edited (an anchor taken from `ledger head` now would be wrong)"
+            ),
             Self::ProjectionMismatch { subject, seq } => write!(
                 f,
                 "{}projection mismatch for {subject}: the stored state differs from the fold of the events",

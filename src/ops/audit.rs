@@ -47,7 +47,7 @@ fn no_ledger(session: &Session) -> Error {
 pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyReport, Error> {
     let ledger = &session.ledger;
     let client = &session.client;
-    let Some((head_seq, _)) = ledger.head(client).await? else {
+    let Some((head_seq, head_hash)) = ledger.head(client).await? else {
         return Err(no_ledger(session));
     };
     let mut verifier = ThreadedVerifier::new(Verifier::new(anchor, true));
@@ -68,6 +68,12 @@ pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyR
         report.problems.push(VerifyProblem::HeadMismatch {
             head_seq,
             last_seq: report.last_seq,
+        });
+    } else if report.last_hash.as_deref() != Some(head_hash.to_hex().as_str()) && head_seq > 0 {
+        report.problems.push(VerifyProblem::HeadHashMismatch {
+            seq: head_seq,
+            head_hash: head_hash.to_hex(),
+            last_hash: report.last_hash.clone().unwrap_or_default(),
         });
     }
     if let Some(fold) = fold {

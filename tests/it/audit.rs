@@ -605,3 +605,18 @@ async fn deleting_the_first_events_is_caught_even_with_an_anchor() {
     assert_eq!(seq, 3, "{text}");
     assert!(text.contains("do not start at a genesis event"), "{text}");
 }
+
+/// An edited head row (its hash) is caught: `ledger head` anchors on it.
+#[tokio::test]
+async fn an_edited_head_hash_is_caught() {
+    let (db, _p) = applied_db("head_hash").await;
+    let client = db.client().await;
+    client
+        .batch_execute("UPDATE shiftlog.head SET hash = '\\x0101010101010101010101010101010101010101010101010101010101010101'")
+        .await
+        .expect("head edited");
+    let report = verify(&db, None).await;
+    let (seq, text) = first_problem(&report);
+    assert_eq!(seq, report.last_seq, "{text}");
+    assert!(text.contains("the head row's hash 0101"), "{text}");
+}
