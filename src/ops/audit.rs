@@ -45,6 +45,25 @@ fn no_ledger(session: &Session) -> Error {
 /// Verifies the whole ledger: hashes, chain, genesis, gaps, head row, the
 /// projection against a fresh fold, and the anchor if given.
 pub async fn verify(session: &Session, anchor: Option<Anchor>) -> Result<VerifyReport, Error> {
+    // Every read in one snapshot: a run appending meanwhile would otherwise
+    // show as a head or projection mismatch that is not there.
+    session
+        .client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .await
+        .map_err(|e| Error::db("starting the ledger verification", e))?;
+    let report = verify_in_snapshot(session, anchor).await;
+    // Read only: ending it either way is the same.
+    let end = session.client.batch_execute("ROLLBACK").await;
+    let report = report?;
+    end.map_err(|e| Error::db("ending the ledger verification", e))?;
+    Ok(report)
+}
+
+async fn verify_in_snapshot(
+    session: &Session,
+    anchor: Option<Anchor>,
+) -> Result<VerifyReport, Error> {
     let ledger = &session.ledger;
     let client = &session.client;
     let Some((head_seq, head_hash)) = ledger.head(client).await? else {
