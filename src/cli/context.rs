@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use shiftlog::ApplyRequest;
+use shiftlog::backfill::RunOptions;
 use shiftlog::config::ProjectConfig;
 use shiftlog::conn::{self, ConnInfo, ConnectRequest};
 use shiftlog::duration::parse_duration;
@@ -15,7 +17,7 @@ use shiftlog::ops::exec::ExecSettings;
 use shiftlog::project::Project;
 use shiftlog::report::{Action, Progress, Reporter};
 
-use super::args::{GlobalArgs, TimeoutArgs};
+use super::args::{ApplyArgs, BackfillRunArgs, GlobalArgs, TimeoutArgs};
 
 /// The project configuration under `--dir`.
 /// A layout detected on disk is said once, on stderr.
@@ -308,4 +310,34 @@ impl Reporter for StderrReporter {
         };
         let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
+}
+
+/// `apply`'s flags as a request (`--fleet` too).
+pub fn apply_request(args: &ApplyArgs) -> shiftlog::Result<ApplyRequest> {
+    Ok(ApplyRequest {
+        to: args.to.as_deref().map(|v| version("--to", v)).transpose()?,
+        phase: args.phase.into(),
+        allow_out_of_order: args
+            .allow_out_of_order
+            .iter()
+            .map(|v| version("--allow-out-of-order", v))
+            .collect::<Result<_, _>>()?,
+        dry_run: args.dry_run,
+        single_transaction: args.single_transaction,
+    })
+}
+
+/// `backfill run`'s flags as run options.
+pub fn backfill_run_options(
+    global: &GlobalArgs,
+    project: &shiftlog::project::Project,
+    args: &BackfillRunArgs,
+) -> shiftlog::Result<RunOptions> {
+    Ok(RunOptions {
+        workers: args.workers,
+        rows_per_second: args.rows_per_second,
+        lease: lease(global, &project.config)?,
+        interrupt: Some(interrupt_flag(global.quiet)),
+        ..RunOptions::default()
+    })
 }

@@ -1,6 +1,6 @@
 //! `shiftlog apply`: flags → [`shiftlog::Migrator`] → rendering.
 
-use shiftlog::{ApplyRequest, ExitStatus, Migrator};
+use shiftlog::{ExitStatus, Migrator};
 
 use crate::cli::args::{ApplyArgs, Format, GlobalArgs};
 use crate::cli::context::{self, StderrReporter};
@@ -12,8 +12,8 @@ pub async fn exec(global: &GlobalArgs, args: ApplyArgs) -> anyhow::Result<ExitSt
     let loading = context::start_project(global)?;
     // Flag errors are reported after a problem in the files, as before
     // (the files are read on another thread meanwhile).
-    let parsed =
-        request(&args).and_then(|r| Ok((r, context::RunFlags::parse(global, &args.timeouts)?)));
+    let parsed = context::apply_request(&args)
+        .and_then(|r| Ok((r, context::RunFlags::parse(global, &args.timeouts)?)));
     let (request, flags) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -56,22 +56,4 @@ fn render(
         }
     }
     Ok(())
-}
-
-pub fn request(args: &ApplyArgs) -> shiftlog::Result<ApplyRequest> {
-    Ok(ApplyRequest {
-        to: args
-            .to
-            .as_deref()
-            .map(|v| context::version("--to", v))
-            .transpose()?,
-        phase: args.phase.into(),
-        allow_out_of_order: args
-            .allow_out_of_order
-            .iter()
-            .map(|v| context::version("--allow-out-of-order", v))
-            .collect::<Result<_, _>>()?,
-        dry_run: args.dry_run,
-        single_transaction: args.single_transaction,
-    })
 }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shiftlog::ExitStatus;
+use shiftlog::backfill::RunOutcome;
 use shiftlog::backfill::control::{self, BackfillStatusRow, Command};
-use shiftlog::backfill::{RunOptions, RunOutcome};
 use shiftlog::report::{Progress, Reporter};
 
 use crate::cli::args::{BackfillCommand, BackfillRunArgs, Format, GlobalArgs};
@@ -102,28 +102,13 @@ pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<E
     }
 }
 
-/// `backfill run`'s flags as run options.
-pub fn run_options(
-    global: &GlobalArgs,
-    project: &shiftlog::project::Project,
-    args: &BackfillRunArgs,
-) -> shiftlog::Result<RunOptions> {
-    Ok(RunOptions {
-        workers: args.workers,
-        rows_per_second: args.rows_per_second,
-        lease: context::lease(global, &project.config)?,
-        interrupt: Some(context::interrupt_flag(global.quiet)),
-        ..RunOptions::default()
-    })
-}
-
 async fn run(
     global: &GlobalArgs,
     project: &shiftlog::project::Project,
     session: &shiftlog::ops::Session,
     args: BackfillRunArgs,
 ) -> anyhow::Result<ExitStatus> {
-    let options = run_options(global, project, &args)?;
+    let options = context::backfill_run_options(global, project, &args)?;
     let json = global.format == Format::Json;
     let reporter = BackfillReporter::new(json, global.quiet);
     let outcome = shiftlog::backfill::run(project, session, &args.name, &options, &reporter).await;

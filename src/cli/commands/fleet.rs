@@ -47,7 +47,7 @@ pub async fn apply(
     fleet: &str,
 ) -> anyhow::Result<ExitStatus> {
     refuse_single_target(global)?;
-    let request = super::apply::request(&args)?;
+    let request = context::apply_request(&args)?;
     let flags = context::RunFlags::parse(global, &args.timeouts)?;
     let options = FleetOptions {
         parallel: parallel(&args.fleet)?,
@@ -113,7 +113,7 @@ pub async fn backfill_run(
     refuse_single_target(global)?;
     let fleet = args.fleet.fleet.as_deref().unwrap_or_default();
     let parallel = parallel(&args.fleet)?;
-    let options = super::backfill::run_options(global, &project, args)?;
+    let options = context::backfill_run_options(global, &project, args)?;
     let targets = targets(&project, fleet).await?;
     let progress = FleetProgress::new(global, fleet, targets.len());
     let report = shiftlog::fleet::backfill::run(
