@@ -241,7 +241,8 @@ pub struct FleetArgs {
     /// Work on every target of [fleets.NAME] in shiftlog.toml instead of one database.
     #[arg(long, value_name = "NAME", help_heading = FLEET)]
     pub fleet: Option<String>,
-    /// With --fleet: targets worked on at once on each server.
+    /// With --fleet: targets worked on at once on each server (for `backfill run`:
+    /// targets busy at once over the whole fleet).
     #[arg(long, value_name = "K", default_value_t = 4, requires = "fleet", help_heading = FLEET)]
     pub parallel: usize,
     /// With --fleet: a line per target, not only the roll-up.
