@@ -194,7 +194,17 @@ async fn try_take(
                 message: "the lease row is missing".into(),
             });
         };
-        if row.token.is_some() && !row.expired {
+        // A holder on this host whose process is gone can renew nothing:
+        // its lease is taken over at once instead of after its TTL (a
+        // cancelled CI job must not fail the next one). Holders on other
+        // hosts keep the TTL rule: their processes cannot be seen from here.
+        let holder_gone = row.token.is_some()
+            && !row.expired
+            && row.host.as_deref() == Some(holder.host.as_str())
+            && row
+                .pid
+                .is_some_and(|pid| pid != holder.pid && !process_runs(pid));
+        if row.token.is_some() && !row.expired && !holder_gone {
             let now = time::OffsetDateTime::now_utc();
             let age = row
                 .heartbeat_at
@@ -230,6 +240,9 @@ async fn try_take(
         if takeover {
             let payload = canonical_json(&serde_json::json!({
                 "lease": name,
+                // Why it could be taken: it expired, or its holder's
+                // process is gone from this host.
+                "reason": if holder_gone { "holder_exited" } else { "expired" },
                 "previous_holder": row.holder,
                 "previous_host": row.host,
                 "previous_pid": row.pid,

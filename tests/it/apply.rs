@@ -1194,10 +1194,10 @@ async fn a_run_whose_output_is_gone_finishes_and_releases_its_lease() {
 }
 
 /// A lease left by a runner that died on this host (killed, or its
-/// connection lost before it could release) is reported as such, with when
-/// it lapses and the `--wait` that outlasts it; a live holder is not.
+/// connection lost before it could release) is taken over at once, recorded
+/// with why; a live holder's lease is not, and the error says when it lapses.
 #[tokio::test]
-async fn a_lease_left_by_a_process_gone_from_this_host_says_when_it_lapses() {
+async fn a_lease_left_by_a_process_gone_from_this_host_is_taken_over_at_once() {
     use shiftlog::ledger::{Holder, Lease};
     let db = TestDb::new("lease_holder_gone").await;
     let p = three_migrations();
@@ -1210,35 +1210,47 @@ async fn a_lease_left_by_a_process_gone_from_this_host_says_when_it_lapses() {
         ttl: Duration::from_secs(60),
         wait: Duration::ZERO,
     };
+    let holder = |pid: i32| Holder {
+        name: "ci".into(),
+        host: shiftlog::ops::session::host_name(),
+        pid,
+        actor: s.actor_json(),
+    };
+    let take = |holder: Holder| {
+        let s = &s;
+        async move {
+            Lease::acquire(
+                &s.client,
+                &s.info,
+                &s.ledger,
+                shiftlog::ledger::lease::MIGRATIONS,
+                &holder,
+                options,
+            )
+            .await
+            .expect("take the lease")
+        }
+    };
+
+    // A live holder (this test process): exit 4, with when it lapses.
+    let live = take(holder(std::process::id() as i32)).await;
+    let out = p.run(&db, &["apply"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(out.stderr.contains("lapses in about"), "{out:?}");
+    live.release(&s.client, &s.ledger).await.expect("release");
+    assert_eq!(events_of(&s.client, "migration_applied").await.len(), 0);
+
+    // A holder whose process is gone: taken over at once, without --wait.
     let mut gone = std::process::Command::new("true").spawn().expect("true");
     let gone_pid = gone.id() as i32;
     gone.wait().expect("wait");
-    for (pid, exited) in [(gone_pid, true), (std::process::id() as i32, false)] {
-        let holder = Holder {
-            name: "ci".into(),
-            host: shiftlog::ops::session::host_name(),
-            pid,
-            actor: s.actor_json(),
-        };
-        let lease = Lease::acquire(
-            &s.client,
-            &s.info,
-            &s.ledger,
-            shiftlog::ledger::lease::MIGRATIONS,
-            &holder,
-            options,
-        )
-        .await
-        .expect("take the lease");
-        let out = p.run(&db, &["apply"]);
-        assert_eq!(out.code, 4, "{out:?}");
-        let said_gone = format!("no process {pid} runs on this host");
-        assert_eq!(out.stderr.contains(&said_gone), exited, "{out:?}");
-        assert!(out.stderr.contains("lapses in about"), "{out:?}");
-        if exited {
-            assert!(out.stderr.contains("— retry with --wait "), "{out:?}");
-        }
-        lease.release(&s.client, &s.ledger).await.expect("release");
-    }
-    assert_eq!(events_of(&s.client, "migration_applied").await.len(), 0);
+    let _left_behind = take(holder(gone_pid)).await;
+    let out = p.run(&db, &["--wait", "0s", "apply"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("applied 4 unit(s)"), "{out:?}");
+    let takeovers = events_of(&s.client, "lease_taken_over").await;
+    assert_eq!(takeovers.len(), 1);
+    let payload = takeovers[0].payload_json();
+    assert_eq!(payload["reason"], "holder_exited", "{payload}");
+    assert_eq!(payload["previous_pid"], gone_pid, "{payload}");
 }
