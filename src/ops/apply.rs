@@ -91,9 +91,15 @@ pub async fn apply_with_state(
         });
     }
     if steps.is_empty() {
-        // Nothing to do: no lease, no writes — a no-op apply is one read.
+        // Nothing to do: no lease, no writes — a no-op apply is two reads
+        // (the second for the head's hash, which the report gives).
+        let head = match presence {
+            Presence::Absent => None,
+            _ => session.ledger.head(&session.client).await?,
+        };
         return Ok(ApplyReport {
-            head_seq: state.last_seq,
+            head_seq: head.map_or(state.last_seq, |(seq, _)| seq),
+            head_hash: head.map(|(_, hash)| hash.to_hex()),
             ..ApplyReport::default()
         });
     }

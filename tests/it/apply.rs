@@ -1254,3 +1254,25 @@ async fn a_lease_left_by_a_process_gone_from_this_host_is_taken_over_at_once() {
     assert_eq!(payload["reason"], "holder_exited", "{payload}");
     assert_eq!(payload["previous_pid"], gone_pid, "{payload}");
 }
+
+/// A no-op apply's JSON gives the head it found, hash included; `sum`
+/// counts in the singular when there is one migration.
+#[tokio::test]
+async fn a_no_op_apply_reports_the_head_hash_and_sum_counts_right() {
+    let db = TestDb::new("noop_head_hash").await;
+    let p = Project::new();
+    p.migration("001", "one", "CREATE TABLE one (id int);\n", None);
+    let out = support::run(p.cmd(None).arg("sum"));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("(1 migration)"), "{out:?}");
+    p.ok(&db, &["apply"]);
+    let out = p.ok(&db, &["--format", "json", "apply"]);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let head = support::events(&db.client().await)
+        .await
+        .last()
+        .map(|e| (e.seq, e.hash.to_hex()))
+        .expect("events");
+    assert_eq!(report["head_seq"], head.0, "{report}");
+    assert_eq!(report["head_hash"], head.1.as_str(), "{report}");
+}

@@ -17,10 +17,15 @@ pub fn exec(global: &GlobalArgs) -> anyhow::Result<ExitStatus> {
             serde_json::json!({ "ok": true, "path": path, "changed": changed, "migrations": project.migrations.len() })
         ),
         Format::Human | Format::Github => outln!(
-            "{} {} ({} migrations)",
+            "{} {} ({} migration{})",
             if changed { "wrote" } else { "unchanged" },
             path.display(),
-            project.migrations.len()
+            project.migrations.len(),
+            if project.migrations.len() == 1 {
+                ""
+            } else {
+                "s"
+            }
         ),
     }
     Ok(ExitStatus::Success)
