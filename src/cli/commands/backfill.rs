@@ -153,6 +153,9 @@ async fn run(
 /// few seconds otherwise.
 pub struct BackfillReporter {
     bar: Option<ProgressBar>,
+    /// Whether the bar shows a total (else a spinner: no total is known, or
+    /// the estimate was passed, and a full bar would lie).
+    bounded: std::sync::atomic::AtomicBool,
     json: bool,
     quiet: bool,
     last_line: Mutex<Option<Instant>>,
@@ -162,17 +165,12 @@ impl BackfillReporter {
     pub fn new(json: bool, quiet: bool) -> Self {
         let bar = (!json && !quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg:>24} [{bar:30}] {human_pos}/{human_len} rows  {per_sec}  ETA {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            bar.set_style(spinner_style());
             bar
         });
         Self {
             bar,
+            bounded: std::sync::atomic::AtomicBool::new(false),
             json,
             quiet,
             last_line: Mutex::new(None),
@@ -181,8 +179,44 @@ impl BackfillReporter {
 
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
-            bar.finish();
+            // The summary that follows says where it ended; a bar left
+            // drawn would run into it on the same line.
+            bar.finish_and_clear();
         }
+    }
+}
+
+/// A bar with the total: rows done of the estimate, rate, ETA.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>20} [{bar:30}] {human_pos}/~{human_len} rows  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
+/// No total known (or the estimate passed): rows done and the rate only.
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:>20} {spinner} {human_pos} rows  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
+/// `850 rows/s`, `62.3k rows/s`, `1.2M rows/s`.
+pub fn human_rate(per_second: f64) -> String {
+    let r = per_second.max(0.0);
+    if r < 1_000.0 {
+        format!("{r:.0} rows/s")
+    } else if r < 1_000_000.0 {
+        format!("{:.1}k rows/s", r / 1_000.0)
+    } else {
+        format!("{:.1}M rows/s", r / 1_000_000.0)
+    }
+}
+
+/// `45s`, `3m05s`, `2h10m`.
+fn human_secs(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }
 
@@ -208,22 +242,42 @@ impl Reporter for BackfillReporter {
                         })
                     );
                 } else if let Some(bar) = &self.bar {
-                    if let Some(e) = estimate {
-                        bar.set_length((*e).max(*rows_done));
+                    use std::sync::atomic::Ordering;
+                    let total = estimate.filter(|e| *e > *rows_done);
+                    let bounded = total.is_some();
+                    if self.bounded.swap(bounded, Ordering::Relaxed) != bounded {
+                        bar.set_style(if bounded {
+                            bar_style()
+                        } else {
+                            spinner_style()
+                        });
+                    }
+                    match total {
+                        Some(e) => bar.set_length(e),
+                        None => bar.unset_length(),
                     }
                     bar.set_position(*rows_done);
-                    bar.set_message(match throttled {
-                        Some(t) => format!("{name} ({t})"),
-                        None => name.to_string(),
-                    });
+                    bar.set_prefix(name.to_string());
+                    bar.set_message(format!(
+                        "{}{}{}",
+                        human_rate(*rows_per_second),
+                        eta_secs
+                            .filter(|_| bounded)
+                            .map(|s| format!("  ETA {}", human_secs(s)))
+                            .unwrap_or_default(),
+                        throttled.map(|t| format!("  ({t})")).unwrap_or_default()
+                    ));
                 } else if !self.quiet {
                     let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
                     if last.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
                         *last = Some(Instant::now());
                         errln!(
-                            "{name}: {rows_done}{} rows, {:.0} rows/s, chunk {chunk_size}{}{}",
-                            estimate.map(|e| format!("/~{e}")).unwrap_or_default(),
-                            rows_per_second,
+                            "{name}: {rows_done}{} rows, {}, chunk {chunk_size}{}{}",
+                            estimate
+                                .filter(|e| *e > *rows_done)
+                                .map(|e| format!(" of ~{e}"))
+                                .unwrap_or_default(),
+                            human_rate(*rows_per_second),
                             eta_secs.map(|s| format!(", ETA {s}s")).unwrap_or_default(),
                             throttled
                                 .map(|t| format!(", throttled: {t}"))
@@ -255,9 +309,11 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
     }
     let mut out = String::new();
     for r in rows {
-        let pct = r
-            .estimate
-            .filter(|e| *e > 0)
+        // An estimate of 0 (a table never analyzed) or one already passed
+        // says nothing: it is left out rather than shown as "of ~0".
+        let estimate = r.estimate.filter(|e| *e > 0 && *e >= r.rows_done);
+        let pct = estimate
+            .filter(|_| r.state != "completed")
             .map(|e| {
                 format!(
                     " ({:.0}%)",
@@ -277,15 +333,16 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
         out.push_str(&format!(
             "  rows        {}{}{}\n",
             r.rows_done,
-            r.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default(),
+            estimate.map(|e| format!(" of ~{e}")).unwrap_or_default(),
             pct
         ));
         if r.rate > 0 {
             out.push_str(&format!(
-                "  rate        {} rows/s{}\n",
-                r.rate,
+                "  rate        {}{}\n",
+                human_rate(r.rate as f64),
                 r.eta_secs
-                    .map(|s| format!(", ETA {s}s"))
+                    .filter(|_| estimate.is_some())
+                    .map(|s| format!(", ETA {}", human_secs(s)))
                     .unwrap_or_default()
             ));
         }
@@ -321,4 +378,19 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{human_rate, human_secs};
+
+    #[test]
+    fn rates_and_durations_read_as_people_write_them() {
+        assert_eq!(human_rate(62_291.651_5), "62.3k rows/s");
+        assert_eq!(human_rate(850.4), "850 rows/s");
+        assert_eq!(human_rate(1_250_000.0), "1.2M rows/s");
+        assert_eq!(human_secs(45), "45s");
+        assert_eq!(human_secs(185), "3m05s");
+        assert_eq!(human_secs(7_800), "2h10m");
+    }
 }
