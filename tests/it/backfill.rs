@@ -605,3 +605,35 @@ where = "n IS DISTINCT FROM (SELECT max(w) FROM l) + (SELECT max(w) FROM s) + (S
         5000
     );
 }
+
+/// The rate cap is a cap: from the start of the run to each checkpoint, the
+/// rows updated stay within `rows_per_second` × the time elapsed plus one
+/// chunk. Measured on the ledger's own timestamps, so a slow machine can
+/// only make it pass more easily, never flake.
+#[tokio::test]
+async fn the_rate_cap_holds_from_the_first_chunk() {
+    const RATE: f64 = 20_000.0;
+    let db = TestDb::new("rate_cap").await;
+    let p = project_with(
+        "CREATE TABLE t (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);\n\
+         INSERT INTO t (id) SELECT g FROM generate_series(1, 60000) g;\n",
+        "table = \"t\"\nsql = \"UPDATE t SET n = n + 1 WHERE id BETWEEN :lo AND :hi\"\n\
+         verify = \"SELECT count(*) FROM t WHERE n <> 1\"\n\
+         [throttle]\nrows_per_second = 20000\n",
+    );
+    p.ok(&db, &["apply"]);
+    p.ok(&db, &["backfill", "run", "bump", "--workers", "2"]);
+    let client = db.client().await;
+    let started = support::events_of(&client, "backfill_started").await[0].at;
+    let one_chunk = RATE / 10.0;
+    let mut updated = 0.0;
+    for e in support::events_of(&client, "backfill_checkpoint").await {
+        updated += e.payload_json()["updated"].as_f64().unwrap_or(0.0);
+        let elapsed = (e.at - started).as_seconds_f64();
+        assert!(
+            updated <= RATE * elapsed + one_chunk,
+            "{updated} rows updated {elapsed:.3} s after the start: over the cap of {RATE} rows/s"
+        );
+    }
+    assert_eq!(updated, 60_000.0);
+}

@@ -151,9 +151,9 @@ impl Control {
             let rate = NonZeroU32::new(want).unwrap_or(NonZeroU32::MIN);
             *guard = Some((
                 want,
-                Arc::new(RateLimiter::direct(
-                    Quota::per_second(rate).allow_burst(rate),
-                )),
+                Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(
+                    NonZeroU32::new(chunk_cap(want)).unwrap_or(NonZeroU32::MIN),
+                ))),
             ));
         }
         guard.clone()
@@ -607,3 +607,12 @@ fn key_of(row: &tokio_postgres::Row, offset: usize, k: usize) -> Vec<String> {
 
 use watch::{poll_control, watchdog};
 use worker::Ctx;
+
+/// The most rows one chunk may take under a cap of `rate` rows/s: a tenth
+/// of a second's worth (at least 100 rows, never more than the rate). It is
+/// also the rate limiter's burst, so over any window the rows updated stay
+/// within `rate` × the window plus one chunk; a burst of a whole second's
+/// worth let a short run go 20–70% over its cap.
+pub(crate) fn chunk_cap(rate: u32) -> u32 {
+    (rate / 10).max(rate.min(100)).max(1)
+}

@@ -274,7 +274,7 @@ impl Ctx<'_> {
         let Some((rate, limiter)) = self.control.limiter() else {
             return true;
         };
-        walk.size = walk.size.min(u64::from(rate)).max(1);
+        walk.size = walk.size.min(u64::from(super::chunk_cap(rate))).max(1);
         let n = NonZeroU32::new(walk.size as u32).unwrap_or(NonZeroU32::MIN);
         if limiter.check_n(n).map(|r| r.is_err()).unwrap_or(true) {
             walk.throttled = walk.throttled.or(Some("rate_limit"));
