@@ -1276,3 +1276,43 @@ async fn a_no_op_apply_reports_the_head_hash_and_sum_counts_right() {
     assert_eq!(report["head_seq"], head.0, "{report}");
     assert_eq!(report["head_hash"], head.1.as_str(), "{report}");
 }
+
+/// Progress comes in order: each unit's `applying` after the previous
+/// unit's `done`, though the pipeline sends them in one round trip.
+#[tokio::test]
+async fn progress_lines_come_in_order() {
+    let db = TestDb::new("progress_order").await;
+    let p = Project::new();
+    for v in ["001", "002", "003"] {
+        p.migration(
+            v,
+            &format!("t{v}"),
+            &format!("CREATE TABLE t{v} (id int);\n"),
+            Some(&format!("DROP TABLE t{v};\n")),
+        );
+    }
+    p.sum();
+    let check = |out: &support::Output, verb: &str, order: [&str; 3]| {
+        let lines: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with(verb) || l.trim_start().starts_with("done"))
+            .collect();
+        let mut expected = Vec::new();
+        for v in order {
+            expected.push(format!("{verb} {v} (main)"));
+            expected.push(format!("done {v} (main)"));
+        }
+        assert_eq!(lines.len(), expected.len(), "{out:?}");
+        for (line, want) in lines.iter().zip(&expected) {
+            assert!(
+                line.trim_start().starts_with(want.as_str()),
+                "{line:?} is not {want:?}: {out:?}"
+            );
+        }
+    };
+    let out = p.ok(&db, &["apply"]);
+    check(&out, "applying", ["001", "002", "003"]);
+    let out = p.ok(&db, &["rollback", "--to", "0"]);
+    check(&out, "reverting", ["003", "002", "001"]);
+}

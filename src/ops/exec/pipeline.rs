@@ -228,8 +228,21 @@ impl Runner<'_> {
         verify: Option<&str>,
         begin: &str,
         carried: Option<Uncommitted>,
+        announce: &(dyn Fn() + Sync),
     ) -> Result<(Option<UnitOutcome>, u32, u32, LockedHead), Error> {
         let subject = unit.subject();
+        // This unit is announced once the carried one is reported done, so
+        // a reader sees `applying A`, `done A`, `applying B` — in order,
+        // though B's script went out in the same round trip as A's COMMIT.
+        let announced = std::sync::atomic::AtomicBool::new(false);
+        let announce_once = || {
+            if !announced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                announce();
+            }
+        };
+        if carried.is_none() {
+            announce_once();
+        }
         let sql = match runnable(script) {
             Ok(sql) => sql,
             Err(e) => {
@@ -249,6 +262,7 @@ impl Runner<'_> {
                     self.report_finished(&c.outcome);
                     reported.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
+                announce_once();
             };
             let piped = match self
                 .pipelined(
@@ -277,6 +291,7 @@ impl Runner<'_> {
                 }
                 committed = Some(c.outcome);
             }
+            announce_once();
             match self.settle(unit, kind, script, piped, attempt).await {
                 Ok((n, Some(head))) => return Ok((committed, n, attempt, head)),
                 Ok((_, None)) => unreachable!("the pipeline locked the head"),
@@ -295,7 +310,6 @@ impl Runner<'_> {
         carried: Option<Uncommitted>,
     ) -> Result<(Option<UnitOutcome>, Uncommitted), Error> {
         let up = &unit.scripts.up;
-        self.report_started(unit, &up.path, Action::Apply);
         let started = Instant::now();
         let begin = format!(
             "BEGIN;\n{}{}",
@@ -307,7 +321,15 @@ impl Runner<'_> {
             None => None,
         };
         let (committed, statements, attempt, head) = self
-            .run_transactional(unit, ScriptKind::Up, up, verify.as_deref(), &begin, carried)
+            .run_transactional(
+                unit,
+                ScriptKind::Up,
+                up,
+                verify.as_deref(),
+                &begin,
+                carried,
+                &|| self.report_started(unit, &up.path, Action::Apply),
+            )
             .await?;
         let applied = Applied {
             transactional: true,

@@ -40,10 +40,10 @@ impl Runner<'_> {
                 committed.push(self.commit(c).await?);
             }
         }
-        self.report_started(unit, &down.path, Action::Revert);
         let started = Instant::now();
         let subject = unit.subject();
         let (statements, attempt, head) = if down.directives.no_transaction {
+            self.report_started(unit, &down.path, Action::Revert);
             let statements = self.revert_non_transactional(unit, down).await?;
             let begin = format!("BEGIN;\n{}", self.cli_history_sql(unit, true));
             let (begun, head) = futures::join!(
@@ -65,7 +65,15 @@ impl Runner<'_> {
                 self.cli_history_sql(unit, true)
             );
             let (done, statements, attempt, head) = self
-                .run_transactional(unit, ScriptKind::Down, down, None, &begin, carried.take())
+                .run_transactional(
+                    unit,
+                    ScriptKind::Down,
+                    down,
+                    None,
+                    &begin,
+                    carried.take(),
+                    &|| self.report_started(unit, &down.path, Action::Revert),
+                )
                 .await?;
             committed.extend(done);
             (statements, attempt, head)
