@@ -490,6 +490,17 @@ impl LockedRun<'_> {
     }
 }
 
+/// The planner's row estimate for `table` (a quoted name), from its size
+/// on disk when it has no statistics.
+async fn planner_rows(client: &tokio_postgres::Client, table: &str) -> Option<i64> {
+    let row = client
+        .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table}"), &[])
+        .await
+        .ok()?;
+    let plan: serde_json::Value = row.try_get(0).ok()?;
+    plan[0]["Plan"]["Plan Rows"].as_f64().map(|r| r as i64)
+}
+
 /// Captures the run's upper bound and splits the key range into slices.
 async fn start(
     session: &Session,
@@ -503,7 +514,7 @@ async fn start(
         .await
         .map_err(ctx)?
         .map(|row| key_of(&row, 0, r.key.len()));
-    let estimate: i64 = client
+    let mut estimate: i64 = client
         .query_one(
             "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass($1)",
             &[&r.table],
@@ -511,6 +522,12 @@ async fn start(
         .await
         .map_err(ctx)?
         .get(0);
+    if estimate == 0 {
+        // Never analyzed (right after a bulk load or an expand phase): the
+        // planner still estimates the rows from the table's current size,
+        // which is what a total needs — never a bar that is full at 0.
+        estimate = planner_rows(client, &r.table).await.unwrap_or(0);
+    }
     let mut bounds: Vec<Vec<String>> = Vec::new();
     let workers = options.workers.max(1) as usize;
     if workers > 1 && hi.is_some() {
