@@ -128,7 +128,7 @@ pub enum Error {
     /// This runner's lease expired and another runner took it over; nothing
     /// was committed after that.
     #[error(
-        "this runner lost its lease (it expired and another runner took over); the current step was rolled back — run the command again"
+        "this runner lost its lease: it expired before the heartbeat renewed it, or another runner took it over (`shiftlog ledger log --kind lease_taken_over` shows takeovers); the current step was rolled back — run the command again"
     )]
     LeaseLost,
 

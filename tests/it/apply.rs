@@ -1316,3 +1316,67 @@ async fn progress_lines_come_in_order() {
     let out = p.ok(&db, &["rollback", "--to", "0"]);
     check(&out, "reverting", ["003", "002", "001"]);
 }
+
+/// A heartbeat delayed past the TTL still renews the lease when nobody took
+/// it over (the token is unchanged); after a takeover it does not.
+#[tokio::test]
+async fn a_late_heartbeat_renews_a_lease_nobody_took() {
+    use shiftlog::ledger::{Holder, Lease};
+    let db = TestDb::new("late_heartbeat").await;
+    let s = support::session(&db).await;
+    s.ledger
+        .install(&s.client, &s.actor_json())
+        .await
+        .expect("install");
+    let holder = Holder {
+        name: "runner".into(),
+        host: shiftlog::ops::session::host_name(),
+        pid: std::process::id() as i32,
+        actor: s.actor_json(),
+    };
+    let options = LeaseOptions {
+        ttl: Duration::from_secs(60),
+        wait: Duration::ZERO,
+    };
+    let lease = Lease::acquire(
+        &s.client,
+        &s.info,
+        &s.ledger,
+        shiftlog::ledger::lease::MIGRATIONS,
+        &holder,
+        options,
+    )
+    .await
+    .expect("lease");
+    let expire = "UPDATE shiftlog.lease SET expires_at = now() - interval '1 second' WHERE name = 'migrations'";
+    s.client.batch_execute(expire).await.expect("expired");
+    // Expired but not taken: the runner's appends still pass the fence.
+    s.client.batch_execute("BEGIN").await.expect("begin");
+    let draft = shiftlog::ledger::EventDraft {
+        kind: shiftlog::ledger::EventKind::Tag,
+        subject: "ledger".into(),
+        actor: s.actor_json(),
+        payload: r#"{"name":"late"}"#.into(),
+    };
+    s.ledger
+        .append(&s.client, Some(lease.token()), draft)
+        .await
+        .expect("an expired lease nobody took still fences its holder in");
+    s.client.batch_execute("COMMIT").await.expect("commit");
+    let renewed = s
+        .ledger
+        .renew_lease(&s.client, lease.token(), Duration::from_secs(60))
+        .await
+        .expect("renew");
+    assert!(renewed, "an expired lease nobody took is renewed");
+    s.client
+        .batch_execute("UPDATE shiftlog.lease SET token = 'someone-else' WHERE name = 'migrations'")
+        .await
+        .expect("taken over");
+    let renewed = s
+        .ledger
+        .renew_lease(&s.client, lease.token(), Duration::from_secs(60))
+        .await
+        .expect("renew");
+    assert!(!renewed, "a lease taken over is not renewed");
+}

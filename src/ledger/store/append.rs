@@ -35,7 +35,7 @@ impl Ledger {
     /// Parameters: `$1` subject, `$2` lease token (NULL: unfenced).
     pub(super) fn lock_sql(&self) -> String {
         format!(
-            "WITH l AS (SELECT expires_at > clock_timestamp() AS live FROM {lease} WHERE token = $2 FOR SHARE)
+            "WITH l AS (SELECT true AS live FROM {lease} WHERE token = $2 FOR SHARE)
              SELECT h.seq, h.hash, clock_timestamp(),
                     (SELECT state FROM {state} WHERE subject = $1),
                     $2::text IS NULL OR coalesce((SELECT live FROM l), false),
@@ -67,7 +67,10 @@ impl Ledger {
     /// head and the subject's projection row in the same statement.
     ///
     /// With `lease_token`, the append is fenced: it fails with
-    /// [`Error::LeaseLost`] unless that token still holds an unexpired lease,
+    /// [`Error::LeaseLost`] unless that token still holds the lease — only a
+    /// takeover changes it (once the lease expired, or its holder's process
+    /// is gone from this host), so an expired lease nobody took is still the
+    /// runner's —
     /// and it keeps the lease row share-locked until commit so no takeover
     /// can slip in between the check and the commit.
     ///

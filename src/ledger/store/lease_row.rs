@@ -105,6 +105,11 @@ impl Ledger {
     }
 
     /// Extends the lease held by `token`; `false` when it is no longer held.
+    ///
+    /// A lease that expired but still carries `token` is extended too: only
+    /// a takeover changes the token, so nobody else has worked under it. A
+    /// heartbeat delayed past the TTL (a busy machine, a lock wait behind
+    /// the runner's own appends) thus does not cost the runner its lease.
     pub async fn renew_lease(
         &self,
         client: &Client,
@@ -116,7 +121,7 @@ impl Ledger {
                 &format!(
                     "UPDATE {} SET heartbeat_at = clock_timestamp(),
                             expires_at = clock_timestamp() + make_interval(secs => $2)
-                      WHERE token = $1 AND expires_at > clock_timestamp()",
+                      WHERE token = $1",
                     self.t("lease")
                 ),
                 &[&token, &ttl.as_secs_f64()],
