@@ -617,7 +617,8 @@ async fn single_transaction_retries_lock_timeouts_and_chains_its_events() {
 async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
     let db = TestDb::new("kill_mid_migration").await;
     let p = Project::new();
-    p.write("shiftlog.toml", "lease_ttl = \"2s\"\n");
+    // The default lease_ttl (30 s): the dead runner's lease is taken over
+    // at once, as its process is gone from this host.
     p.migration(
         "001",
         "slow",
@@ -647,7 +648,7 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
         None,
     );
     p.sum();
-    let out = p.ok(&db, &["apply", "--wait", "20s"]);
+    let out = p.ok(&db, &["apply", "--wait", "0s"]);
     assert!(out.stderr.contains("done 001"), "{out:?}");
     assert!(relation_exists(&client, "slow").await);
     assert_eq!(
@@ -657,6 +658,7 @@ async fn killing_the_runner_mid_migration_leaves_nothing_then_applies_once() {
     );
     let takeovers = events_of(&client, "lease_taken_over").await;
     assert_eq!(takeovers.len(), 1, "the dead runner's lease was taken over");
+    assert_eq!(takeovers[0].payload_json()["reason"], "holder_exited");
     // Times in payloads are written as everywhere in the ledger: RFC 3339,
     // microseconds, UTC.
     let expires = takeovers[0].payload_json()["previous_expires_at"]
