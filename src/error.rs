@@ -105,7 +105,7 @@ pub enum Error {
     /// Another runner holds the lease.
     #[error(
         "another shiftlog runner holds the {lease} lease: {holder} on {host} (pid {pid}), last heartbeat {heartbeat_secs_ago}s ago; {}",
-        lease_advice(*holder_exited, *lapses_in_secs, host, *pid)
+        lease_advice(*lapses_in_secs)
     )]
     LeaseUnavailable {
         /// Which lease (`migrations`, `backfill:<name>`).
@@ -120,15 +120,12 @@ pub enum Error {
         heartbeat_secs_ago: i64,
         /// Seconds until the lease lapses unless its holder renews it.
         lapses_in_secs: i64,
-        /// The holder is on this host and no process of its pid runs here
-        /// (it was killed, or lost its connection before it could release).
-        holder_exited: bool,
     },
 
-    /// This runner's lease expired and another runner took it over; nothing
-    /// was committed after that.
+    /// Another runner took this runner's lease over (after it expired);
+    /// nothing was committed after that.
     #[error(
-        "this runner lost its lease: it expired before the heartbeat renewed it, or another runner took it over (`shiftlog ledger log --kind lease_taken_over` shows takeovers); the current step was rolled back — run the command again"
+        "this runner lost its lease: another runner took it over after it expired (`shiftlog ledger log --kind lease_taken_over` shows who and when); the current step was rolled back — run the command again"
     )]
     LeaseLost,
 
@@ -338,20 +335,13 @@ fn location(path: &Option<PathBuf>, line: &Option<u32>) -> String {
     }
 }
 
-/// What to do about a lease another runner holds.
-fn lease_advice(holder_exited: bool, lapses_in_secs: i64, host: &str, pid: i32) -> String {
-    let wait = lapses_in_secs.max(0) + 5;
-    if holder_exited {
-        format!(
-            "no process {pid} runs on this host ({host}) any more, so nobody renews it: it lapses in about {}s — retry with --wait {wait}s",
-            lapses_in_secs.max(0)
-        )
-    } else {
-        format!(
-            "wait for it to finish, or retry with --wait 5m (it lapses in about {}s if its holder stops renewing it)",
-            lapses_in_secs.max(0)
-        )
-    }
+/// What to do about a lease another runner holds. (A holder gone from this
+/// host is never reported: its lease is taken over at once.)
+fn lease_advice(lapses_in_secs: i64) -> String {
+    format!(
+        "wait for it to finish, or retry with --wait 5m (it lapses in about {}s if its holder stops renewing it)",
+        lapses_in_secs.max(0)
+    )
 }
 
 /// The server's message (with detail and hint) when there is one, else the

@@ -215,7 +215,6 @@ async fn try_take(
             return Ok(Some(Error::LeaseUnavailable {
                 lease: name.to_owned(),
                 holder: row.holder.unwrap_or_default(),
-                holder_exited: host == holder.host && !process_runs(pid),
                 host,
                 pid,
                 heartbeat_secs_ago: age,
