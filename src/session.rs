@@ -44,18 +44,7 @@ impl Session {
             .await
             .map_err(|e| Error::db("reading current_user", e))?;
         let db_user: String = rows.first().map(|r| r.get(0)).unwrap_or_default();
-        let operator = operator
-            .map(str::to_owned)
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| db_user.clone());
-        let actor = Actor {
-            db_user,
-            operator,
-            host: host_name(),
-            tool: format!("shiftlog/{}", env!("CARGO_PKG_VERSION")),
-            git_commit: None,
-            fleet_run: None,
-        };
+        let actor = local_actor(db_user, operator);
         Ok(Self {
             client,
             info: info.clone(),
@@ -109,6 +98,23 @@ impl Session {
             options,
         )
         .await
+    }
+}
+
+/// The actor of this process: `operator` (`--actor`/`$SHIFTLOG_ACTOR`),
+/// else the OS user, else `db_user`; this host; this tool.
+pub(crate) fn local_actor(db_user: String, operator: Option<&str>) -> Actor {
+    let operator = operator
+        .map(str::to_owned)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| db_user.clone());
+    Actor {
+        db_user,
+        operator,
+        host: host_name(),
+        tool: format!("shiftlog/{}", env!("CARGO_PKG_VERSION")),
+        git_commit: None,
+        fleet_run: None,
     }
 }
 

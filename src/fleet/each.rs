@@ -35,8 +35,9 @@ impl Limits {
     }
 }
 
-/// Refuses `--parallel 0`.
-pub(crate) fn check_parallel(parallel: usize) -> Result<(), Error> {
+/// Refuses `--parallel 0` (every fleet operation does; a caller may check
+/// first, before it resolves the targets).
+pub fn check_parallel(parallel: usize) -> Result<(), Error> {
     if parallel == 0 {
         return Err(Error::Usage {
             message:

@@ -28,5 +28,6 @@ pub mod runlog;
 pub mod status;
 pub mod targets;
 
+pub use each::check_parallel;
 pub use run::{Canary, FleetOptions, FleetReport, Outcome, TargetReport, apply};
 pub use targets::{Target, resolve};

@@ -434,6 +434,11 @@ pub async fn apply(
     on_done: &(dyn Fn(&TargetReport) + Sync),
 ) -> Result<FleetReport, Error> {
     check_parallel(options.parallel)?;
+    if options.max_failures == Some(0) {
+        return Err(Error::Usage {
+            message: "--max-failures 0 would stop before the first target; give 1 or more".into(),
+        });
+    }
     let mut labels = BTreeSet::new();
     if let Some(t) = targets.iter().find(|t| !labels.insert(t.label.as_str())) {
         return Err(Error::Usage {
@@ -449,17 +454,12 @@ pub async fn apply(
         .run_log
         .clone()
         .unwrap_or_else(|| RunLogPlace::File(project.root.clone()));
-    let actor = crate::ledger::Actor {
-        db_user: String::new(),
-        operator: operator
-            .map(str::to_owned)
-            .or_else(|| std::env::var("USER").ok())
-            .unwrap_or_else(|| "fleet".into()),
-        host: crate::session::host_name(),
-        tool: format!("shiftlog/{}", env!("CARGO_PKG_VERSION")),
-        git_commit: None,
-        fleet_run: None,
-    };
+    // No database user: the run log is not a database's (a registry's
+    // ledger records the run's operator, not the registry's role).
+    let mut actor = crate::session::local_actor(String::new(), operator);
+    if actor.operator.is_empty() {
+        actor.operator = "fleet".into();
+    }
     // A resumed run's log is read (and checked) before anything else.
     let resumed = match (&options.resume, apply.dry_run) {
         (Some(id), false) => {

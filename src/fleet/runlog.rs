@@ -268,15 +268,19 @@ impl RunLog {
             }
             RunLogPlace::Registry { info, schema } => {
                 let (client, ledger) = open_registry(info, schema, actor).await?;
-                let subject = format!("run:{run}");
-                let events: Vec<Event> = ledger
-                    .read_events(&client, 1, None)
-                    .await?
-                    .into_iter()
-                    .filter(|e| {
-                        e.subject == subject || e.subject.starts_with(&format!("{subject}/"))
+                // The run's events only (`run:ID` and `run:ID:target:…`), read
+                // by the ledger's subject filter, not every run's.
+                let filter = crate::ledger::EventFilter {
+                    subject: Some(format!("run:{run}")),
+                    ..Default::default()
+                };
+                let mut events: Vec<Event> = Vec::new();
+                ledger
+                    .stream_events_filtered(&client, 0, &filter, |e| {
+                        events.push(e.clone());
+                        Ok(())
                     })
-                    .collect();
+                    .await?;
                 if events.is_empty() {
                     return Err(not_found(format!(
                         "no event of it in the ledger of {}",
@@ -318,7 +322,7 @@ impl RunLog {
         let subject = match target {
             Some(label) => {
                 payload["target"] = json!(label);
-                format!("run:{}/target:{label}", self.run)
+                format!("run:{}:target:{label}", self.run)
             }
             None => format!("run:{}", self.run),
         };

@@ -30,14 +30,9 @@ fn refuse_single_target(global: &GlobalArgs) -> shiftlog::Result<()> {
     Ok(())
 }
 
+/// `--parallel`, refused at 0 before the targets are resolved.
 fn parallel(args: &FleetArgs) -> shiftlog::Result<usize> {
-    if args.parallel == 0 {
-        return Err(shiftlog::Error::Usage {
-            message:
-                "--parallel 0 would work on nothing; give 1 or more targets at once per server"
-                    .into(),
-        });
-    }
+    shiftlog::fleet::check_parallel(args.parallel)?;
     Ok(args.parallel)
 }
 
@@ -57,12 +52,6 @@ pub async fn apply(
         resume: args.resume.clone(),
         run_log: None,
     };
-    if options.max_failures == Some(0) {
-        return Err(shiftlog::Error::Usage {
-            message: "--max-failures 0 would stop before the first target; give 1 or more".into(),
-        }
-        .into());
-    }
     let migrator = flags.migrator(context::project(global)?);
     let targets = migrator.fleet_targets(fleet).await?;
     let progress = FleetProgress::new(global, fleet, targets.len());
