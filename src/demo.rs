@@ -187,8 +187,8 @@ async fn tour(
     )
     .await?;
     narrator.show(&format!(
-        "applied {} unit(s), each in its own transaction with its ledger event",
-        report.applied.len()
+        "applied {}, each in its own transaction with its ledger event",
+        crate::words::count(report.applied.len(), "unit", "units")
     ));
 
     load_sample_users(&session, options, narrator).await?;
@@ -204,7 +204,10 @@ async fn tour(
 
     narrator.step("apply --phase contract: now allowed — CHECK NOT VALID, VALIDATE, SET NOT NULL");
     let report = ops::apply(&project, &session, &contract, narrator).await?;
-    narrator.show(&format!("applied {} unit(s)", report.applied.len()));
+    narrator.show(&format!(
+        "applied {}",
+        crate::words::count(report.applied.len(), "unit", "units")
+    ));
 
     show_ledger(&project, &session, narrator, render).await
 }
@@ -292,10 +295,10 @@ async fn run_backfill(
         crate::backfill::run(project, session, BACKFILL, &run, narrator).await?
     {
         narrator.show(&format!(
-            "{} rows walked, {} updated in {} chunks, {:.1}s ({:.0} rows/s)",
-            r.rows,
-            r.updated,
-            r.chunks,
+            "{} walked, {} updated in {}, {:.1}s ({:.0} rows/s)",
+            crate::words::count(r.rows, "row", "rows"),
+            crate::words::human_count(r.updated),
+            crate::words::count(r.chunks, "chunk", "chunks"),
             r.duration_ms as f64 / 1000.0,
             r.rows as f64 * 1000.0 / r.duration_ms.max(1) as f64
         ));
@@ -310,8 +313,9 @@ async fn run_backfill(
     )
     .await?;
     narrator.show(&format!(
-        "{} row(s) left (checked {})",
-        v.remaining, v.rows_checked
+        "{} left (checked {})",
+        crate::words::count(v.remaining, "row", "rows"),
+        crate::words::human_count(v.rows_checked)
     ));
     Ok(())
 }

@@ -91,8 +91,13 @@ impl fmt::Display for ScriptFailure {
         } else {
             write!(
                 f,
-                "; {} statement(s) before it stay applied — fix the cause and run apply again to resume from the failed statement",
-                self.statements_done
+                "; {} before it {} applied — fix the cause and run apply again to resume from the failed statement",
+                crate::words::count(self.statements_done, "statement", "statements"),
+                if self.statements_done == 1 {
+                    "stays"
+                } else {
+                    "stay"
+                }
             )?;
         }
         if let Some(hint) = &self.hint {

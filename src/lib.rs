@@ -58,6 +58,7 @@ pub mod scratch;
 mod session;
 pub mod sql;
 pub mod supabase;
+pub mod words;
 
 pub use error::{ConnectErrorKind, Error, ExitStatus, Result};
 pub use failure::{ScriptFailure, ScriptKind};

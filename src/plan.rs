@@ -185,9 +185,16 @@ impl fmt::Display for PlanProblem {
                 done,
             } => write!(
                 f,
-                "{}: migration {version} ({phase}) stopped after {done} completed statement(s), but those statements changed in the file since; \
-                 restore them, or resolve by hand and run `shiftlog repair {version} --resolve-failure`",
-                path.display()
+                "{}: migration {version} ({phase}) stopped after {}, but {} changed in the file since; \
+                 restore {}, or resolve by hand and run `shiftlog repair {version} --resolve-failure`",
+                path.display(),
+                crate::words::count(*done, "completed statement", "completed statements"),
+                if *done == 1 {
+                    "that statement"
+                } else {
+                    "those statements"
+                },
+                if *done == 1 { "it" } else { "them" },
             ),
             Self::MissingDown {
                 version,
@@ -214,7 +221,11 @@ impl fmt::Display for PlanProblem {
                     path.display()
                 )?;
                 match remaining {
-                    Some(n) => write!(f, "still had {n} row(s) to do at its last completion check"),
+                    Some(n) => write!(
+                        f,
+                        "still had {} to do at its last completion check",
+                        crate::words::count(*n, "row", "rows")
+                    ),
                     None => write!(f, "is {status} and not verified complete"),
                 }?;
                 write!(

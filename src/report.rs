@@ -62,8 +62,11 @@ pub enum Progress<'a> {
         name: &'a str,
         /// Rows walked so far in this run.
         rows_done: u64,
-        /// Estimated rows in the table.
-        estimate: Option<u64>,
+        /// The rows the run walks in all, as far as can be told now
+        /// (`backfill::progress::total`); `None`: not known (a spinner).
+        total: Option<u64>,
+        /// Whether `total` is known, not estimated.
+        total_exact: bool,
         /// Recent rows per second.
         rows_per_second: f64,
         /// Current chunk size.

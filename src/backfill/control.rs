@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::progress::{self, Extent};
 use crate::error::Error;
 use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
 use crate::ledger::event::{backfill_subject, canonical_json};
@@ -134,11 +135,19 @@ pub struct BackfillStatusRow {
     pub runner: Option<String>,
     /// Rows walked in the current run.
     pub rows_done: u64,
-    /// Estimated rows.
+    /// Rows at the start of the run (counted when `estimate_exact`).
     pub estimate: Option<u64>,
+    /// Whether `estimate` was counted.
+    pub estimate_exact: bool,
+    /// The rows the run walks in all, as far as can be told now
+    /// (`backfill::progress::total`): the start estimate corrected by how
+    /// far the walk has got; `None` when unknown.
+    pub total: Option<u64>,
+    /// Whether `total` is known, not estimated.
+    pub total_exact: bool,
     /// Smoothed rows per second.
     pub rate: u64,
-    /// Seconds to go at that rate.
+    /// Seconds to go at that rate (only while a runner is at work).
     pub eta_secs: Option<u64>,
     /// Current rate cap.
     pub rows_per_second: Option<u32>,
@@ -187,7 +196,8 @@ pub async fn status(
         };
         let rows_done = s.map(|s| s.rows_done).unwrap_or(0);
         let rate = s.map(|s| s.rate).unwrap_or(0);
-        let estimate = s.and_then(|s| s.estimate);
+        let total = s.and_then(|s| progress::total(&Extent::of(s), &s.slices, rows_done));
+        let at_work = runner.is_some() && s.is_some_and(|s| s.status == BackfillStatus::Running);
         rows.push(BackfillStatusRow {
             name: name.clone(),
             path: def.path.display().to_string(),
@@ -197,14 +207,12 @@ pub async fn status(
                 .unwrap_or_else(|| "not-started".into()),
             runner,
             rows_done,
-            estimate,
+            estimate: s.and_then(|s| s.estimate),
+            estimate_exact: s.is_some_and(|s| s.estimate_exact),
+            total: total.map(|t| t.rows),
+            total_exact: total.is_some_and(|t| t.exact),
             rate,
-            eta_secs: match (estimate, s.map(|s| s.status)) {
-                (Some(e), Some(BackfillStatus::Running)) if rate > 0 && e > rows_done => {
-                    Some((e - rows_done) / rate)
-                }
-                _ => None,
-            },
+            eta_secs: progress::eta_secs(total.filter(|_| at_work), rows_done, rate as f64),
             rows_per_second: s
                 .and_then(|s| s.rows_per_second)
                 .or(def.throttle.rows_per_second),

@@ -4,6 +4,7 @@
 
 pub mod control;
 pub mod definition;
+pub mod progress;
 pub mod resolve;
 pub mod runner;
 pub mod verify;

@@ -43,6 +43,8 @@ pub struct Resolved {
     pub verify: Option<String>,
     /// The largest key, as text (params: none).
     pub max_key: String,
+    /// The smallest key, as text (params: none).
+    pub min_key: String,
     /// The first key at or after a value of the first key column (for slicing).
     pub key_at_or_after: String,
 }
@@ -266,6 +268,7 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
         } => sql.sql_change(statement, verify),
     };
     let max_key = sql.max_key();
+    let min_key = sql.min_key();
     let key_at_or_after = sql.key_at_or_after();
     Resolved {
         def,
@@ -279,6 +282,7 @@ pub fn build(def: Backfill, table: String, key: Vec<KeyColumn>) -> Resolved {
         remaining_next: change.remaining_next,
         verify: change.verify,
         max_key,
+        min_key,
         key_at_or_after,
     }
 }
@@ -431,6 +435,15 @@ impl<'a> KeySql<'a> {
         )
     }
 
+    /// The smallest key, as text.
+    fn min_key(&self) -> String {
+        let (table, t_asc) = (self.table, self.t_asc());
+        format!(
+            "SELECT {} FROM {table} t ORDER BY {t_asc} LIMIT 1",
+            self.text_cols("t")
+        )
+    }
+
     /// The first key at or after a value of the first key column.
     fn key_at_or_after(&self) -> String {
         let (table, t_asc) = (self.table, self.t_asc());
@@ -454,8 +467,13 @@ impl Resolved {
     /// `n` rows (the key is unique), so a chunk never outgrows its size and
     /// needs no bounds read.
     pub fn steps_by_key(&self) -> bool {
-        matches!(self.def.action, Action::Set { .. })
-            && self.key.len() == 1
+        matches!(self.def.action, Action::Set { .. }) && self.integer_key()
+    }
+
+    /// Whether the key is one integer column: the key range then bounds
+    /// the rows (one per key value) and tells how far a walk has got.
+    pub fn integer_key(&self) -> bool {
+        self.key.len() == 1
             && matches!(
                 self.key[0].sql_type.as_str(),
                 "smallint" | "integer" | "bigint"

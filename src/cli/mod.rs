@@ -40,6 +40,7 @@ mod args;
 mod commands;
 mod context;
 mod demo;
+mod human;
 mod output;
 
 use std::process::ExitCode;

@@ -179,7 +179,8 @@ pub struct TargetBackfillStatus {
     pub state: String,
     /// Rows walked in the current run.
     pub rows_done: u64,
-    /// Estimated rows.
+    /// The rows its run walks in all, as far as can be told now
+    /// (`backfill::progress::total`).
     pub estimate: Option<u64>,
     /// The error that stopped it, or why it could not be read.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,7 +198,8 @@ pub struct FleetBackfillStatus {
     pub states: BTreeMap<String, usize>,
     /// Rows walked, summed over the targets.
     pub rows_done: u64,
-    /// Estimated rows, summed over the targets that have an estimate.
+    /// The rows the runs walk in all, summed over the targets (a target
+    /// past its estimate counts its rows walked).
     pub estimate: u64,
     /// Every target, in the fleet's order.
     pub targets: Vec<TargetBackfillStatus>,
@@ -241,7 +243,7 @@ pub async fn status(
                 if let Some(s) = found.into_iter().next() {
                     row.state = s.state;
                     row.rows_done = s.rows_done;
-                    row.estimate = s.estimate;
+                    row.estimate = s.total;
                     row.error = s.failure;
                 } else {
                     row.state = "not-started".into();
@@ -260,7 +262,10 @@ pub async fn status(
         name: name.to_owned(),
         states,
         rows_done: rows.iter().map(|r| r.rows_done).sum(),
-        estimate: rows.iter().filter_map(|r| r.estimate).sum(),
+        estimate: rows
+            .iter()
+            .map(|r| r.estimate.unwrap_or(r.rows_done).max(r.rows_done))
+            .sum(),
         targets: rows,
     })
 }

@@ -110,7 +110,10 @@ pub async fn drift(
                 let json = serde_json::to_value(&r).ok();
                 if r.drifted {
                     let detail = match &r.diff {
-                        Some(diff) => format!("drifted: {} difference(s)", diff.len()),
+                        Some(diff) => format!(
+                            "drifted: {}",
+                            crate::words::count(diff.len(), "difference", "differences")
+                        ),
                         None => "drifted: the schema's hash differs".to_owned(),
                     };
                     line(t, Verdict::Found, detail, json)
@@ -151,13 +154,19 @@ pub async fn verify(
                     None => line(
                         t,
                         Verdict::Ok,
-                        format!("{} event(s) verified", r.events),
+                        format!(
+                            "{} verified",
+                            crate::words::count(r.events, "event", "events")
+                        ),
                         json,
                     ),
                     Some(first) => line(
                         t,
                         Verdict::Found,
-                        format!("{} problem(s); the first: {first}", r.problems.len()),
+                        format!(
+                            "{}; the first: {first}",
+                            crate::words::count(r.problems.len(), "problem", "problems")
+                        ),
                         json,
                     ),
                 }

@@ -393,7 +393,10 @@ impl Rollout<'_> {
     fn check_max_failures(&self) {
         let failures = self.failures.load(Ordering::SeqCst);
         if self.options.max_failures.is_some_and(|max| failures >= max) {
-            self.halt(format!("{failures} target(s) failed (--max-failures)"));
+            self.halt(format!(
+                "{} failed (--max-failures)",
+                crate::words::count(failures, "target", "targets")
+            ));
         }
     }
 

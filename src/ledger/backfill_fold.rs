@@ -75,8 +75,15 @@ pub struct BackfillState {
     pub rows_updated: u64,
     /// Chunks committed in the current run.
     pub chunks: u64,
-    /// Estimated rows in the table at start.
+    /// Rows in the table at start (see `estimate_exact`).
     pub estimate: Option<u64>,
+    /// Whether `estimate` was counted, not estimated.
+    #[serde(default)]
+    pub estimate_exact: bool,
+    /// With one integer key column: the number of key values the run's
+    /// range holds, the most rows it can walk.
+    #[serde(default)]
+    pub key_span: Option<u64>,
     /// Start of the current run.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub started_at: Option<OffsetDateTime>,
@@ -334,6 +341,8 @@ fn started(prev: Option<&BackfillState>, p: Started, event: &Event) -> BackfillS
         rows_updated: 0,
         chunks: 0,
         estimate: p.estimate,
+        estimate_exact: p.estimate_exact,
+        key_span: p.key_span,
         started_at: Some(event.at),
         last_checkpoint_at: None,
         rate: 0,
@@ -495,6 +504,8 @@ mod tests {
             hi: Some(k("100")),
             slices: vec![(None, Some(k("50"))), (Some(k("50")), Some(k("100")))],
             estimate: Some(100),
+            estimate_exact: true,
+            key_span: Some(100),
             definition: "backfills/b.toml".into(),
             definition_checksum: "b3n1:x".into(),
             rows_per_second: Some(500),

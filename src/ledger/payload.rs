@@ -208,8 +208,17 @@ pub struct BackfillStartedPayload {
     pub hi: Option<KeyValues>,
     /// The key ranges `(lo, hi]` the workers walk, `None` for open ends.
     pub slices: Vec<(Option<KeyValues>, Option<KeyValues>)>,
-    /// Rows estimated from the planner's statistics.
+    /// Rows at the start: counted when few (see `estimate_exact`), else
+    /// the planner's estimate (scaled to the table's current size, so never
+    /// 0 for a table not yet analyzed), at most `key_span`.
     pub estimate: Option<u64>,
+    /// Whether `estimate` is a count of the rows up to `hi` at the start.
+    #[serde(default)]
+    pub estimate_exact: bool,
+    /// With one integer key column: `hi` − the first key + 1, the most rows
+    /// the walk can meet.
+    #[serde(default)]
+    pub key_span: Option<u64>,
     /// The definition file.
     #[serde(default)]
     pub definition: String,

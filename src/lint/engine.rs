@@ -155,9 +155,11 @@ impl Exempt {
     /// The one line `lint` and `check` print for it.
     pub fn line(&self, command: &str) -> String {
         format!(
-            "history: {} finding(s) in {} migration(s) {} not listed (old migrations are \
+            "history: {} in {} {} not listed (old migrations are \
              history; `{command}` judges the new ones)",
-            self.findings, self.migrations, self.reason
+            crate::words::count(self.findings, "finding", "findings"),
+            crate::words::count(self.migrations, "migration", "migrations"),
+            self.reason
         )
     }
 }

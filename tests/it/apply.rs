@@ -484,7 +484,7 @@ async fn non_transactional_migration_records_progress_and_resumes() {
         "{out:?}"
     );
     assert!(
-        out.stderr.contains("1 statement(s) before it stay applied"),
+        out.stderr.contains("1 statement before it stays applied"),
         "{out:?}"
     );
     assert!(
@@ -494,7 +494,7 @@ async fn non_transactional_migration_records_progress_and_resumes() {
     );
     let out = p.ok(&db, &["status"]);
     assert!(
-        out.stdout.contains("partial") && out.stdout.contains("1 statement(s) completed"),
+        out.stdout.contains("partial") && out.stdout.contains("1 statement completed"),
         "{out:?}"
     );
     assert!(
@@ -1192,7 +1192,7 @@ async fn a_run_whose_output_is_gone_finishes_and_releases_its_lease() {
     assert_fold_matches_catalog(&db, [false, false, false, false]).await;
     // The next run does not wait for a lease left behind.
     let out = p.ok(&db, &["--wait", "0s", "apply"]);
-    assert!(out.stdout.contains("applied 4 unit(s)"), "{out:?}");
+    assert!(out.stdout.contains("applied 4 units"), "{out:?}");
 }
 
 /// A lease left by a runner that died on this host (killed, or its
@@ -1249,7 +1249,7 @@ async fn a_lease_left_by_a_process_gone_from_this_host_is_taken_over_at_once() {
     let _left_behind = take(holder(gone_pid)).await;
     let out = p.run(&db, &["--wait", "0s", "apply"]);
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("applied 4 unit(s)"), "{out:?}");
+    assert!(out.stdout.contains("applied 4 units"), "{out:?}");
     let takeovers = events_of(&s.client, "lease_taken_over").await;
     assert_eq!(takeovers.len(), 1);
     let payload = takeovers[0].payload_json();

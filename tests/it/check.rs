@@ -334,7 +334,7 @@ fn scratch_replay_names_the_index_a_down_script_forgets() {
         "{out:?}"
     );
     assert!(
-        out.stdout.contains("3 unit(s): 2 reversible, 1 failed"),
+        out.stdout.contains("3 units: 2 reversible, 1 failed"),
         "{out:?}"
     );
 }

@@ -10,6 +10,7 @@ mod adopt;
 mod apply;
 mod audit;
 mod backfill;
+mod backfill_progress;
 mod bad_input;
 mod check;
 mod connection;

@@ -229,7 +229,7 @@ async fn the_clubhouse_project_replays_green_and_its_history_matches_the_clis() 
         &db,
         &["check", "--scratch-url", &crate::support::server_url()],
     );
-    assert!(out.stdout.contains("17 unit(s): 17 reversible"), "{out:?}");
+    assert!(out.stdout.contains("17 units: 17 reversible"), "{out:?}");
     assert!(
         out.stdout
             .contains("scratch database: Supabase platform stand-in v1, seed supabase/seed.sql"),
@@ -271,7 +271,7 @@ async fn a_database_the_cli_migrated_is_adopted_as_it_is() {
         run_sql_file(&client, &p.path().join(file)).await;
     }
     let out = p.ok(&db, &["import", "supabase"]);
-    assert!(out.stdout.contains("17 migration(s)"), "{out:?}");
+    assert!(out.stdout.contains("17 migrations"), "{out:?}");
     assert!(out.stdout.contains("0 discrepancies"), "{out:?}");
     assert!(!out.stdout.contains("file edited since"), "{out:?}");
     p.ok(&db, &["sum"]);

@@ -14,6 +14,7 @@
 //! - Pause, resume, cancel and rate changes are ledger events written by any
 //!   process; the runner polls its projection row a few times a second.
 
+mod start;
 mod watch;
 mod worker;
 
@@ -30,11 +31,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
 use super::definition::Throttle;
+use super::progress::{self, Extent, Total};
 use super::resolve::{Resolved, resolve};
 use crate::conn::connect;
 use crate::error::{Error, db_error_text};
 use crate::ident::quote_literal;
-use crate::ledger::backfill_fold::{BackfillState, BackfillStatus};
+use crate::ledger::backfill_fold::{BackfillState, BackfillStatus, SliceState};
 use crate::ledger::event::{backfill_subject, canonical_json};
 use crate::ledger::{Appender, EventDraft, EventKind, Lease, LeaseOptions};
 use crate::project::Project;
@@ -114,6 +116,8 @@ struct Control {
     worker_pids: Mutex<Vec<i32>>,
     watchdog_cancels: AtomicU64,
     window: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+    /// Where each slice has got to, for the total (`backfill::progress`).
+    slices: Mutex<Vec<SliceState>>,
 }
 
 impl Control {
@@ -137,6 +141,7 @@ impl Control {
             worker_pids: Mutex::new(Vec::new()),
             watchdog_cancels: AtomicU64::new(0),
             window: Mutex::new(Default::default()),
+            slices: Mutex::new(state.slices.clone()),
         }
     }
 
@@ -157,6 +162,24 @@ impl Control {
             ));
         }
         guard.clone()
+    }
+
+    /// Moves slice `slice` to `last` (finished or not).
+    fn advance(&self, slice: usize, last: Option<&[String]>, finished: bool) {
+        let mut slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = slices.get_mut(slice) {
+            if let Some(last) = last {
+                s.done_to = Some(last.to_vec());
+            }
+            s.finished |= finished;
+        }
+    }
+
+    /// The run's total now (the same as `backfill status` computes from
+    /// the ledger).
+    fn total(&self, extent: &Extent, rows_done: u64) -> Option<Total> {
+        let slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
+        progress::total(extent, &slices, rows_done)
     }
 
     fn recent_rate(&self, rows: u64) -> f64 {
@@ -315,7 +338,7 @@ async fn run_locked(
         r,
         options,
         control: control.clone(),
-        estimate: state.estimate,
+        extent: Extent::of(&state),
         reporter,
     };
     run.walk_slices(&ctx, &state).await?;
@@ -490,138 +513,7 @@ impl LockedRun<'_> {
     }
 }
 
-/// The planner's row estimate for `table` (a quoted name), from its size
-/// on disk when it has no statistics.
-async fn planner_rows(client: &tokio_postgres::Client, table: &str) -> Option<i64> {
-    let row = client
-        .query_one(&format!("EXPLAIN (FORMAT JSON) SELECT 1 FROM {table}"), &[])
-        .await
-        .ok()?;
-    let plan: serde_json::Value = row.try_get(0).ok()?;
-    plan[0]["Plan"]["Plan Rows"].as_f64().map(|r| r as i64)
-}
-
-/// Captures the run's upper bound and splits the key range into slices.
-async fn start(
-    session: &Session,
-    r: &Resolved,
-    options: &RunOptions,
-) -> Result<serde_json::Value, Error> {
-    let client = &session.client;
-    let ctx = |e| Error::db(format!("starting backfill {}", r.def.name), e);
-    let hi: Option<Vec<String>> = client
-        .query_opt(&r.max_key, &[])
-        .await
-        .map_err(ctx)?
-        .map(|row| key_of(&row, 0, r.key.len()));
-    let mut estimate: i64 = client
-        .query_one(
-            "SELECT greatest(reltuples, 0)::int8 FROM pg_class WHERE oid = to_regclass($1)",
-            &[&r.table],
-        )
-        .await
-        .map_err(ctx)?
-        .get(0);
-    if estimate == 0 {
-        // Never analyzed (right after a bulk load or an expand phase): the
-        // planner still estimates the rows from the table's current size,
-        // which is what a total needs — never a bar that is full at 0.
-        estimate = planner_rows(client, &r.table).await.unwrap_or(0);
-    }
-    let mut bounds: Vec<Vec<String>> = Vec::new();
-    let workers = options.workers.max(1) as usize;
-    if workers > 1 && hi.is_some() {
-        // Split on the first key column's histogram (ANALYZE if there is none):
-        // disjoint slices without scanning the table.
-        let first = &r.key[0].name;
-        let (schema, table) = (
-            r.def
-                .table
-                .schema
-                .clone()
-                .unwrap_or_else(|| "public".into()),
-            r.def.table.name.clone(),
-        );
-        let mut hist = histogram(client, &schema, &table, first)
-            .await
-            .map_err(ctx)?;
-        if hist.is_empty() {
-            client
-                .batch_execute(&format!(
-                    "ANALYZE {} ({})",
-                    r.table,
-                    crate::ident::quote_ident(first)
-                ))
-                .await
-                .map_err(ctx)?;
-            hist = histogram(client, &schema, &table, first)
-                .await
-                .map_err(ctx)?;
-        }
-        for i in 1..workers {
-            if hist.is_empty() {
-                break;
-            }
-            let v = &hist[(i * hist.len() / workers).min(hist.len() - 1)];
-            if let Some(row) = client
-                .query_opt(&r.key_at_or_after, &[v])
-                .await
-                .map_err(ctx)?
-            {
-                let k = key_of(&row, 0, r.key.len());
-                if bounds.last() != Some(&k) && Some(&k) != hi.as_ref() {
-                    bounds.push(k);
-                }
-            }
-        }
-    }
-    let mut slices = Vec::new();
-    let mut lo: Option<Vec<String>> = None;
-    for b in bounds {
-        slices.push((lo, Some(b.clone())));
-        lo = Some(b);
-    }
-    slices.push((lo, hi.clone()));
-    let t = &r.def.throttle;
-    Ok(payload::to_value(&payload::BackfillStartedPayload {
-        table: r.table.to_string(),
-        key: r.key.iter().map(|k| k.name.clone()).collect(),
-        hi,
-        slices,
-        estimate: u64::try_from(estimate).ok(),
-        definition: r.def.path.display().to_string(),
-        definition_checksum: r.def.checksum.to_string(),
-        rows_per_second: options.rows_per_second.or(t.rows_per_second),
-        target_chunk_ms: t.target_chunk.as_millis() as u64,
-        lock_timeout_ms: t.lock_timeout.as_millis() as u64,
-        workers,
-    }))
-}
-
-/// The histogram bounds of a column (as text), from `pg_stats`.
-async fn histogram(
-    client: &Client,
-    schema: &str,
-    table: &str,
-    column: &str,
-) -> Result<Vec<String>, tokio_postgres::Error> {
-    let row = client
-        .query_opt(
-            "SELECT histogram_bounds::text::text[] FROM pg_stats WHERE schemaname = $1 AND tablename = $2 AND attname = $3",
-            &[&schema, &table, &column],
-        )
-        .await?;
-    Ok(row
-        .and_then(|r| r.get::<_, Option<Vec<String>>>(0))
-        .unwrap_or_default())
-}
-
-fn key_of(row: &tokio_postgres::Row, offset: usize, k: usize) -> Vec<String> {
-    (offset..offset + k)
-        .map(|i| row.get::<_, String>(i))
-        .collect()
-}
-
+use start::{key_of, start};
 use watch::{poll_control, watchdog};
 use worker::Ctx;
 

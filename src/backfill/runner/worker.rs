@@ -13,7 +13,7 @@ pub(super) struct Ctx<'a> {
     pub(super) r: &'a Resolved,
     pub(super) options: &'a RunOptions,
     pub(super) control: Arc<Control>,
-    pub(super) estimate: Option<u64>,
+    pub(super) extent: Extent,
     pub(super) reporter: &'a dyn Reporter,
 }
 
@@ -212,7 +212,7 @@ impl Ctx<'_> {
                     finished,
                     stepped,
                 }) => {
-                    let covered = self.chunk_done(&mut walk, rows, last, stepped);
+                    let covered = self.chunk_done(&mut walk, rows, last, stepped, finished);
                     if finished {
                         return Ok(());
                     }
@@ -315,6 +315,7 @@ impl Ctx<'_> {
 
     /// Records a slice with no rows left as finished.
     async fn record_empty_slice(&self, w: &Worker, slice: usize) -> Result<u64, Error> {
+        self.control.advance(slice, None, true);
         append_alone(
             &w.client,
             self.session,
@@ -346,6 +347,7 @@ impl Ctx<'_> {
         rows: u64,
         last: Vec<String>,
         stepped: Option<Step>,
+        finished: bool,
     ) -> u64 {
         walk.failures = 0;
         // Keys covered, for sizing: a stepped chunk covers its span
@@ -363,6 +365,7 @@ impl Ctx<'_> {
                 rows
             }
         };
+        self.control.advance(walk.slice, Some(&last), finished);
         walk.last = Some(last);
         self.control.chunks.fetch_add(1, Ordering::SeqCst);
         self.progress(walk.size, walk.throttled);
@@ -404,6 +407,8 @@ impl Ctx<'_> {
         if !finished {
             walk.last = point;
         }
+        self.control
+            .advance(walk.slice, walk.last.as_deref(), finished);
         Ok((w, finished))
     }
 
@@ -448,18 +453,16 @@ impl Ctx<'_> {
     pub(super) fn progress(&self, size: u64, throttled: Option<&str>) {
         let rows_done = self.control.rows_done.load(Ordering::SeqCst);
         let rate = self.control.recent_rate(rows_done);
-        let eta = self
-            .estimate
-            .filter(|e| *e > rows_done && rate > 0.0)
-            .map(|e| ((e - rows_done) as f64 / rate) as u64);
+        let total = self.control.total(&self.extent, rows_done);
         self.reporter.report(&Progress::Backfill {
             name: &self.r.def.name,
             rows_done,
-            estimate: self.estimate,
+            total: total.map(|t| t.rows),
+            total_exact: total.is_some_and(|t| t.exact),
             rows_per_second: rate,
             chunk_size: size,
             throttled,
-            eta_secs: eta,
+            eta_secs: progress::eta_secs(total, rows_done, rate),
         });
     }
 

@@ -47,8 +47,8 @@ fn render(
                 outln!("nothing to apply (ledger at event {})", report.head_seq);
             } else {
                 outln!(
-                    "applied {} unit(s); ledger head {}:{}",
-                    report.applied.len(),
+                    "applied {}; ledger head {}:{}",
+                    crate::cli::human::count(report.applied.len() as u64, "unit", "units"),
                     report.head_seq,
                     report.head_hash.as_deref().unwrap_or("")
                 );

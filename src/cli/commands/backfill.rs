@@ -12,6 +12,7 @@ use shiftlog::report::{Progress, Reporter};
 
 use crate::cli::args::{BackfillCommand, BackfillRunArgs, Format, GlobalArgs};
 use crate::cli::context;
+use crate::cli::human::{human_count, human_rate, human_secs, of_total};
 
 pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<ExitStatus> {
     let project = context::project(global)?;
@@ -86,9 +87,9 @@ pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<E
                 );
             } else {
                 outln!(
-                    "{}: {} row(s) still to do; recorded as event {} — run `shiftlog backfill run {}`",
+                    "{}: {} still to do; recorded as event {} — run `shiftlog backfill run {}`",
                     out.name,
-                    out.remaining,
+                    crate::cli::human::count(out.remaining, "row", "rows"),
                     out.seq,
                     out.name
                 );
@@ -123,11 +124,11 @@ async fn run(
     } else {
         match &outcome {
             RunOutcome::Completed(r) => outln!(
-                "{}: completed — {} rows walked, {} updated in {} chunks, {:.1}s",
+                "{}: completed — {} walked, {} updated in {}, {:.1}s",
                 r.name,
-                r.rows,
-                r.updated,
-                r.chunks,
+                crate::cli::human::count(r.rows, "row", "rows"),
+                human_count(r.updated),
+                crate::cli::human::count(r.chunks, "chunk", "chunks"),
                 r.duration_ms as f64 / 1000.0
             ),
             RunOutcome::AlreadyComplete => outln!(
@@ -155,7 +156,8 @@ pub struct BackfillReporter {
     bar: Option<ProgressBar>,
     /// Whether the bar shows a total (else a spinner: no total is known, or
     /// the estimate was passed, and a full bar would lie).
-    bounded: std::sync::atomic::AtomicBool,
+    /// The style drawn: `None` a spinner, `Some(exact)` a bar.
+    drawn: Mutex<Option<bool>>,
     json: bool,
     quiet: bool,
     last_line: Mutex<Option<Instant>>,
@@ -170,11 +172,30 @@ impl BackfillReporter {
         });
         Self {
             bar,
-            bounded: std::sync::atomic::AtomicBool::new(false),
+            drawn: Mutex::new(None),
             json,
             quiet,
             last_line: Mutex::new(None),
         }
+    }
+
+    /// Sets the bar's style (bar or spinner), length and position.
+    fn draw(&self, bar: &ProgressBar, name: &str, rows_done: u64, total: Option<u64>, exact: bool) {
+        let style = total.map(|_| exact);
+        let mut drawn = self.drawn.lock().unwrap_or_else(|e| e.into_inner());
+        if *drawn != style {
+            *drawn = style;
+            bar.set_style(match style {
+                Some(exact) => bar_style(exact),
+                None => spinner_style(),
+            });
+        }
+        match total {
+            Some(t) => bar.set_length(t),
+            None => bar.unset_length(),
+        }
+        bar.set_position(rows_done);
+        bar.set_prefix(name.to_string());
     }
 
     pub fn finish(&self) {
@@ -186,9 +207,15 @@ impl BackfillReporter {
     }
 }
 
-/// A bar with the total: rows done of the estimate, rate, ETA.
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:>20} [{bar:30}] {human_pos}/~{human_len} rows  {msg}")
+/// A bar with the total: rows done of the total (`~` when estimated),
+/// rate, ETA.
+fn bar_style(exact: bool) -> ProgressStyle {
+    let template = if exact {
+        "{prefix:>20} [{bar:30}] {human_pos}/{human_len} rows  {msg}"
+    } else {
+        "{prefix:>20} [{bar:30}] {human_pos}/~{human_len} rows  {msg}"
+    };
+    ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
 }
@@ -199,70 +226,37 @@ fn spinner_style() -> ProgressStyle {
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
-/// `850 rows/s`, `62.3k rows/s`, `1.2M rows/s`.
-pub fn human_rate(per_second: f64) -> String {
-    let r = per_second.max(0.0);
-    if r < 1_000.0 {
-        format!("{r:.0} rows/s")
-    } else if r < 1_000_000.0 {
-        format!("{:.1}k rows/s", r / 1_000.0)
-    } else {
-        format!("{:.1}M rows/s", r / 1_000_000.0)
-    }
-}
-
-/// `45s`, `3m05s`, `2h10m`.
-fn human_secs(s: u64) -> String {
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
 impl Reporter for BackfillReporter {
     fn report(&self, progress: &Progress<'_>) {
         match progress {
             Progress::Backfill {
                 name,
                 rows_done,
-                estimate,
+                total,
+                total_exact,
                 rows_per_second,
                 chunk_size,
                 throttled,
                 eta_secs,
             } => {
+                let total = total.filter(|t| *t >= *rows_done);
                 if self.json {
                     outln!(
                         "{}",
                         serde_json::json!({
-                            "event": "progress", "name": name, "rows_done": rows_done, "estimate": estimate,
+                            "event": "progress", "name": name, "rows_done": rows_done,
+                            "total": total, "total_exact": total_exact,
                             "rows_per_second": rows_per_second.round() as u64, "chunk_size": chunk_size,
                             "throttled": throttled, "eta_secs": eta_secs,
                         })
                     );
                 } else if let Some(bar) = &self.bar {
-                    use std::sync::atomic::Ordering;
-                    let total = estimate.filter(|e| *e > *rows_done);
-                    let bounded = total.is_some();
-                    if self.bounded.swap(bounded, Ordering::Relaxed) != bounded {
-                        bar.set_style(if bounded {
-                            bar_style()
-                        } else {
-                            spinner_style()
-                        });
-                    }
-                    match total {
-                        Some(e) => bar.set_length(e),
-                        None => bar.unset_length(),
-                    }
-                    bar.set_position(*rows_done);
-                    bar.set_prefix(name.to_string());
+                    self.draw(bar, name, *rows_done, total, *total_exact);
                     bar.set_message(format!(
                         "{}{}{}",
                         human_rate(*rows_per_second),
                         eta_secs
-                            .filter(|_| bounded)
+                            .filter(|_| total.is_some())
                             .map(|s| format!("  ETA {}", human_secs(s)))
                             .unwrap_or_default(),
                         throttled.map(|t| format!("  ({t})")).unwrap_or_default()
@@ -272,13 +266,15 @@ impl Reporter for BackfillReporter {
                     if last.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
                         *last = Some(Instant::now());
                         errln!(
-                            "{name}: {rows_done}{} rows, {}, chunk {chunk_size}{}{}",
-                            estimate
-                                .filter(|e| *e > *rows_done)
-                                .map(|e| format!(" of ~{e}"))
+                            "{name}: {}{} rows, {}, chunk {chunk_size}{}{}",
+                            human_count(*rows_done),
+                            total
+                                .map(|t| format!(" of {}", of_total(t, *total_exact)))
                                 .unwrap_or_default(),
                             human_rate(*rows_per_second),
-                            eta_secs.map(|s| format!(", ETA {s}s")).unwrap_or_default(),
+                            eta_secs
+                                .map(|s| format!(", ETA {}", human_secs(s)))
+                                .unwrap_or_default(),
                             throttled
                                 .map(|t| format!(", throttled: {t}"))
                                 .unwrap_or_default(),
@@ -309,15 +305,15 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
     }
     let mut out = String::new();
     for r in rows {
-        // An estimate of 0 (a table never analyzed) or one already passed
-        // says nothing: it is left out rather than shown as "of ~0".
-        let estimate = r.estimate.filter(|e| *e > 0 && *e >= r.rows_done);
-        let pct = estimate
+        // No total (none could be estimated, or the estimate was passed):
+        // rows done alone, never "of ~0" or a percentage past 100.
+        let total = r.total.filter(|t| *t > 0 && *t >= r.rows_done);
+        let pct = total
             .filter(|_| r.state != "completed")
-            .map(|e| {
+            .map(|t| {
                 format!(
                     " ({:.0}%)",
-                    (r.rows_done as f64 * 100.0 / e as f64).min(100.0)
+                    (r.rows_done as f64 * 100.0 / t as f64).min(100.0)
                 )
             })
             .unwrap_or_default();
@@ -332,8 +328,11 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
         ));
         out.push_str(&format!(
             "  rows        {}{}{}\n",
-            r.rows_done,
-            estimate.map(|e| format!(" of ~{e}")).unwrap_or_default(),
+            human_count(r.rows_done),
+            total
+                .filter(|_| r.state != "completed")
+                .map(|t| format!(" of {}", of_total(t, r.total_exact)))
+                .unwrap_or_default(),
             pct
         ));
         if r.rate > 0 {
@@ -341,7 +340,7 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
                 "  rate        {}{}\n",
                 human_rate(r.rate as f64),
                 r.eta_secs
-                    .filter(|_| estimate.is_some())
+                    .filter(|_| total.is_some())
                     .map(|s| format!(", ETA {}", human_secs(s)))
                     .unwrap_or_default()
             ));
@@ -369,7 +368,7 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
                 if v == 0 {
                     "complete".to_owned()
                 } else {
-                    format!("{v} row(s) left")
+                    format!("{} left", crate::cli::human::count(v, "row", "rows"))
                 }
             ));
         }
@@ -378,19 +377,4 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{human_rate, human_secs};
-
-    #[test]
-    fn rates_and_durations_read_as_people_write_them() {
-        assert_eq!(human_rate(62_291.651_5), "62.3k rows/s");
-        assert_eq!(human_rate(850.4), "850 rows/s");
-        assert_eq!(human_rate(1_250_000.0), "1.2M rows/s");
-        assert_eq!(human_secs(45), "45s");
-        assert_eq!(human_secs(185), "3m05s");
-        assert_eq!(human_secs(7_800), "2h10m");
-    }
 }

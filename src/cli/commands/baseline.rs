@@ -21,8 +21,8 @@ pub async fn exec(global: &GlobalArgs, args: BaselineArgs) -> anyhow::Result<Exi
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
         Format::Human | Format::Github => {
             outln!(
-                "recorded {} unit(s) as applied up to {version} (baseline)",
-                report.units.len()
+                "recorded {} as applied up to {version} (baseline)",
+                crate::cli::human::count(report.units.len() as u64, "unit", "units")
             );
             for line in written {
                 outln!("shiftlog.toml: wrote {line}");

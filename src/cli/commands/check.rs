@@ -157,9 +157,9 @@ fn summary(report: &CheckReport) -> String {
         };
         let _ = writeln!(
             out,
-            "{mode} on {}: {} unit(s): {}",
+            "{mode} on {}: {}: {}",
             scratch.server,
-            scratch.units.len(),
+            crate::cli::human::count(scratch.units.len() as u64, "unit", "units"),
             parts.join(", ")
         );
         if !scratch.prepared.is_empty() {

@@ -59,8 +59,11 @@ pub fn render(report: &EnvDiffReport) -> String {
         };
         let _ = writeln!(
             out,
-            "{label:<4} {} ({}): {ledger}, {} unit(s) applied, schema {}",
-            side.name, side.target, side.applied, side.schema_hash
+            "{label:<4} {} ({}): {ledger}, {} applied, schema {}",
+            side.name,
+            side.target,
+            crate::cli::human::count(side.applied as u64, "unit", "units"),
+            side.schema_hash
         );
     }
     let (a, b) = (&report.from.name, &report.to.name);

@@ -152,9 +152,9 @@ pub async fn backfill_run(
             }
             let counts: Vec<String> = count.iter().map(|(w, n)| format!("{n} {w}")).collect();
             outln!(
-                "fleet {fleet}, backfill {}: {} target(s): {}",
+                "fleet {fleet}, backfill {}: {}: {}",
                 report.name,
-                report.targets.len(),
+                crate::cli::human::count(report.targets.len() as u64, "target", "targets"),
                 counts.join(", ")
             );
         }
@@ -210,15 +210,15 @@ pub async fn backfill_status(
                 .map(|(s, n)| format!("{n} {s}"))
                 .collect();
             let estimate = if status.estimate > 0 {
-                format!(" of about {}", status.estimate)
+                format!(" of ~{}", crate::cli::human::human_count(status.estimate))
             } else {
                 String::new()
             };
             outln!(
-                "fleet {fleet}, backfill {name}: {} target(s): {}; {} rows walked{estimate}",
-                status.targets.len(),
+                "fleet {fleet}, backfill {name}: {}: {}; {} rows walked{estimate}",
+                crate::cli::human::count(status.targets.len() as u64, "target", "targets"),
                 states.join(", "),
-                status.rows_done,
+                crate::cli::human::human_count(status.rows_done),
             );
         }
     }
@@ -290,10 +290,10 @@ fn render_check(report: &FleetCheck, rows: bool) -> String {
         "do not verify"
     };
     out.push_str(&format!(
-        "fleet {} ({}): {} target(s): {} clean, {} {found}, {} could not be checked\n",
+        "fleet {} ({}): {}: {} clean, {} {found}, {} could not be checked\n",
         report.fleet,
         report.check,
-        report.targets.len(),
+        crate::cli::human::count(report.targets.len() as u64, "target", "targets"),
         report.ok,
         report.found,
         report.errors
@@ -378,7 +378,10 @@ impl FleetProgress {
 fn outcome_text(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Applied { units: 0 } => "at the head".into(),
-        Outcome::Applied { units } => format!("applied {units} unit(s)"),
+        Outcome::Applied { units } => format!(
+            "applied {}",
+            crate::cli::human::count(*units as u64, "unit", "units")
+        ),
         Outcome::WouldApply { units } if units.is_empty() => "nothing to apply".into(),
         Outcome::WouldApply { units } => format!("would apply {}", units.join(", ")),
         Outcome::AlreadyDone => "done in the resumed run".into(),
@@ -408,9 +411,9 @@ fn render_apply(report: &FleetReport, rows: bool) -> String {
     }
     let count = |f: fn(&Outcome) -> bool| report.count(f);
     out.push_str(&format!(
-        "fleet {}: {} target(s): {} applied, {} at the head, {} failed, {} quarantined, {} skipped{}\n",
+        "fleet {}: {}: {} applied, {} at the head, {} failed, {} quarantined, {} skipped{}\n",
         report.fleet,
-        report.targets.len(),
+        crate::cli::human::count(report.targets.len() as u64, "target", "targets"),
         count(|o| matches!(o, Outcome::Applied { units } if *units > 0)),
         count(|o| matches!(o, Outcome::Applied { units: 0 } | Outcome::AlreadyDone)),
         count(|o| matches!(o, Outcome::Failed { .. })),
@@ -455,9 +458,9 @@ fn render_status(status: &FleetStatus, rows: bool) -> String {
         }
     }
     out.push_str(&format!(
-        "fleet {}: {} target(s), head {}\n",
+        "fleet {}: {}, head {}\n",
         status.fleet,
-        status.targets.len(),
+        crate::cli::human::count(status.targets.len() as u64, "target", "targets"),
         status.head.as_deref().unwrap_or("-")
     ));
     for (version, n) in status.versions.iter().rev() {

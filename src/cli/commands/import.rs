@@ -56,17 +56,16 @@ pub async fn exec(global: &GlobalArgs, args: ImportArgs) -> anyhow::Result<ExitS
                 outln!("shiftlog.toml: left as it is: {line}");
             }
             outln!(
-                "{verb} {} migration(s) from {} ({} row(s)); {} already in the ledger; {} discrepanc{}",
-                report.imported.len(),
+                "{verb} {} from {} ({}); {} already in the ledger; {}",
+                crate::cli::human::count(report.imported.len() as u64, "migration", "migrations"),
                 report.table,
-                report.rows,
+                crate::cli::human::count(report.rows as u64, "row", "rows"),
                 report.already,
-                report.discrepancies.len(),
-                if report.discrepancies.len() == 1 {
-                    "y"
-                } else {
-                    "ies"
-                },
+                crate::cli::human::count(
+                    report.discrepancies.len() as u64,
+                    "discrepancy",
+                    "discrepancies"
+                ),
             );
         }
     }

@@ -108,7 +108,10 @@ async fn log(global: &GlobalArgs, args: LogArgs) -> anyhow::Result<ExitStatus> {
     // Counted once the listing is out (not when its last write failed).
     out.flush().map_err(io)?;
     if !json && !global.quiet {
-        errln!("{count} event(s)");
+        errln!(
+            "{}",
+            crate::cli::human::count(count as u64, "event", "events")
+        );
     }
     Ok(ExitStatus::Success)
 }
@@ -197,15 +200,21 @@ fn render_replay(r: &Replay) -> String {
     }
     for (subject, state) in &r.subjects {
         if let SubjectState::Backfill(b) = state {
-            let estimate = b.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default();
+            let total = shiftlog::backfill::progress::of_state(b)
+                .filter(|_| b.status != shiftlog::ledger::backfill_fold::BackfillStatus::Completed)
+                .map(|t| format!(" of {}", crate::cli::human::of_total(t.rows, t.exact)))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "{subject}: {}, {} rows{estimate} walked, {} updated, {} chunks{}\n",
+                "{subject}: {}, {} rows{total} walked, {} updated, {}{}\n",
                 format!("{:?}", b.status).to_lowercase(),
-                b.rows_done,
-                b.rows_updated,
-                b.chunks,
+                crate::cli::human::human_count(b.rows_done),
+                crate::cli::human::human_count(b.rows_updated),
+                crate::cli::human::count(b.chunks, "chunk", "chunks"),
                 match &b.verified {
-                    Some(v) => format!(", verified with {} rows remaining", v.remaining),
+                    Some(v) => format!(
+                        ", verified with {} remaining",
+                        crate::cli::human::count(v.remaining, "row", "rows")
+                    ),
                     None => String::new(),
                 }
             ));
@@ -236,7 +245,10 @@ async fn export(global: &GlobalArgs, args: ExportArgs) -> anyhow::Result<ExitSta
         .map_err(|e| writing_to(e, std::path::Path::new("<stdout>")))?,
     };
     if !global.quiet {
-        errln!("exported {count} event(s)");
+        errln!(
+            "exported {}",
+            crate::cli::human::count(count as u64, "event", "events")
+        );
     }
     Ok(ExitStatus::Success)
 }
@@ -304,8 +316,8 @@ pub fn render(report: &VerifyReport) -> String {
             None => "the genesis".into(),
         };
         out.push_str(&format!(
-            "ledger verified: {} event(s), chain intact from {from} to {}:{}{}\n",
-            report.events,
+            "ledger verified: {}, chain intact from {from} to {}:{}{}\n",
+            crate::cli::human::count(report.events, "event", "events"),
             report.last_seq,
             report.last_hash.as_deref().unwrap_or(""),
             if report.anchor_checked {
@@ -324,9 +336,9 @@ pub fn render(report: &VerifyReport) -> String {
             out.push_str(&format!("{p}\n"));
         }
         out.push_str(&format!(
-            "ledger verification FAILED: {} problem(s) in {} event(s){}\n",
-            report.problems.len(),
-            report.events,
+            "ledger verification FAILED: {} in {}{}\n",
+            crate::cli::human::count(report.problems.len() as u64, "problem", "problems"),
+            crate::cli::human::count(report.events, "event", "events"),
             report
                 .problems
                 .iter()

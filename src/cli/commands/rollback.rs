@@ -34,8 +34,8 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
                 outln!("nothing to roll back");
             } else {
                 outln!(
-                    "reverted {} unit(s); ledger at event {}",
-                    report.reverted.len(),
+                    "reverted {}; ledger at event {}",
+                    crate::cli::human::count(report.reverted.len() as u64, "unit", "units"),
                     report.head_seq
                 );
             }

@@ -103,8 +103,8 @@ pub fn render(report: &StatusReport) -> String {
         }
         if u.statements_done > 0 {
             out.push_str(&format!(
-                "    {} statement(s) completed; apply resumes after them\n",
-                u.statements_done
+                "    {} completed; apply resumes after them\n",
+                crate::cli::human::count(u.statements_done as u64, "statement", "statements")
             ));
         }
     }
@@ -114,8 +114,8 @@ pub fn render(report: &StatusReport) -> String {
         .map(|(k, v)| format!("{v} {k}"))
         .collect();
     out.push_str(&format!(
-        "\n{} unit(s): {}; ledger {}; shiftlog.sum {}\n",
-        report.units.len(),
+        "\n{}: {}; ledger {}; shiftlog.sum {}\n",
+        crate::cli::human::count(report.units.len() as u64, "unit", "units"),
         if counts.is_empty() {
             "none".to_owned()
         } else {
@@ -164,14 +164,17 @@ fn render_cli_history(h: &shiftlog::ops::status::CliHistoryView) -> String {
 fn render_backfill(b: &shiftlog::ops::status::BackfillSummary) -> String {
     let mut out = String::new();
     let s = &b.state;
-    let estimate = s.estimate.map(|e| format!(" of ~{e}")).unwrap_or_default();
+    let total = shiftlog::backfill::progress::of_state(s)
+        .filter(|_| s.status != shiftlog::ledger::backfill_fold::BackfillStatus::Completed)
+        .map(|t| format!(" of {}", crate::cli::human::of_total(t.rows, t.exact)))
+        .unwrap_or_default();
     out.push_str(
         &format!(
-            "backfill {}: {:?}, {} rows{estimate} walked, {} updated{}\n",
+            "backfill {}: {}, {} rows{total} walked, {} updated{}\n",
             b.name,
-            s.status,
-            s.rows_done,
-            s.rows_updated,
+            format!("{:?}", s.status).to_lowercase(),
+            crate::cli::human::human_count(s.rows_done),
+            crate::cli::human::human_count(s.rows_updated),
             if s.is_verified_complete() {
                 ", verified complete"
             } else {

@@ -218,9 +218,9 @@ impl<'a> Steps<'a> {
                 path: unit.scripts.up.path.clone(),
                 line: None,
                 message: format!(
-                    "apply --to {} ran {} unit(s) instead of this one",
+                    "apply --to {} ran {} instead of this one",
                     unit.version(),
-                    report.applied.len()
+                    crate::words::count(report.applied.len(), "unit", "units")
                 ),
             })),
             Err(e) => failed(e, &unit.scripts.up.path),
@@ -271,9 +271,10 @@ impl<'a> Steps<'a> {
             let message = match done {
                 Ok(outcome) if outcome.remaining == 0 => continue,
                 Ok(outcome) => format!(
-                    "backfill {} leaves {} row(s) to do on an empty database after its \
+                    "backfill {} leaves {} to do on an empty database after its \
                      run; its `where` (or `verify`) never becomes true",
-                    b.name, outcome.remaining
+                    b.name,
+                    crate::words::count(outcome.remaining, "row", "rows")
                 ),
                 Err(e) => format!(
                     "backfill {} fails on the schema its expand phase built: {e}",
@@ -416,7 +417,8 @@ pub(super) fn indent(diff: &SchemaDiff) -> String {
         .collect();
     if rest > 0 {
         lines.push(format!(
-            "  … and {rest} more difference(s) (all of them in --format json)"
+            "  … and {} more (all of them in --format json)",
+            crate::words::count(rest, "difference", "differences")
         ));
     }
     lines.join("\n")
