@@ -94,3 +94,57 @@ mod tests {
         assert_eq!(error_text(&err), "writing the report: disk full");
     }
 }
+
+/// Paths in output are relative to the project root (as in the ledger and
+/// `shiftlog.sum`). With `--dir` other than `.`, the last line of `text`
+/// (the summary) says so: "…; paths relative to supabase/".
+pub fn with_root_note(text: String, dir: &std::path::Path) -> String {
+    let dir = from_here(dir);
+    if dir == std::path::Path::new(".") {
+        return text;
+    }
+    let mut root = dir.display().to_string();
+    if !root.ends_with('/') {
+        root.push('/');
+    }
+    let body = text.trim_end_matches('\n');
+    format!("{body}; paths relative to {root}\n")
+}
+
+/// The project root as the user would write it from where they stand:
+/// `--dir` as given, or, when absolute and under the working directory,
+/// the part below it (`.` for the working directory itself).
+pub fn from_here(dir: &std::path::Path) -> std::path::PathBuf {
+    if dir.as_os_str().is_empty() {
+        return ".".into();
+    }
+    if dir.is_absolute() {
+        if let Some(rest) = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| dir.strip_prefix(cwd).ok().map(|r| r.to_path_buf()))
+        {
+            return if rest.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                rest
+            };
+        }
+    }
+    dir.to_path_buf()
+}
+
+#[cfg(test)]
+mod root_note_tests {
+    use super::with_root_note;
+    use std::path::Path;
+
+    #[test]
+    fn the_summary_names_the_root_only_when_it_is_not_here() {
+        let text = "a.sql:1: x\ncheck: ok\n".to_owned();
+        assert_eq!(with_root_note(text.clone(), Path::new(".")), text);
+        assert_eq!(
+            with_root_note(text, Path::new("supabase")),
+            "a.sql:1: x\ncheck: ok; paths relative to supabase/\n"
+        );
+    }
+}

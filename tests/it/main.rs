@@ -20,6 +20,7 @@ mod embed;
 mod fingerprint;
 mod fleet;
 mod lint;
+mod paths;
 mod replay_corpus;
 mod scratch;
 mod supabase;

@@ -59,15 +59,20 @@ pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitSt
     let report = shiftlog::ops::check(&global.dir, &options, &reporter).await?;
     match global.format {
         Format::Json => outln!("{}", serde_json::to_string(&report)?),
-        Format::Human => out!("{}", render(&report)),
-        Format::Github => out!("{}", github(&report)),
+        Format::Human => out!(
+            "{}",
+            crate::cli::output::with_root_note(render(&report), &global.dir)
+        ),
+        Format::Github => out!("{}", github(&report, &global.dir)),
     }
     Ok(report.exit_status())
 }
 
 /// One GitHub Actions workflow command per finding (an annotation on the
-/// file and line, the rule as its title), then the summary lines.
-pub fn github(report: &CheckReport) -> String {
+/// file and line, the rule as its title), then the summary lines. GitHub
+/// resolves an annotation's file from the workspace (where the job runs
+/// `shiftlog`), so its path is joined to `--dir`.
+pub fn github(report: &CheckReport, dir: &std::path::Path) -> String {
     // Data and property values are escaped as the runner expects.
     let data = |s: &str| {
         s.replace('%', "%25")
@@ -82,7 +87,13 @@ pub fn github(report: &CheckReport) -> String {
             Severity::Warning => "warning",
             Severity::Notice => "notice",
         };
-        let mut props = format!("file={}", property(&f.path.display().to_string()));
+        let root = crate::cli::output::from_here(dir);
+        let file = if root == std::path::Path::new(".") {
+            f.path.clone()
+        } else {
+            root.join(&f.path)
+        };
+        let mut props = format!("file={}", property(&file.display().to_string()));
         if let Some(line) = f.line {
             let _ = write!(props, ",line={line}");
             if let Some(column) = f.column {
