@@ -122,12 +122,17 @@ pub enum Error {
         lapses_in_secs: i64,
     },
 
-    /// Another runner took this runner's lease over (after it expired);
-    /// nothing was committed after that.
+    /// Another runner took this runner's lease over (after it expired, or
+    /// believing its process gone); nothing was committed after that.
     #[error(
-        "this runner lost its lease: another runner took it over after it expired (`shiftlog ledger log --kind lease_taken_over` shows who and when); the current step was rolled back — run the command again"
+        "this runner lost its lease: {}; the current step was rolled back — run the command again",
+        taken.as_deref().unwrap_or("another runner took it over (`shiftlog ledger log --kind lease_taken_over` shows who and when)")
     )]
-    LeaseLost,
+    LeaseLost {
+        /// Who took it over, when and why, from the ledger's
+        /// `lease_taken_over` event (`None` when it could not be read).
+        taken: Option<String>,
+    },
 
     /// Problems in the migration files (every one listed).
     #[error("{0}")]
@@ -246,7 +251,7 @@ impl Error {
             | Self::Scratch { .. }
             | Self::Io { .. }
             | Self::LedgerCorrupt { .. }
-            | Self::LeaseLost => ExitStatus::Failed,
+            | Self::LeaseLost { .. } => ExitStatus::Failed,
             Self::NotALedger { .. }
             | Self::LedgerTooNew { .. }
             | Self::Source(_)

@@ -159,9 +159,7 @@ async fn record(
         .append_committed(client, Some(lease.token()), draft)
         .await
         .map(|e| e.seq);
-    let released = lease.release(client, &session.ledger).await;
-    let seq = result?;
-    released?;
+    let seq = lease.release_after(client, &session.ledger, result).await?;
     Ok(VerifyOutcome {
         name: name.to_owned(),
         remaining,

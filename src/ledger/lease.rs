@@ -70,9 +70,14 @@ pub struct Holder {
 #[derive(Debug)]
 pub struct Lease {
     token: String,
+    /// The lease's name, and who holds it here (to find the takeover).
+    name: String,
+    host: String,
+    pid: i32,
     lost: Arc<AtomicBool>,
     stop: watch::Sender<bool>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    /// The heartbeat's thread (see [`spawn_heartbeat`]).
+    task: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Lease {
@@ -105,16 +110,19 @@ impl Lease {
         }
         let lost = Arc::new(AtomicBool::new(false));
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(heartbeat(
+        let task = spawn_heartbeat(heartbeat(
             info.clone(),
             ledger.clone(),
             token.clone(),
             options.ttl,
             lost.clone(),
             stop_rx,
-        ));
+        ))?;
         Ok(Self {
             token,
+            name: name.to_owned(),
+            host: holder.host.clone(),
+            pid: holder.pid,
             lost,
             stop,
             task: Some(task),
@@ -131,11 +139,61 @@ impl Lease {
         self.lost.load(Ordering::SeqCst)
     }
 
+    /// `e`, with a lost lease said as it happened: who took it over, when
+    /// and why, from the ledger's `lease_taken_over` event for this lease
+    /// and holder. Any other error is returned as it is.
+    pub async fn explain(&self, client: &Client, ledger: &Ledger, e: Error) -> Error {
+        if !matches!(e, Error::LeaseLost { taken: None }) {
+            return e;
+        }
+        let filter = super::store::EventFilter {
+            kinds: vec![EventKind::LeaseTakenOver.to_string()],
+            subject: Some(LEDGER_SUBJECT.into()),
+            ..Default::default()
+        };
+        let mut found = None;
+        let read = ledger
+            .stream_events_filtered(client, 0, &filter, |event| {
+                let p = event.payload_json();
+                if p["lease"] == self.name.as_str()
+                    && p["previous_host"] == self.host.as_str()
+                    && p["previous_pid"] == self.pid
+                {
+                    found = Some(takeover_text(&event.at, &event.actor, &p));
+                }
+                Ok(())
+            })
+            .await;
+        match (read, found) {
+            (Ok(_), Some(text)) => Error::LeaseLost { taken: Some(text) },
+            _ => e,
+        }
+    }
+
+    /// Gives the lease up after work that returned `result`: the work's
+    /// error wins over a failed release, and a lost lease is explained
+    /// ([`Lease::explain`]).
+    pub async fn release_after<T>(
+        self,
+        client: &Client,
+        ledger: &Ledger,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = match result {
+            Err(e) => Err(self.explain(client, ledger, e).await),
+            ok => ok,
+        };
+        let released = self.release(client, ledger).await;
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+
     /// Stops the heartbeat and gives the lease up.
     pub async fn release(mut self, client: &Client, ledger: &Ledger) -> Result<(), Error> {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
-            let _ = task.await;
+            let _ = tokio::task::spawn_blocking(move || task.join()).await;
         }
         ledger.release_lease(client, &self.token).await
     }
@@ -145,7 +203,7 @@ impl Lease {
     pub async fn abandon(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
-            let _ = task.await;
+            let _ = tokio::task::spawn_blocking(move || task.join()).await;
         }
     }
 }
@@ -154,6 +212,26 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// "taken over at T by alice on host-b (its lease had expired …)".
+fn takeover_text(at: &time::OffsetDateTime, actor: &str, p: &serde_json::Value) -> String {
+    let actor: serde_json::Value = serde_json::from_str(actor).unwrap_or_default();
+    let who = actor["operator"].as_str().unwrap_or("another runner");
+    let host = actor["host"].as_str().unwrap_or("an unknown host");
+    let why = match p["reason"].as_str() {
+        Some("holder_exited") => "this process looked gone from its host".to_owned(),
+        _ => format!(
+            "the lease had expired at {} without a heartbeat",
+            p["previous_expires_at"]
+                .as_str()
+                .unwrap_or("an unknown time")
+        ),
+    };
+    format!(
+        "{who} on {host} took it over at {} ({why})",
+        crate::ledger::export::format_time(*at)
+    )
 }
 
 fn new_token(holder: &Holder) -> String {
@@ -273,6 +351,28 @@ async fn try_take(
             other
         }
     }
+}
+
+/// Runs the heartbeat on a thread of its own, with a runtime of its own:
+/// nothing the runner does — workers' appends, a busy or single-threaded
+/// runtime, a long parse on the runner's thread — can hold a renewal back.
+fn spawn_heartbeat(
+    beat: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            path: "<the lease heartbeat's thread>".into(),
+            source,
+        })?;
+    std::thread::Builder::new()
+        .name("shiftlog-lease".into())
+        .spawn(move || runtime.block_on(beat))
+        .map_err(|source| Error::Io {
+            path: "<the lease heartbeat's thread>".into(),
+            source,
+        })
 }
 
 async fn heartbeat(

@@ -295,7 +295,7 @@ async fn apply_single_transaction(
     let mut attempt = 1;
     'attempt: loop {
         if runner.lease.is_lost() {
-            return Err(Error::LeaseLost);
+            return Err(Error::LeaseLost { taken: None });
         }
         let (begun, batch) = futures::join!(
             client.batch_execute("BEGIN"),

@@ -154,7 +154,7 @@ async fn record(
     spare: Option<Spare>,
 ) -> Result<(), Error> {
     if lease.is_lost() {
-        return Err(Error::LeaseLost);
+        return Err(Error::LeaseLost { taken: None });
     }
     let client = &session.client;
     let started = std::time::Instant::now();

@@ -63,6 +63,10 @@ pub(crate) async fn locked_run<T>(
     if record {
         crate::ops::fingerprint::record_after_run(session, &lease, &actor, spare).await;
     }
+    let result = match result {
+        Err(e) => Err(lease.explain(&session.client, &session.ledger, e).await),
+        ok => ok,
+    };
     // The release and the head read, pipelined: the lease made sure the
     // ledger is installed.
     let (released, head) = futures::join!(

@@ -73,10 +73,7 @@ pub(crate) async fn in_lease<T>(
     if fingerprint && result.is_ok() {
         crate::ops::fingerprint::record_after_run(session, &lease, actor, None).await;
     }
-    let released = lease.release(client, &session.ledger).await;
-    let v = result?;
-    released?;
-    Ok(v)
+    lease.release_after(client, &session.ledger, result).await
 }
 
 /// Records a repair of `version` (every phase it applies to, or only `phase`).

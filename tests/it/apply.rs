@@ -764,7 +764,7 @@ async fn a_runner_that_lost_its_lease_cannot_append() {
         .append(&a.client, Some(&token_a), draft.clone())
         .await
         .expect_err("fenced");
-    assert!(matches!(err, shiftlog::Error::LeaseLost), "{err}");
+    assert!(matches!(err, shiftlog::Error::LeaseLost { .. }), "{err}");
     a.client.batch_execute("ROLLBACK").await.expect("rollback");
     // b, the holder, can.
     b.client.batch_execute("BEGIN").await.expect("begin");

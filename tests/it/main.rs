@@ -19,6 +19,7 @@ mod dry_run;
 mod embed;
 mod fingerprint;
 mod fleet;
+mod lease;
 mod lint;
 mod paths;
 mod replay_corpus;

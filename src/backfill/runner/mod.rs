@@ -237,10 +237,7 @@ pub async fn run(
     } else {
         &session.client
     };
-    let released = lease.release(client, &session.ledger).await;
-    let outcome = result?;
-    released?;
-    Ok(outcome)
+    lease.release_after(client, &session.ledger, result).await
 }
 
 /// Appends a backfill event fenced on the lease, in the open transaction
@@ -255,7 +252,7 @@ async fn append_event(
     own_txn: bool,
 ) -> Result<u64, Error> {
     if lease.is_lost() {
-        return Err(Error::LeaseLost);
+        return Err(Error::LeaseLost { taken: None });
     }
     let draft = EventDraft {
         kind,

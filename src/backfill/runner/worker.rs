@@ -417,6 +417,12 @@ impl Ctx<'_> {
     /// report.
     async fn fail_slice(&self, w: &Worker, walk: Walk, e: Error) -> Error {
         let _ = w.client.batch_execute("ROLLBACK").await;
+        if matches!(e, Error::LeaseLost { .. }) {
+            // Nothing can be recorded without the lease: the taker owns the
+            // backfill now. Said as it is (and who took it, by the caller).
+            self.control.stop.store(true, Ordering::SeqCst);
+            return e;
+        }
         let (sqlstate, message) = match &e {
             Error::Db { source, .. } => (
                 source.code().map(|c| c.code().to_owned()),
@@ -541,7 +547,7 @@ impl Ctx<'_> {
     ) -> Result<(Chunk, Option<Sealed>), ChunkError> {
         let subject = backfill_subject(&self.r.def.name);
         if self.lease.is_lost() {
-            return Err(ChunkError::Fatal(Error::LeaseLost));
+            return Err(ChunkError::Fatal(Error::LeaseLost { taken: None }));
         }
         let txn = ChunkTxn {
             w,

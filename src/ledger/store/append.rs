@@ -35,7 +35,7 @@ impl Ledger {
     /// Parameters: `$1` subject, `$2` lease token (NULL: unfenced).
     pub(super) fn lock_sql(&self) -> String {
         format!(
-            "WITH l AS (SELECT true AS live FROM {lease} WHERE token = $2 FOR SHARE)
+            "WITH l AS (SELECT true AS live FROM {lease} WHERE token = $2 FOR KEY SHARE)
              SELECT h.seq, h.hash, clock_timestamp(),
                     (SELECT state FROM {state} WHERE subject = $1),
                     $2::text IS NULL OR coalesce((SELECT live FROM l), false),
@@ -71,8 +71,10 @@ impl Ledger {
     /// takeover changes it (once the lease expired, or its holder's process
     /// is gone from this host), so an expired lease nobody took is still the
     /// runner's —
-    /// and it keeps the lease row share-locked until commit so no takeover
-    /// can slip in between the check and the commit.
+    /// and it keeps the lease row `FOR KEY SHARE`-locked until commit so no
+    /// takeover (which changes the token, a unique column: a key change)
+    /// can slip in between the check and the commit, while the heartbeat's
+    /// renewal (no key change) never waits for an append.
     ///
     /// For many appends on one connection, [`Ledger::appender`] prepares the
     /// statements once.
@@ -107,7 +109,7 @@ impl Ledger {
     ) -> Result<LockedHead, Error> {
         let fenced_ok: bool = row.get(4);
         if !fenced_ok {
-            return Err(Error::LeaseLost);
+            return Err(Error::LeaseLost { taken: None });
         }
         let head_seq: i64 = row.get(0);
         let head_hash: Vec<u8> = row.get(1);

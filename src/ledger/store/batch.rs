@@ -16,7 +16,7 @@ use crate::ledger::event::Hash;
 /// memory, and written together by [`Appender::write_batch`] just before the
 /// transaction commits.
 ///
-/// Holding the head row lock (and the lease row's share lock, the fence)
+/// Holding the head row lock (and the lease row's key-share lock, the fence)
 /// from [`Appender::lock_batch`] to the commit means no other appender can
 /// slip an event in between, so the sequence numbers, the hash chain and the
 /// projection rows read at the lock stay exact for the whole batch. Each

@@ -371,7 +371,7 @@ impl Runner<'_> {
         payload: String,
     ) -> Result<Event, Error> {
         if self.lease.is_lost() {
-            return Err(Error::LeaseLost);
+            return Err(Error::LeaseLost { taken: None });
         }
         self.appender
             .append(
@@ -395,7 +395,7 @@ impl Runner<'_> {
         payload: String,
     ) -> Result<Event, Error> {
         if self.lease.is_lost() {
-            return Err(Error::LeaseLost);
+            return Err(Error::LeaseLost { taken: None });
         }
         let draft = EventDraft {
             kind,
