@@ -127,6 +127,9 @@ pub enum PlanProblem {
         status: String,
         /// Rows left at the last completion check, when there was one.
         remaining: Option<u64>,
+        /// Whether the migration's expand phase is still to apply in this
+        /// plan (the backfill cannot run before it).
+        expand_pending: bool,
     },
     /// `--to` names a version that does not exist.
     UnknownVersion {
@@ -214,6 +217,7 @@ impl fmt::Display for PlanProblem {
                 path,
                 status,
                 remaining,
+                expand_pending,
             } => {
                 write!(
                     f,
@@ -228,10 +232,19 @@ impl fmt::Display for PlanProblem {
                     ),
                     None => write!(f, "is {status} and not verified complete"),
                 }?;
-                write!(
-                    f,
-                    "; run `shiftlog backfill run {backfill}` then `shiftlog backfill verify {backfill}`"
-                )
+                if *expand_pending {
+                    // The backfill's columns come with the expand phase:
+                    // telling to run the backfill first would fail.
+                    write!(
+                        f,
+                        "; nothing was applied. Apply what comes before it with `shiftlog apply --phase expand`, then run `shiftlog backfill run {backfill}` and `shiftlog backfill verify {backfill}`, then `shiftlog apply` again"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "; run `shiftlog backfill run {backfill}` then `shiftlog backfill verify {backfill}`"
+                    )
+                }
             }
         }
     }
@@ -614,6 +627,9 @@ pub fn contract_gate<'b>(
                     .map(|s| format!("{:?}", s.status).to_lowercase())
                     .unwrap_or_else(|| "not started".into()),
                 remaining: s.and_then(|s| s.verified.as_ref()).map(|v| v.remaining),
+                expand_pending: steps.iter().any(|e| {
+                    e.unit.phase == Phase::Expand && e.unit.version() == step.unit.version()
+                }),
             });
         }
     }

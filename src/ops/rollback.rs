@@ -43,6 +43,8 @@ pub struct RollbackReport {
     pub dry_run: Option<DryRun>,
     /// Ledger head after the run.
     pub head_seq: u64,
+    /// Its hash (`None` only when there is no ledger).
+    pub head_hash: Option<String>,
 }
 
 /// Reverts applied units. Refuses (exit 3, naming the file) when a chosen
@@ -73,8 +75,11 @@ pub async fn rollback(
         });
     }
     if units.is_empty() {
+        // Nothing to revert: the head as it is, no lease, no writes.
+        let head = session.ledger.head(&session.client).await.ok().flatten();
         return Ok(RollbackReport {
-            head_seq: state.last_seq,
+            head_seq: head.map_or(state.last_seq, |(seq, _)| seq),
+            head_hash: head.map(|(_, hash)| hash.to_hex()),
             ..RollbackReport::default()
         });
     }
@@ -125,5 +130,6 @@ pub async fn rollback(
         reverted: ran.value,
         dry_run: None,
         head_seq: ran.head_seq,
+        head_hash: Some(ran.head_hash.to_hex()),
     })
 }

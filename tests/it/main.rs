@@ -24,5 +24,6 @@ mod lint;
 mod paths;
 mod replay_corpus;
 mod scratch;
+mod screens;
 mod supabase;
 mod vectors;

@@ -505,7 +505,10 @@ impl LockedRun<'_> {
             payload::to_value(&completed),
         )
         .await?;
-        self.note("completed; run `shiftlog backfill verify` to record the completion check");
+        self.note(&format!(
+            "completed; run `shiftlog backfill verify {}` to record the completion check",
+            self.r.def.name
+        ));
         Ok(report)
     }
 }

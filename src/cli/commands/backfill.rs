@@ -82,7 +82,7 @@ pub async fn exec(global: &GlobalArgs, cmd: BackfillCommand) -> anyhow::Result<E
                 outln!(
                     "{}: complete — no row left to do ({} checked); recorded as event {}",
                     out.name,
-                    out.rows_checked,
+                    human_count(out.rows_checked),
                     out.seq
                 );
             } else {

@@ -34,9 +34,10 @@ pub async fn exec(global: &GlobalArgs, args: RollbackArgs) -> anyhow::Result<Exi
                 outln!("nothing to roll back");
             } else {
                 outln!(
-                    "reverted {}; ledger at event {}",
+                    "reverted {}; ledger head {}:{}",
                     crate::cli::human::count(report.reverted.len() as u64, "unit", "units"),
-                    report.head_seq
+                    report.head_seq,
+                    report.head_hash.as_deref().unwrap_or("")
                 );
             }
         }
