@@ -145,7 +145,9 @@ pub struct BackfillStatusRow {
     pub total: Option<u64>,
     /// Whether `total` is known, not estimated.
     pub total_exact: bool,
-    /// Smoothed rows per second.
+    /// Rows per second: while running, over the checkpoints of the last
+    /// 10 seconds (the runner's own window); once completed, the run's
+    /// average; otherwise 0 (nothing moves).
     pub rate: u64,
     /// Seconds to go at that rate (only while a runner is at work).
     pub eta_secs: Option<u64>,
@@ -159,6 +161,61 @@ pub struct BackfillStatusRow {
     pub verified_remaining: Option<u64>,
     /// The error that stopped it.
     pub failure: Option<String>,
+}
+
+/// The rate `backfill status` shows for `s`: while running, the rows of
+/// the checkpoints in the 10 seconds up to the last one over the time they
+/// span — what the runner shows (read from at most the last 5,000 events;
+/// the smoothed rate of the fold when fewer than two are found); once
+/// completed, the run's average; otherwise 0.
+async fn rate_of(session: &Session, name: &str, s: &BackfillState, last_seq: u64) -> u64 {
+    match s.status {
+        BackfillStatus::Completed => {
+            return match (s.started_at, s.completed_at) {
+                (Some(a), Some(b)) if b > a => {
+                    (s.rows_done as f64 / (b - a).as_seconds_f64()).round() as u64
+                }
+                _ => s.rate,
+            };
+        }
+        BackfillStatus::Running => {}
+        _ => return 0,
+    }
+    let Some(last) = s.last_checkpoint_at else {
+        return 0;
+    };
+    let filter = crate::ledger::EventFilter {
+        since: Some(last - time::Duration::seconds(10)),
+        kinds: vec![EventKind::BackfillCheckpoint.to_string()],
+        subject: Some(backfill_subject(name)),
+        ..Default::default()
+    };
+    let mut window: Option<(time::OffsetDateTime, time::OffsetDateTime)> = None;
+    let mut rows = 0u64;
+    let read = session
+        .ledger
+        .stream_events_filtered(
+            &session.client,
+            last_seq.saturating_sub(5_000),
+            &filter,
+            |e| {
+                match &mut window {
+                    None => window = Some((e.at, e.at)),
+                    Some((_, to)) => {
+                        *to = e.at;
+                        rows += e.payload_json()["rows"].as_u64().unwrap_or(0);
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await;
+    match (read, window) {
+        (Ok(_), Some((from, to))) if to > from => {
+            (rows as f64 / (to - from).as_seconds_f64()).round() as u64
+        }
+        _ => s.rate,
+    }
 }
 
 /// Status of every backfill of the project (or just `only`).
@@ -195,7 +252,10 @@ pub async fn status(
             None
         };
         let rows_done = s.map(|s| s.rows_done).unwrap_or(0);
-        let rate = s.map(|s| s.rate).unwrap_or(0);
+        let rate = match s {
+            Some(s) => rate_of(session, name, s, state.last_seq).await,
+            None => 0,
+        };
         let total = s.and_then(|s| progress::total(&Extent::of(s), &s.slices, rows_done));
         let at_work = runner.is_some() && s.is_some_and(|s| s.status == BackfillStatus::Running);
         rows.push(BackfillStatusRow {

@@ -208,3 +208,36 @@ async fn status_elsewhere_shows_the_runners_numbers() {
         "{human}"
     );
 }
+
+/// A table never analyzed, with wide rows, past the counted size: the
+/// planner would guess from column widths (well under half the rows); the
+/// block sample of the table as it is gives the rows within 10%.
+#[tokio::test]
+async fn a_large_table_never_analyzed_is_sampled() {
+    const ROWS: u64 = 150_000;
+    let db = TestDb::new("progress_sampled").await;
+    let p = project(
+        "CREATE TABLE t (id bigint PRIMARY KEY, kind text NOT NULL, payload jsonb NOT NULL DEFAULT '{}', \
+         n int NOT NULL DEFAULT 0) WITH (autovacuum_enabled = off);\n\
+         INSERT INTO t (id, kind) SELECT g, 'View' FROM generate_series(1, 150000) g;\n",
+        0,
+    );
+    p.ok(&db, &["apply"]);
+    let client = db.client().await;
+    let planner: f64 = {
+        let row = client
+            .query_one("EXPLAIN (FORMAT JSON) SELECT 1 FROM t", &[])
+            .await
+            .expect("explain");
+        let plan: Value = row.get(0);
+        plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0)
+    };
+    p.ok(&db, &["backfill", "run", "bump"]);
+    let s = started(&db).await;
+    let estimate = s["estimate"].as_u64().expect("an estimate");
+    assert_eq!(s["estimate_exact"], false, "{s}");
+    assert!(
+        estimate.abs_diff(ROWS) <= ROWS / 10,
+        "estimate {estimate} for {ROWS} rows (the planner says {planner})"
+    );
+}

@@ -107,10 +107,10 @@ struct Size {
 
 /// Reads the last key, with an integer key the first one too, and a count
 /// of the rows bounded at [`COUNTED_UP_TO`], in one snapshot: the count is
-/// then exactly the rows up to the last key. A larger table gets the
-/// planner's estimate, which scales the statistics to the table's current
-/// size on disk (so a table never analyzed, or grown since, is not taken
-/// for empty or small), capped by the key values the range holds.
+/// then exactly the rows up to the last key. A larger table is sampled
+/// ([`sampled_rows`]: its current pages, whatever its statistics say —
+/// never analyzed, or grown since), else given the planner's estimate; the
+/// estimate is capped by the key values the range holds.
 async fn size(client: &Client, r: &Resolved) -> Result<Size, tokio_postgres::Error> {
     client
         .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -163,9 +163,11 @@ async fn size(client: &Client, r: &Resolved) -> Result<Size, tokio_postgres::Err
             key_span,
         });
     }
-    let planned = planner_rows(client, &r.table)
-        .await
-        .map(|p| p.max(counted) as u64);
+    let sampled = match sampled_rows(client, &r.table).await {
+        Some(n) => Some(n),
+        None => planner_rows(client, &r.table).await,
+    };
+    let planned = sampled.map(|p| p.max(counted) as u64);
     Ok(Size {
         hi,
         estimate: match (planned, key_span) {
@@ -181,6 +183,39 @@ async fn size(client: &Client, r: &Resolved) -> Result<Size, tokio_postgres::Err
 fn span(hi: &str, first: &str) -> Option<u64> {
     let (h, f) = (hi.parse::<i128>().ok()?, first.parse::<i128>().ok()?);
     u64::try_from(h - f + 1).ok()
+}
+
+/// Pages a sample reads at most: about 16 MB, a few milliseconds to a
+/// second, however large the table.
+const SAMPLED_PAGES: f64 = 2_000.0;
+
+/// The rows of `table` (a quoted name) from a block sample of at most
+/// [`SAMPLED_PAGES`] pages (`TABLESAMPLE SYSTEM`), scaled to all its pages:
+/// the table as it is now, where statistics may be missing (never
+/// analyzed: the planner then guesses from column widths, 0.4× on a 1M-row
+/// table) or stale.
+async fn sampled_rows(client: &Client, table: &str) -> Option<i64> {
+    let pages: i64 = client
+        .query_one(
+            "SELECT pg_relation_size(to_regclass($1)) / current_setting('block_size')::int8",
+            &[&table],
+        )
+        .await
+        .ok()?
+        .get(0);
+    if pages <= 0 {
+        return None;
+    }
+    let fraction = (SAMPLED_PAGES / pages as f64).min(1.0);
+    let row = client
+        .query_one(
+            &format!("SELECT count(*) FROM {table} TABLESAMPLE SYSTEM ($1::float8)"),
+            &[&(fraction * 100.0)],
+        )
+        .await
+        .ok()?;
+    let seen: i64 = row.get(0);
+    Some((seen as f64 / fraction).round() as i64)
 }
 
 /// The planner's row estimate for `table` (a quoted name): its statistics'

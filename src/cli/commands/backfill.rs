@@ -181,6 +181,7 @@ impl BackfillReporter {
 
     /// Sets the bar's style (bar or spinner), length and position.
     fn draw(&self, bar: &ProgressBar, name: &str, rows_done: u64, total: Option<u64>, exact: bool) {
+        bar.set_prefix(name.to_string());
         let style = total.map(|_| exact);
         let mut drawn = self.drawn.lock().unwrap_or_else(|e| e.into_inner());
         if *drawn != style {
@@ -195,7 +196,6 @@ impl BackfillReporter {
             None => bar.unset_length(),
         }
         bar.set_position(rows_done);
-        bar.set_prefix(name.to_string());
     }
 
     pub fn finish(&self) {
@@ -252,9 +252,13 @@ impl Reporter for BackfillReporter {
                     );
                 } else if let Some(bar) = &self.bar {
                     self.draw(bar, name, *rows_done, total, *total_exact);
+                    // No rate before two chunks have measured one.
+                    let rate = (*rows_per_second >= 1.0)
+                        .then(|| human_rate(*rows_per_second))
+                        .unwrap_or_default();
                     bar.set_message(format!(
                         "{}{}{}",
-                        human_rate(*rows_per_second),
+                        rate,
                         eta_secs
                             .filter(|_| total.is_some())
                             .map(|s| format!("  ETA {}", human_secs(s)))
@@ -266,12 +270,14 @@ impl Reporter for BackfillReporter {
                     if last.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
                         *last = Some(Instant::now());
                         errln!(
-                            "{name}: {}{} rows, {}, chunk {chunk_size}{}{}",
+                            "{name}: {}{} rows, {}chunk {chunk_size}{}{}",
                             human_count(*rows_done),
                             total
                                 .map(|t| format!(" of {}", of_total(t, *total_exact)))
                                 .unwrap_or_default(),
-                            human_rate(*rows_per_second),
+                            (*rows_per_second >= 1.0)
+                                .then(|| format!("{}, ", human_rate(*rows_per_second)))
+                                .unwrap_or_default(),
                             eta_secs
                                 .map(|s| format!(", ETA {}", human_secs(s)))
                                 .unwrap_or_default(),
