@@ -253,9 +253,11 @@ impl Reporter for BackfillReporter {
                 } else if let Some(bar) = &self.bar {
                     self.draw(bar, name, *rows_done, total, *total_exact);
                     // No rate before two chunks have measured one.
-                    let rate = (*rows_per_second >= 1.0)
-                        .then(|| human_rate(*rows_per_second))
-                        .unwrap_or_default();
+                    let rate = if *rows_per_second >= 1.0 {
+                        human_rate(*rows_per_second)
+                    } else {
+                        String::new()
+                    };
                     bar.set_message(format!(
                         "{}{}{}",
                         rate,
@@ -275,9 +277,11 @@ impl Reporter for BackfillReporter {
                             total
                                 .map(|t| format!(" of {}", of_total(t, *total_exact)))
                                 .unwrap_or_default(),
-                            (*rows_per_second >= 1.0)
-                                .then(|| format!("{}, ", human_rate(*rows_per_second)))
-                                .unwrap_or_default(),
+                            if *rows_per_second >= 1.0 {
+                                format!("{}, ", human_rate(*rows_per_second))
+                            } else {
+                                String::new()
+                            },
                             eta_secs
                                 .map(|s| format!(", ETA {}", human_secs(s)))
                                 .unwrap_or_default(),
