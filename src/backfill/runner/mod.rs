@@ -15,6 +15,7 @@
 //!   process; the runner polls its projection row a few times a second.
 
 mod start;
+mod stepping;
 mod watch;
 mod worker;
 
@@ -514,6 +515,7 @@ impl LockedRun<'_> {
 }
 
 use start::{key_of, start};
+use stepping::{Step, dense, step_to};
 use watch::{poll_control, watchdog};
 use worker::Ctx;
 
