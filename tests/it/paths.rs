@@ -118,6 +118,24 @@ fn paths_are_relative_to_the_project_root_wherever_you_stand() {
         ),
         "{github:?}"
     );
+    // An absolute --dir from elsewhere: relative to $GITHUB_WORKSPACE.
+    let mut cmd = support::shiftlog_cmd();
+    cmd.current_dir("/")
+        .env("GITHUB_WORKSPACE", repo.path())
+        .args([
+            "--dir",
+            &root.display().to_string(),
+            "--format",
+            "github",
+            "check",
+        ]);
+    let github_elsewhere = support::run(&mut cmd);
+    assert!(
+        github_elsewhere
+            .stdout
+            .contains("::error file=supabase/migrations/20240102000000_idx.sql,line=2,"),
+        "{github_elsewhere:?}"
+    );
     let github_inside = run(&root, &["--format", "github", "check"]);
     assert!(
         github_inside

@@ -68,6 +68,23 @@ pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitSt
     Ok(report.exit_status())
 }
 
+/// The path GitHub resolves an annotation from: relative to the workspace
+/// (`$GITHUB_WORKSPACE`, else where shiftlog runs). The project root is
+/// joined in front of the finding's project-relative path when it lies
+/// under the workspace; a root elsewhere leaves the project-relative path.
+fn annotation_path(dir: &std::path::Path, path: &std::path::Path) -> std::path::PathBuf {
+    let root = crate::cli::output::from_here(dir);
+    if root == std::path::Path::new(".") {
+        return path.to_path_buf();
+    }
+    if root.is_relative() {
+        return root.join(path);
+    }
+    std::env::var_os("GITHUB_WORKSPACE")
+        .and_then(|w| root.strip_prefix(w).ok().map(|r| r.join(path)))
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
 /// One GitHub Actions workflow command per finding (an annotation on the
 /// file and line, the rule as its title), then the summary lines. GitHub
 /// resolves an annotation's file from the workspace (where the job runs
@@ -87,12 +104,7 @@ pub fn github(report: &CheckReport, dir: &std::path::Path) -> String {
             Severity::Warning => "warning",
             Severity::Notice => "notice",
         };
-        let root = crate::cli::output::from_here(dir);
-        let file = if root == std::path::Path::new(".") {
-            f.path.clone()
-        } else {
-            root.join(&f.path)
-        };
+        let file = annotation_path(dir, &f.path);
         let mut props = format!("file={}", property(&file.display().to_string()));
         if let Some(line) = f.line {
             let _ = write!(props, ",line={line}");
