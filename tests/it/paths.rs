@@ -136,6 +136,18 @@ fn paths_are_relative_to_the_project_root_wherever_you_stand() {
             .contains("::error file=supabase/migrations/20240102000000_idx.sql,line=2,"),
         "{github_elsewhere:?}"
     );
+    // The usual job: --dir left at `.`, run from the workspace.
+    let mut cmd = support::shiftlog_cmd();
+    cmd.current_dir(&root)
+        .env("GITHUB_WORKSPACE", &root)
+        .args(["--format", "github", "check"]);
+    let github_here = support::run(&mut cmd);
+    assert!(
+        github_here
+            .stdout
+            .contains("::error file=migrations/20240102000000_idx.sql,line=2,"),
+        "{github_here:?}"
+    );
     let github_inside = run(&root, &["--format", "github", "check"]);
     assert!(
         github_inside

@@ -73,16 +73,27 @@ pub async fn exec(global: &GlobalArgs, args: CheckArgs) -> anyhow::Result<ExitSt
 /// joined in front of the finding's project-relative path when it lies
 /// under the workspace; a root elsewhere leaves the project-relative path.
 fn annotation_path(dir: &std::path::Path, path: &std::path::Path) -> std::path::PathBuf {
+    if let Some(workspace) = std::env::var_os("GITHUB_WORKSPACE") {
+        let absolute = std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_path_buf());
+        if let Ok(under) = absolute.strip_prefix(&workspace) {
+            // `--dir .` or `./db`: no `./` in front of the path GitHub reads.
+            let under: std::path::PathBuf = under
+                .components()
+                .filter(|c| !matches!(c, std::path::Component::CurDir))
+                .collect();
+            return under.join(path);
+        }
+    }
     let root = crate::cli::output::from_here(dir);
     if root == std::path::Path::new(".") {
-        return path.to_path_buf();
+        path.to_path_buf()
+    } else if root.is_relative() {
+        root.join(path)
+    } else {
+        path.to_path_buf()
     }
-    if root.is_relative() {
-        return root.join(path);
-    }
-    std::env::var_os("GITHUB_WORKSPACE")
-        .and_then(|w| root.strip_prefix(w).ok().map(|r| r.join(path)))
-        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// One GitHub Actions workflow command per finding (an annotation on the
