@@ -157,6 +157,8 @@ pub struct BackfillStatusRow {
     pub throttled: Option<String>,
     /// Last checkpoint time.
     pub last_checkpoint_at: Option<String>,
+    /// When the run completed.
+    pub completed_at: Option<String>,
     /// Rows left at the last completion check (when it is still current).
     pub verified_remaining: Option<u64>,
     /// The error that stopped it.
@@ -279,6 +281,9 @@ pub async fn status(
             throttled: s.and_then(|s| s.throttled.clone()),
             last_checkpoint_at: s
                 .and_then(|s| s.last_checkpoint_at)
+                .map(crate::ledger::export::format_time),
+            completed_at: s
+                .and_then(|s| s.completed_at)
                 .map(crate::ledger::export::format_time),
             verified_remaining: s.and_then(|s| s.verified.as_ref()).map(|v| v.remaining),
             failure: s.and_then(|s| s.failure.clone()),

@@ -397,7 +397,8 @@ async fn heartbeat(
         match ledger.renew_lease(c, &token, ttl).await {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!("the lease was lost (expired and taken over); stopping");
+                // The runner says so, naming the taker (`Lease::explain`).
+                tracing::debug!("the lease was taken over; stopping the heartbeat");
                 lost.store(true, Ordering::SeqCst);
                 return;
             }

@@ -372,6 +372,9 @@ fn render_status(rows: &[BackfillStatusRow]) -> String {
         if let Some(t) = &r.last_checkpoint_at {
             out.push_str(&format!("  checkpoint  {t}\n"));
         }
+        if let Some(t) = &r.completed_at {
+            out.push_str(&format!("  completed   {t}\n"));
+        }
         if let Some(v) = r.verified_remaining {
             out.push_str(&format!(
                 "  verified    {}\n",
