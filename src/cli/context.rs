@@ -295,6 +295,8 @@ impl Reporter for StderrReporter {
                     backoff.as_millis()
                 )
             }
+            // One statement: its `done` line says it all.
+            Progress::StatementDone { total: 1, .. } => return,
             Progress::StatementDone {
                 version,
                 phase,
