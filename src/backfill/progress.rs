@@ -2,8 +2,9 @@
 //! progress line and `backfill status` from any process show, and the ETA.
 //!
 //! The run knows three things about its size:
-//! - the rows at its start, counted when there were few (exact), else the
-//!   planner's estimate scaled to the table's current size;
+//! - the rows at its start, counted when there were few (exact), else
+//!   from a block sample of the table as it is (the planner's estimate if
+//!   the sample cannot be taken);
 //! - with one integer key column, the key values its range holds
 //!   (`key_span`): an exact upper bound, and how far each slice has got
 //!   through it;

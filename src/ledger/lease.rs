@@ -216,9 +216,13 @@ impl Drop for Lease {
 
 /// "taken over at T by alice on host-b (its lease had expired …)".
 fn takeover_text(at: &time::OffsetDateTime, actor: &str, p: &serde_json::Value) -> String {
-    let actor: serde_json::Value = serde_json::from_str(actor).unwrap_or_default();
-    let who = actor["operator"].as_str().unwrap_or("another runner");
-    let host = actor["host"].as_str().unwrap_or("an unknown host");
+    let actor: crate::ledger::event::Actor = serde_json::from_str(actor).unwrap_or_default();
+    let who = Some(actor.operator.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("another runner");
+    let host = Some(actor.host.as_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("an unknown host");
     let why = match p["reason"].as_str() {
         Some("holder_exited") => "this process looked gone from its host".to_owned(),
         _ => format!(

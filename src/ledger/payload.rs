@@ -209,8 +209,8 @@ pub struct BackfillStartedPayload {
     /// The key ranges `(lo, hi]` the workers walk, `None` for open ends.
     pub slices: Vec<(Option<KeyValues>, Option<KeyValues>)>,
     /// Rows at the start: counted when few (see `estimate_exact`), else
-    /// the planner's estimate (scaled to the table's current size, so never
-    /// 0 for a table not yet analyzed), at most `key_span`.
+    /// from a block sample of the table as it is (the planner's estimate
+    /// if the sample cannot be taken), at most `key_span`.
     pub estimate: Option<u64>,
     /// Whether `estimate` is a count of the rows up to `hi` at the start.
     #[serde(default)]
